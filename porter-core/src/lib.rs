@@ -1,0 +1,13 @@
+//! `porter-core`: the artifact engine behind `ds-porter`.
+//!
+//! It pulls OCI artifacts (mostly multi-arch plugin binaries behind an image index) into a shared,
+//! content-addressed cache that is itself a valid OCI image layout, exports the requested
+//! platforms to files or directories, and lists what is cached. It knows nothing about gRPC, DS
+//! wire types, command lines or progress bars: front ends drive it through [`Porter`] and observe
+//! it through [`progress::Progress`].
+
+pub mod config;
+pub mod error;
+pub mod platform;
+
+pub use error::{Error, ErrorKind, Result};

@@ -76,7 +76,10 @@ pub enum Error {
 
     /// The requested object does not exist.
     #[error("{what} not found: {reference}")]
-    NotFound { what: &'static str, reference: String },
+    NotFound {
+        what: &'static str,
+        reference: String,
+    },
 
     /// The registry could not be reached or the transfer broke off.
     #[error("{registry}: {reason}")]
@@ -84,11 +87,19 @@ pub enum Error {
 
     /// Content did not hash to its digest.
     #[error("digest mismatch for {context}: expected {expected}, found {found}")]
-    DigestMismatch { context: String, expected: String, found: String },
+    DigestMismatch {
+        context: String,
+        expected: String,
+        found: String,
+    },
 
     /// Content had a different length than its descriptor says.
     #[error("size mismatch for {digest}: expected {expected} bytes, found {found}")]
-    SizeMismatch { digest: String, expected: u64, found: u64 },
+    SizeMismatch {
+        digest: String,
+        expected: u64,
+        found: u64,
+    },
 
     /// A manifest or index could not be understood.
     #[error("invalid manifest {digest}: {reason}")]
@@ -118,6 +129,14 @@ pub enum Error {
     /// The operation was cancelled.
     #[error("operation cancelled")]
     Cancelled,
+
+    /// An error with the operation that failed prefixed (`failed to copy artifact: …`).
+    #[error("{context}: {source}")]
+    Context {
+        context: &'static str,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -142,12 +161,17 @@ impl Error {
             Error::Unsafe(_) => ErrorKind::Unsafe,
             Error::Export(_) => ErrorKind::InvalidInput,
             Error::Cancelled => ErrorKind::Other,
+            Error::Context { source, .. } => source.kind(),
         }
     }
 
     /// Builds an [`Error::Io`].
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 }
 

@@ -6,8 +6,22 @@
 //! wire types, command lines or progress bars: front ends drive it through [`Porter`] and observe
 //! it through [`progress::Progress`].
 
+pub mod artifact;
+pub mod cache;
 pub mod config;
+pub mod digest;
+mod engine;
 pub mod error;
+pub mod export;
+pub mod manifest;
 pub mod platform;
+pub mod progress;
+mod pull;
+pub mod reference;
+mod registry;
 
+pub use artifact::{ArtifactResult, Finalizer, PluginInfo};
+pub use engine::{Porter, PullOutcome, PullRequest};
 pub use error::{Error, ErrorKind, Result};
+pub use manifest::PlatformRequest;
+pub use registry::install_crypto_provider;

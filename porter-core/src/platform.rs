@@ -35,7 +35,11 @@ impl Platform {
 
     /// The platform this binary runs on, in Go names.
     pub fn host() -> Self {
-        Platform::new(go_os(std::env::consts::OS), go_arch(std::env::consts::ARCH), None)
+        Platform::new(
+            go_os(std::env::consts::OS),
+            go_arch(std::env::consts::ARCH),
+            None,
+        )
     }
 
     /// The variant with the architecture's implied default applied (`arm64` → `v8`, `arm` → `v7`).
@@ -86,7 +90,9 @@ impl FromStr for Platform {
 
     /// Parses `os/arch` or `os/arch/variant`; anything else is an error naming the value.
     fn from_str(s: &str) -> Result<Self, Error> {
-        let invalid = || Error::InvalidPlatform { value: s.to_owned() };
+        let invalid = || Error::InvalidPlatform {
+            value: s.to_owned(),
+        };
         let trimmed = s.trim();
         let parts: Vec<&str> = trimmed.split('/').collect();
         if !(2..=3).contains(&parts.len()) {
@@ -112,7 +118,9 @@ pub fn parse_list<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<P
     for value in values {
         for item in value.split(',') {
             if item.trim().is_empty() {
-                return Err(Error::InvalidPlatform { value: value.to_owned() });
+                return Err(Error::InvalidPlatform {
+                    value: value.to_owned(),
+                });
             }
             let p: Platform = item.parse()?;
             if !out.contains(&p) {
@@ -168,7 +176,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed_platforms_naming_the_value() {
-        for bad in ["linux", "", "/", "linux/", "/amd64", "a/b/c/d", "linux/amd 64"] {
+        for bad in [
+            "linux",
+            "",
+            "/",
+            "linux/",
+            "/amd64",
+            "a/b/c/d",
+            "linux/amd 64",
+        ] {
             let err = bad.parse::<Platform>().unwrap_err();
             assert_eq!(
                 err.to_string(),

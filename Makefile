@@ -1,0 +1,39 @@
+# The README's two commands are `make run` and `make test`; .ci/run calls `make test`.
+
+CARGO ?= cargo
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+export DS_PORTER_COMMIT := $(COMMIT)
+export DS_PORTER_BUILD_DATE := $(DATE)
+
+.PHONY: build run test deps lint fmt clean
+
+## build: release binary at bin/ds-porter
+build:
+	$(CARGO) build --release -p porter-plugin --bin ds-porter
+	mkdir -p bin && cp target/release/ds-porter bin/ds-porter
+
+## run: pull the bundled example artifact and export this platform's binary into ./dist (offline)
+run:
+	$(CARGO) run -q -p porter-plugin --bin ds-porter -- pull oci:examples/store:1.0.0 -o dist
+
+## deps: install the test suite's system packages when missing
+deps:
+	./scripts/ensure-deps.sh
+
+## lint: formatting and clippy gates
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## test: everything CI runs
+test: deps lint
+	$(CARGO) build -p porter-plugin --bin ds-porter
+	$(CARGO) test --workspace
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	rm -rf bin dist

@@ -1,0 +1,463 @@
+//! The shared, content-addressed cache.
+//!
+//! The cache root (`<Cache.Dir>/porter`) is one valid OCI image layout — `oci-layout`,
+//! `index.json`, `blobs/sha256/<hex>` — so skopeo, oras or crane can read it
+//! (`skopeo inspect oci:<root>:<reference>`). Beside the layout, each artifact has an entry
+//! directory `<root>/<id>/metadata.json` (id = first 16 hex digits of the root digest), the same
+//! place the Go plugin kept its entries, so `list` shows both.
+//!
+//! Blobs are hashed while they stream into a temp file inside the cache, checked against digest
+//! and size, and only then renamed into place. `index.json` and metadata files are replaced
+//! atomically under a cross-process lock, so several `ds-porter` processes can share one cache and
+//! a killed pull leaves nothing half-visible.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::artifact::ArtifactResult;
+use crate::digest::{self, Digest};
+use crate::error::{Error, Result};
+use crate::manifest::{ANNOTATION_REF_NAME, Descriptor, MAX_MANIFEST_BYTES};
+
+const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+const INGEST_DIR: &str = ".ingest";
+const LOCK_FILE: &str = ".lock";
+const METADATA_FILE: &str = "metadata.json";
+
+/// A handle on the cache directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// Opens (creating when needed) the cache at `root`.
+    pub fn open(root: &Path) -> Result<Cache> {
+        let cache = Cache {
+            root: root.to_path_buf(),
+        };
+        for dir in [root.to_path_buf(), cache.blobs_dir(), root.join(INGEST_DIR)] {
+            fs::create_dir_all(&dir)
+                .map_err(|e| Error::io("failed to create cache directory", &dir, e))?;
+        }
+        let layout = root.join("oci-layout");
+        if !layout.exists() {
+            write_atomic(&layout, OCI_LAYOUT.as_bytes())?;
+        }
+        Ok(cache)
+    }
+
+    /// The cache root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    /// Where a blob lives (whether or not it is present).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    /// Whether the blob is present with the expected size.
+    pub fn has_blob(&self, digest: &Digest, size: u64) -> bool {
+        fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
+    }
+
+    /// Reads a small blob (a manifest), verifying its digest.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let path = self.blob_path(digest);
+        let len = match fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::MissingBlob {
+                    digest: digest.to_string(),
+                });
+            }
+            Err(e) => return Err(Error::io("failed to read", path, e)),
+        };
+        if len > MAX_MANIFEST_BYTES as u64 {
+            return Err(Error::InvalidManifest {
+                digest: digest.to_string(),
+                reason: format!("larger than {MAX_MANIFEST_BYTES} bytes"),
+            });
+        }
+        let bytes = fs::read(&path).map_err(|e| Error::io("failed to read", &path, e))?;
+        digest::verify(&bytes, digest, &format!("cached blob {}", path.display()))?;
+        Ok(bytes)
+    }
+
+    /// Stores a small blob already in memory after checking its digest.
+    pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        digest::verify(bytes, digest, "blob")?;
+        if self.has_blob(digest, bytes.len() as u64) {
+            return Ok(());
+        }
+        write_atomic(&self.blob_path(digest), bytes)
+    }
+
+    /// Starts streaming a blob into the cache. Hashing and disk writes run on a blocking thread;
+    /// the blob becomes visible only after [`BlobWriter::finish`] verified it.
+    pub fn blob_writer(&self, digest: Digest, size: u64) -> Result<BlobWriter> {
+        let ingest = self.root.join(INGEST_DIR);
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("{}.", digest.hex()))
+            .tempfile_in(&ingest)
+            .map_err(|e| Error::io("failed to create temp file in", &ingest, e))?;
+        let target = self.blob_path(&digest);
+        let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+        let handle = tokio::task::spawn_blocking(move || -> Result<()> {
+            let temp_path = temp.path().to_path_buf();
+            let mut hasher = Sha256::new();
+            let mut written = 0u64;
+            let mut out = BufWriter::with_capacity(1 << 20, temp);
+            while let Some(chunk) = rx.blocking_recv() {
+                written += chunk.len() as u64;
+                if written > size {
+                    return Err(Error::SizeMismatch {
+                        digest: digest.to_string(),
+                        expected: size,
+                        found: written,
+                    });
+                }
+                hasher.update(&chunk);
+                out.write_all(&chunk)
+                    .map_err(|e| Error::io("failed to write", &temp_path, e))?;
+            }
+            if written != size {
+                return Err(Error::SizeMismatch {
+                    digest: digest.to_string(),
+                    expected: size,
+                    found: written,
+                });
+            }
+            let found = Digest::from_hasher(hasher);
+            if found != digest {
+                return Err(Error::DigestMismatch {
+                    context: format!("blob {digest}"),
+                    expected: digest.to_string(),
+                    found: found.to_string(),
+                });
+            }
+            let temp = out
+                .into_inner()
+                .map_err(|e| Error::io("failed to write", &temp_path, e.into_error()))?;
+            temp.persist(&target)
+                .map_err(|e| Error::io("failed to move blob into", &target, e.error))?;
+            Ok(())
+        });
+        Ok(BlobWriter {
+            tx: Some(tx),
+            handle,
+        })
+    }
+
+    /// Looks up a cached reference by its cache name in `index.json`.
+    pub fn resolve_name(&self, name: &str) -> Result<Option<Descriptor>> {
+        let index = self.read_index()?;
+        let Some(Value::Array(manifests)) = index.get("manifests") else {
+            return Ok(None);
+        };
+        for m in manifests {
+            if m.pointer("/annotations/org.opencontainers.image.ref.name")
+                .and_then(Value::as_str)
+                == Some(name)
+            {
+                let desc: Descriptor =
+                    serde_json::from_value(m.clone()).map_err(|e| Error::Config {
+                        source_name: self.root.join("index.json").display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                return Ok(Some(desc));
+            }
+        }
+        Ok(None)
+    }
+
+    fn read_index(&self) -> Result<Map<String, Value>> {
+        let path = self.root.join("index.json");
+        match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(map)) => Ok(map),
+                _ => Err(Error::Config {
+                    source_name: path.display().to_string(),
+                    reason: "not a valid OCI index".into(),
+                }),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut map = Map::new();
+                map.insert("schemaVersion".into(), json!(2));
+                map.insert("mediaType".into(), json!(crate::manifest::OCI_INDEX));
+                map.insert("manifests".into(), json!([]));
+                Ok(map)
+            }
+            Err(e) => Err(Error::io("failed to read", path, e)),
+        }
+    }
+
+    /// Records a pulled artifact: tags `root` as `name` in `index.json` and writes the entry's
+    /// `metadata.json`, both atomically under the cache lock.
+    pub fn record(&self, name: &str, root: &Descriptor, result: &ArtifactResult) -> Result<()> {
+        let _lock = self.lock()?;
+        let entry = self.entry_dir(&result.id);
+        if let Some(existing) = self.read_metadata(&entry)? {
+            if existing.digest != result.digest && !existing.digest.is_empty() {
+                return Err(Error::InvalidInput(format!(
+                    "cache entry {} already holds {}, not {}",
+                    result.id, existing.digest, result.digest
+                )));
+            }
+        }
+        let mut index = self.read_index()?;
+        let mut desc = serde_json::to_value(root).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut desc {
+            map.remove("platform");
+            map.insert("annotations".into(), json!({ ANNOTATION_REF_NAME: name }));
+        }
+        let manifests = index.entry("manifests").or_insert_with(|| json!([]));
+        if !manifests.is_array() {
+            *manifests = json!([]);
+        }
+        if let Value::Array(list) = manifests {
+            list.retain(|m| {
+                m.pointer("/annotations/org.opencontainers.image.ref.name")
+                    .and_then(Value::as_str)
+                    != Some(name)
+            });
+            list.push(desc);
+        }
+        let bytes = serde_json::to_vec(&Value::Object(index)).unwrap_or_default();
+        fs::create_dir_all(&entry).map_err(|e| Error::io("failed to create", &entry, e))?;
+        write_atomic(
+            &entry.join(METADATA_FILE),
+            result.to_metadata_json().as_bytes(),
+        )?;
+        write_atomic(&self.root.join("index.json"), &bytes)
+    }
+
+    /// The entry directory of an artifact id.
+    pub fn entry_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Loads the metadata of a cached artifact by id (16 lower-case hex characters).
+    pub fn lookup(&self, id: &str) -> Result<ArtifactResult> {
+        if id.len() != 16
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(Error::InvalidInput(format!(
+                "invalid artifact id {id:?}: expected 16 hex characters"
+            )));
+        }
+        self.read_metadata(&self.entry_dir(id))?
+            .ok_or_else(|| Error::NotFound {
+                what: "artifact",
+                reference: id.to_owned(),
+            })
+    }
+
+    fn read_metadata(&self, entry: &Path) -> Result<Option<ArtifactResult>> {
+        let path = entry.join(METADATA_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Config {
+                    source_name: path.display().to_string(),
+                    reason: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("failed to read", path, e)),
+        }
+    }
+
+    /// Every cached artifact, sorted by id; entries left by the Go plugin included. Unreadable
+    /// entries are skipped with a warning.
+    pub fn list(&self) -> Result<Vec<ArtifactResult>> {
+        let read = fs::read_dir(&self.root)
+            .map_err(|e| Error::io("failed to read cache directory", &self.root, e))?;
+        let mut dirs: Vec<(String, PathBuf)> = read
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .filter(|(name, _)| name != "blobs" && !name.starts_with('.'))
+            .collect();
+        dirs.sort();
+        let mut out = Vec::with_capacity(dirs.len());
+        for (name, dir) in dirs {
+            match self.read_metadata(&dir) {
+                Ok(Some(entry)) => out.push(entry),
+                Ok(None) => {
+                    tracing::debug!(entry = %name, "cache directory without metadata.json skipped")
+                }
+                Err(err) => tracing::warn!(entry = %name, error = %err, "Failed to load metadata"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn lock(&self) -> Result<File> {
+        let path = self.root.join(LOCK_FILE);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("failed to open cache lock", &path, e))?;
+        file.lock()
+            .map_err(|e| Error::io("failed to lock cache", &path, e))?;
+        Ok(file)
+    }
+}
+
+/// A blob streaming into the cache.
+#[derive(Debug)]
+pub struct BlobWriter {
+    tx: Option<mpsc::Sender<Bytes>>,
+    handle: JoinHandle<Result<()>>,
+}
+
+impl BlobWriter {
+    /// Queues a chunk for hashing and writing.
+    pub async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(chunk).await.is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The writer thread stopped early: its result says why.
+        self.tx = None;
+        match (&mut self.handle).await {
+            Ok(Err(e)) => Err(e),
+            _ => Err(Error::InvalidInput(
+                "blob writer stopped unexpectedly".into(),
+            )),
+        }
+    }
+
+    /// Completes the blob: verifies size and digest and moves it into place.
+    pub async fn finish(mut self) -> Result<()> {
+        self.tx = None;
+        match self.handle.await {
+            Ok(result) => result,
+            Err(e) => Err(Error::InvalidInput(format!("blob writer failed: {e}"))),
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a synced temp file in the same directory and a rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("failed to create temp file in", dir, e))?;
+    temp.write_all(bytes)
+        .map_err(|e| Error::io("failed to write", temp.path().to_path_buf(), e))?;
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("failed to sync", temp.path().to_path_buf(), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = temp
+            .as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644));
+    }
+    temp.persist(path)
+        .map_err(|e| Error::io("failed to replace", path, e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn blobs_become_visible_only_when_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let data = Bytes::from_static(b"hello world");
+        let digest = Digest::of(&data);
+
+        let mut w = cache
+            .blob_writer(digest.clone(), data.len() as u64)
+            .unwrap();
+        w.write(data.slice(..5)).await.unwrap();
+        w.write(data.slice(5..)).await.unwrap();
+        w.finish().await.unwrap();
+        assert!(cache.has_blob(&digest, 11));
+
+        let wrong = Digest::of(b"other");
+        let mut w = cache.blob_writer(wrong.clone(), 11).unwrap();
+        w.write(data.clone()).await.unwrap();
+        let err = w.finish().await.unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(!cache.blob_path(&wrong).exists());
+
+        let mut w = cache.blob_writer(wrong.clone(), 3).unwrap();
+        let first = w.write(data.clone()).await;
+        let err = match first {
+            Err(e) => e,
+            Ok(()) => w.finish().await.unwrap_err(),
+        };
+        assert!(matches!(err, Error::SizeMismatch { .. }), "{err}");
+        assert_eq!(
+            fs::read_dir(dir.path().join(INGEST_DIR)).unwrap().count(),
+            0,
+            "no temp files left"
+        );
+    }
+
+    #[test]
+    fn record_tags_index_and_writes_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let bytes = br#"{"schemaVersion":2,"manifests":[]}"#;
+        let digest = Digest::of(bytes);
+        cache.put_blob(&digest, bytes).unwrap();
+        let root = Descriptor {
+            media_type: crate::manifest::OCI_INDEX.into(),
+            digest: digest.clone(),
+            size: bytes.len() as u64,
+            artifact_type: None,
+            platform: None,
+            annotations: Default::default(),
+        };
+        let result = ArtifactResult {
+            id: digest.short_id().into(),
+            reference: "r/x:1".into(),
+            digest: digest.to_string(),
+            size: bytes.len() as i64,
+            local_path: cache.entry_dir(digest.short_id()).display().to_string(),
+            metadata: Default::default(),
+            plugin_info: None,
+            cached: true,
+            cached_at: crate::artifact::ZERO_TIME.into(),
+            exported_files: vec![],
+        };
+        cache.record("r/x:1", &root, &result).unwrap();
+        cache.record("r/x:2", &root, &result).unwrap();
+        cache.record("r/x:1", &root, &result).unwrap();
+        assert_eq!(cache.resolve_name("r/x:2").unwrap().unwrap().digest, digest);
+        let index: Value =
+            serde_json::from_slice(&fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+        assert_eq!(cache.list().unwrap(), vec![result.clone()]);
+        assert_eq!(cache.lookup(digest.short_id()).unwrap(), result);
+        assert!(cache.lookup("../../etc/passwd").is_err());
+    }
+}

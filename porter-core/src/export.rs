@@ -1,0 +1,366 @@
+//! Export of pulled layers to the user's `-o/--output` destination.
+//!
+//! The destination rules are those of `ds-contract` §7.7: a single layer goes to a file, otherwise
+//! each selected manifest goes to a directory (per platform when asked), archive layers are
+//! unpacked and other layers are written under their title. Unlike the Go plugin, an export never
+//! writes outside its destination or through a symbolic link, caps archives against bombs, and
+//! makes every file appear atomically: it is written under a temporary name beside its final place
+//! and renamed, so an interrupted export leaves nothing half-written behind.
+
+mod archive;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
+use std::fs::{self, DirBuilder, File};
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::platform::Platform;
+
+/// Prefix of the temporary files and staging directories an export creates in the destination.
+const TMP_PREFIX: &str = ".ds-porter-tmp-";
+
+/// Caps against archive bombs, applied to each archive layer while it is decompressed.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractLimits {
+    /// Decompressed bytes of one archive, headers included.
+    pub max_total_bytes: u64,
+    /// Entries of one archive.
+    pub max_entries: u64,
+    /// Bytes of one archive entry.
+    pub max_entry_bytes: u64,
+}
+
+impl Default for ExtractLimits {
+    /// 8 GiB in total, 100,000 entries, 4 GiB per entry.
+    fn default() -> Self {
+        ExtractLimits {
+            max_total_bytes: 8 << 30,
+            max_entries: 100_000,
+            max_entry_bytes: 4 << 30,
+        }
+    }
+}
+
+/// One layer to export: a verified blob file in the cache.
+#[derive(Debug, Clone)]
+pub struct ExportLayer {
+    /// Layer media type; decides whether the layer is unpacked.
+    pub media_type: String,
+    /// The `org.opencontainers.image.title` annotation, if any.
+    pub title: Option<String>,
+    /// The blob's file in the cache.
+    pub blob_path: PathBuf,
+    /// The blob's size from its descriptor.
+    pub size: u64,
+}
+
+/// One selected manifest (index order) and its platform (`None` for a single manifest without one).
+#[derive(Debug, Clone)]
+pub struct ExportManifest {
+    /// Platform from the index; names the sub-directory when sub-directories are used.
+    pub platform: Option<Platform>,
+    /// Layers in manifest order.
+    pub layers: Vec<ExportLayer>,
+}
+
+/// What to export and where.
+#[derive(Debug, Clone)]
+pub struct ExportPlan {
+    /// The destination as the user gave it (relative paths are relative to the working directory).
+    pub destination: PathBuf,
+    /// Whether platforms were requested explicitly or all of them (sub-directories per platform).
+    pub subdirs: bool,
+    /// The selected manifests; never empty.
+    pub manifests: Vec<ExportManifest>,
+    /// File name for untitled layers, derived from the reference by the caller (e.g. `tool`).
+    pub fallback_name: String,
+    /// Caps for archive layers.
+    pub limits: ExtractLimits,
+}
+
+/// Whether the destination receives one file or a directory tree.
+enum Mode {
+    File,
+    Directory,
+}
+
+/// Exports `plan` and returns the created paths (joined to the destination, like Go's
+/// `exported_files`): the file in file mode, otherwise every written file and every directory,
+/// file and link an archive named, in order.
+pub fn export(plan: &ExportPlan) -> Result<Vec<String>> {
+    let subdirs = plan.subdirs || plan.manifests.len() > 1;
+    match prepare_destination(&plan.destination, subdirs)? {
+        Mode::File => export_file(plan),
+        Mode::Directory => export_directories(plan, subdirs),
+    }
+}
+
+/// Makes a layer title or reference name usable as a file name: `\`, `/`, `:` and spaces become
+/// `-`, surrounding whitespace is trimmed, and an empty result, `.` or `..` becomes `artifact`.
+pub fn sanitize_name(raw: &str) -> String {
+    let replaced: String = raw
+        .chars()
+        .map(|c| {
+            if matches!(c, '\\' | '/' | ':' | ' ') {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect();
+    match replaced.trim() {
+        "" | "." | ".." => "artifact".to_owned(),
+        name => name.to_owned(),
+    }
+}
+
+/// Chooses file or directory mode and creates missing directories (§7.7).
+fn prepare_destination(dest: &Path, subdirs: bool) -> Result<Mode> {
+    if file_type(dest)?.is_some() {
+        // A link to a directory is the user's chosen root; anything else that exists, a dangling
+        // link included, is a file to be replaced.
+        if fs::metadata(dest).is_ok_and(|m| m.is_dir()) {
+            return Ok(Mode::Directory);
+        }
+        if subdirs {
+            return Err(Error::Export(
+                "destination must be a directory when exporting multiple platforms".to_owned(),
+            ));
+        }
+        return Ok(Mode::File);
+    }
+    if !subdirs && looks_like_file(dest) {
+        create_dir_all(parent_dir(dest))?;
+        return Ok(Mode::File);
+    }
+    create_dir_all(dest)?;
+    Ok(Mode::Directory)
+}
+
+/// Go's `!strings.HasSuffix(dest, separator) && filepath.Ext(dest) != ""`: the last path element
+/// contains a dot.
+fn looks_like_file(dest: &Path) -> bool {
+    dest.to_string_lossy()
+        .rsplit(std::path::is_separator)
+        .next()
+        .is_some_and(|last| last.contains('.'))
+}
+
+/// Writes the only layer of the only manifest, unmodified, to the destination file.
+fn export_file(plan: &ExportPlan) -> Result<Vec<String>> {
+    let layers = plan
+        .manifests
+        .first()
+        .map_or(&[][..], |m| m.layers.as_slice());
+    let [layer] = layers else {
+        return Err(Error::Export(format!(
+            "expected a single layer, found {}",
+            layers.len()
+        )));
+    };
+    let dest = &plan.destination;
+    if dest.file_name().is_none() {
+        return Err(Error::Export(format!(
+            "destination {} does not name a file",
+            dest.display()
+        )));
+    }
+    write_atomic(&mut open_blob(layer)?, parent_dir(dest), dest)?;
+    Ok(vec![dest.to_string_lossy().into_owned()])
+}
+
+/// Exports each manifest into the destination or its platform's sub-directory.
+fn export_directories(plan: &ExportPlan, subdirs: bool) -> Result<Vec<String>> {
+    let mut exported = Vec::new();
+    for manifest in &plan.manifests {
+        let target = if subdirs {
+            platform_dir(&plan.destination, manifest.platform.as_ref())?
+        } else {
+            plan.destination.clone()
+        };
+        for layer in &manifest.layers {
+            if let Some(compression) = archive::Compression::of(&layer.media_type) {
+                let blob = open_blob(layer)?;
+                let entries =
+                    archive::extract(blob, &layer.blob_path, compression, &target, plan.limits)?;
+                exported.extend(entries.iter().map(|rel| display_path(&target.join(rel))));
+            } else {
+                let name = layer_file_name(layer, manifest.platform.as_ref(), &plan.fallback_name)?;
+                let path = target.join(&name);
+                if file_type(&path)?.is_some_and(|t| t.is_dir()) {
+                    return Err(Error::Unsafe(format!(
+                        "layer file {name} would replace directory {}",
+                        path.display()
+                    )));
+                }
+                write_atomic(&mut open_blob(layer)?, &target, &path)?;
+                exported.push(display_path(&path));
+            }
+        }
+    }
+    Ok(exported)
+}
+
+/// Creates `dest/<os>/<arch>[/<variant>]` (`dest/unknown` without a complete platform), refusing
+/// components that are not plain names and existing components that are links or files.
+fn platform_dir(dest: &Path, platform: Option<&Platform>) -> Result<PathBuf> {
+    let parts = match platform {
+        Some(p) if !p.os.is_empty() && !p.arch.is_empty() => p.dir_components(),
+        _ => vec!["unknown"],
+    };
+    let mut dir = dest.to_path_buf();
+    for part in parts {
+        if matches!(part, "" | "." | "..") || part.contains(['/', '\\', ':', '\0']) {
+            return Err(Error::Unsafe(format!(
+                "platform component {part:?} is not a valid directory name"
+            )));
+        }
+        dir.push(part);
+        match file_type(&dir)? {
+            None => dir_builder()
+                .create(&dir)
+                .map_err(|e| Error::io("failed to create directory", &dir, e))?,
+            Some(t) if t.is_dir() => {}
+            Some(t) if t.is_symlink() => {
+                return Err(Error::Unsafe(format!(
+                    "platform directory {} is a symlink",
+                    dir.display()
+                )));
+            }
+            Some(_) => {
+                return Err(Error::Unsafe(format!(
+                    "platform directory {} exists and is not a directory",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// The file name of a layer that is not unpacked: its sanitised title, or the sanitised fallback
+/// name with `.exe` added for Windows when it has no extension.
+fn layer_file_name(
+    layer: &ExportLayer,
+    platform: Option<&Platform>,
+    fallback: &str,
+) -> Result<String> {
+    if let Some(title) = layer.title.as_deref().filter(|t| !t.trim().is_empty()) {
+        return checked_file_name(sanitize_name(title), "layer title", title);
+    }
+    let mut name = checked_file_name(sanitize_name(fallback), "fallback name", fallback)?;
+    if !name.contains('.') && platform.is_some_and(|p| p.os.eq_ignore_ascii_case("windows")) {
+        name.push_str(".exe");
+    }
+    Ok(name)
+}
+
+/// Rejects a sanitised name that still cannot be a single file name.
+fn checked_file_name(name: String, what: &str, raw: &str) -> Result<String> {
+    if name.contains('\0') {
+        return Err(Error::Unsafe(format!(
+            "{what} {raw:?} is not a valid file name"
+        )));
+    }
+    Ok(name)
+}
+
+/// Opens a layer's blob, checking it still has its descriptor's size.
+fn open_blob(layer: &ExportLayer) -> Result<File> {
+    let path = &layer.blob_path;
+    let file = File::open(path).map_err(|e| Error::io("failed to open layer blob", path, e))?;
+    let found = file
+        .metadata()
+        .map_err(|e| Error::io("failed to inspect", path, e))?
+        .len();
+    if found != layer.size {
+        return Err(Error::SizeMismatch {
+            digest: path.display().to_string(),
+            expected: layer.size,
+            found,
+        });
+    }
+    Ok(file)
+}
+
+/// Copies `src` to `path` through a temporary file in `dir` (the directory of `path`), so `path`
+/// never exists half-written; whatever is at `path`, a symlink included, is replaced, not followed.
+///
+/// Exported layers are plugin binaries, so on unix the file is created executable (0755 minus the
+/// umask).
+fn write_atomic(src: &mut File, dir: &Path, path: &Path) -> Result<()> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TMP_PREFIX);
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755));
+    let mut temp = builder
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("failed to create file in", dir, e))?;
+    io::copy(src, &mut temp).map_err(|e| Error::io("failed to copy layer to", path, e))?;
+    temp.persist(path)
+        .map_err(|e| Error::io("failed to create file", path, e.error))?;
+    Ok(())
+}
+
+/// What is at `path` without following a final symlink; `None` if nothing is.
+fn file_type(path: &Path) -> Result<Option<fs::FileType>> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Ok(Some(meta.file_type())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("failed to inspect", path, e)),
+    }
+}
+
+/// `mkdir -p` with mode 0755 (minus the umask) on unix.
+fn create_dir_all(path: &Path) -> Result<()> {
+    dir_builder()
+        .recursive(true)
+        .create(path)
+        .map_err(|e| Error::io("failed to create directory", path, e))
+}
+
+/// A directory builder with mode 0755 on unix.
+fn dir_builder() -> DirBuilder {
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut builder = DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o755);
+    builder
+}
+
+/// The directory a destination file lives in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Lexically cleans a path for the exported list, as Go's `filepath.Join` does (`./out/a` ⇒
+/// `out/a`); only for display, the file system is never addressed through the cleaned form.
+fn display_path(path: &Path) -> String {
+    let mut parts: Vec<Component<'_>> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => match parts.last() {
+                Some(Component::Normal(_)) => {
+                    parts.pop();
+                }
+                Some(Component::RootDir) => {}
+                _ => parts.push(component),
+            },
+            _ => parts.push(component),
+        }
+    }
+    if parts.is_empty() {
+        return ".".to_owned();
+    }
+    parts
+        .iter()
+        .collect::<PathBuf>()
+        .to_string_lossy()
+        .into_owned()
+}

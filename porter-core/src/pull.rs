@@ -1,0 +1,226 @@
+//! Pulling: resolve the reference, walk the manifest graph, and download only the blobs the
+//! requested platforms need into the cache, several at once.
+//!
+//! A digest reference that is cached costs no request; a tag costs one manifest request, and
+//! nothing more when the blobs are already cached.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use crate::cache::Cache;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::manifest::{self, Descriptor, Manifest, Node, PlatformRequest, Selected};
+use crate::progress::Progress;
+use crate::registry::Source;
+
+/// How deep indexes may nest before the graph is considered hostile.
+const MAX_INDEX_DEPTH: usize = 4;
+/// Most manifests an artifact may select.
+const MAX_SELECTED: usize = 1024;
+
+/// What a pull brought into the cache.
+#[derive(Debug)]
+pub(crate) struct Pulled {
+    pub root: Descriptor,
+    pub node: Node,
+    /// Selected leaf manifests in index order.
+    pub manifests: Vec<(Selected, Manifest)>,
+}
+
+/// Pulls `request`'s platforms from `source` into `cache`.
+pub(crate) async fn pull<S: Source>(
+    source: &S,
+    pinned: Option<&Digest>,
+    cache: &Cache,
+    request: &PlatformRequest,
+    progress: &dyn Progress,
+    concurrency: usize,
+) -> Result<Pulled> {
+    let (root, root_bytes) = match pinned.and_then(|d| cache.read_blob(d).ok().map(|b| (d, b))) {
+        Some((digest, bytes)) => {
+            let media_type = manifest::detect_media_type(&bytes, None, digest)?;
+            let desc = Descriptor {
+                media_type,
+                digest: digest.clone(),
+                size: bytes.len() as u64,
+                artifact_type: None,
+                platform: None,
+                annotations: Default::default(),
+            };
+            (desc, Bytes::from(bytes))
+        }
+        None => {
+            let (desc, bytes) = source.fetch_root().await?;
+            cache.put_blob(&desc.digest, &bytes)?;
+            (desc, bytes)
+        }
+    };
+    let node = manifest::parse(&root_bytes, &root.media_type, &root.digest)?;
+
+    let mut manifests = Vec::new();
+    match &node {
+        Node::Manifest(m) => {
+            let selected = Selected {
+                descriptor: root.clone(),
+                platform: None,
+            };
+            manifests.push((selected, m.clone()));
+        }
+        Node::Index(index) => {
+            let mut ancestors = vec![root.digest.clone()];
+            collect(
+                source,
+                cache,
+                index,
+                None,
+                request,
+                &mut ancestors,
+                &mut manifests,
+            )
+            .await?;
+        }
+    }
+
+    let mut seen = HashSet::new();
+    let blobs: Vec<(Descriptor, Option<String>)> = manifests
+        .iter()
+        .flat_map(|(_, m)| {
+            std::iter::once((m.config.clone(), None)).chain(
+                m.layers
+                    .iter()
+                    .map(|l| (l.clone(), l.title().map(str::to_owned))),
+            )
+        })
+        .filter(|(d, _)| seen.insert(d.digest.clone()))
+        .collect();
+
+    stream::iter(blobs)
+        .map(|(desc, title)| fetch_blob(source, cache, desc, title, progress))
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(Pulled {
+        root,
+        node,
+        manifests,
+    })
+}
+
+async fn fetch_blob<S: Source>(
+    source: &S,
+    cache: &Cache,
+    desc: Descriptor,
+    title: Option<String>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    if cache.has_blob(&desc.digest, desc.size) {
+        progress.blob_done(&desc.digest, true);
+        return Ok(());
+    }
+    progress.blob_started(&desc.digest, desc.size, title.as_deref());
+    let mut writer = cache.blob_writer(desc.digest.clone(), desc.size)?;
+    source.fetch_blob(&desc, &mut writer, progress).await?;
+    writer.finish().await?;
+    progress.blob_done(&desc.digest, false);
+    Ok(())
+}
+
+/// Walks an index depth-first, keeping wanted leaves in index order.
+async fn collect<S: Source>(
+    source: &S,
+    cache: &Cache,
+    index: &manifest::Index,
+    inherited: Option<&crate::platform::Platform>,
+    request: &PlatformRequest,
+    ancestors: &mut Vec<Digest>,
+    out: &mut Vec<(Selected, Manifest)>,
+) -> Result<()> {
+    let (leaves, nested) = manifest::select_children(index, inherited, request);
+    for leaf in leaves {
+        if out
+            .iter()
+            .any(|(s, _)| s.descriptor.digest == leaf.descriptor.digest)
+        {
+            continue;
+        }
+        if out.len() >= MAX_SELECTED {
+            return Err(Error::InvalidManifest {
+                digest: ancestors
+                    .last()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                reason: format!("selects more than {MAX_SELECTED} manifests"),
+            });
+        }
+        let bytes = manifest_bytes(source, cache, &leaf.descriptor).await?;
+        let media_type = manifest::detect_media_type(
+            &bytes,
+            Some(&leaf.descriptor.media_type),
+            &leaf.descriptor.digest,
+        )?;
+        match manifest::parse(&bytes, &media_type, &leaf.descriptor.digest)? {
+            Node::Manifest(m) => out.push((leaf, m)),
+            Node::Index(_) => {
+                return Err(Error::InvalidManifest {
+                    digest: leaf.descriptor.digest.to_string(),
+                    reason: "listed as a manifest but is an index".into(),
+                });
+            }
+        }
+    }
+    for child in nested {
+        if ancestors.contains(&child.descriptor.digest) {
+            return Err(Error::InvalidManifest {
+                digest: child.descriptor.digest.to_string(),
+                reason: "index refers to itself (cycle)".into(),
+            });
+        }
+        if ancestors.len() >= MAX_INDEX_DEPTH {
+            return Err(Error::InvalidManifest {
+                digest: child.descriptor.digest.to_string(),
+                reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH} levels"),
+            });
+        }
+        let bytes = manifest_bytes(source, cache, &child.descriptor).await?;
+        let media_type = manifest::detect_media_type(
+            &bytes,
+            Some(&child.descriptor.media_type),
+            &child.descriptor.digest,
+        )?;
+        let Node::Index(nested_index) =
+            manifest::parse(&bytes, &media_type, &child.descriptor.digest)?
+        else {
+            return Err(Error::InvalidManifest {
+                digest: child.descriptor.digest.to_string(),
+                reason: "listed as an index but is a manifest".into(),
+            });
+        };
+        ancestors.push(child.descriptor.digest.clone());
+        Box::pin(collect(
+            source,
+            cache,
+            &nested_index,
+            child.platform.as_ref(),
+            request,
+            ancestors,
+            out,
+        ))
+        .await?;
+        ancestors.pop();
+    }
+    Ok(())
+}
+
+async fn manifest_bytes<S: Source>(source: &S, cache: &Cache, desc: &Descriptor) -> Result<Bytes> {
+    if cache.has_blob(&desc.digest, desc.size) {
+        if let Ok(bytes) = cache.read_blob(&desc.digest) {
+            return Ok(Bytes::from(bytes));
+        }
+    }
+    let bytes = source.fetch_manifest(desc).await?;
+    cache.put_blob(&desc.digest, &bytes)?;
+    Ok(bytes)
+}

@@ -1,0 +1,438 @@
+//! Where artifacts come from: a registry (through `oci-client`) or an OCI image layout on disk.
+//!
+//! Both implement the narrow [`Source`] trait, so pull, cache and export logic is the same for
+//! both and can be exercised without a network (a layout is a perfectly good test source).
+//!
+//! Transport policy: HTTPS by default; plain HTTP only for registries the configuration lists as
+//! insecure or when the caller passes `insecure` explicitly. There is no silent downgrade, so
+//! credentials never travel over plain HTTP to a registry nobody marked insecure.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use tokio::io::AsyncReadExt;
+
+use crate::cache::BlobWriter;
+use crate::config::{CredentialSecret, Settings};
+use crate::digest::{self, Digest};
+use crate::error::{Error, Result};
+use crate::manifest::{self, ACCEPTED_MANIFEST_TYPES, ANNOTATION_REF_NAME, Descriptor};
+use crate::progress::Progress;
+use crate::reference::{LayoutRef, RegistryRef};
+
+const USER_AGENT: &str = concat!("ds-porter/", env!("CARGO_PKG_VERSION"));
+
+/// A place manifests and blobs are fetched from.
+pub(crate) trait Source: Send + Sync {
+    /// Fetches the root manifest/index the reference names: its descriptor and bytes (verified).
+    fn fetch_root(&self) -> impl Future<Output = Result<(Descriptor, Bytes)>> + Send;
+    /// Fetches a manifest by descriptor, verified against digest and size.
+    fn fetch_manifest(&self, desc: &Descriptor) -> impl Future<Output = Result<Bytes>> + Send;
+    /// Streams a blob into `sink`, reporting progress.
+    fn fetch_blob(
+        &self,
+        desc: &Descriptor,
+        sink: &mut BlobWriter,
+        progress: &dyn Progress,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+fn check_size(desc: &Descriptor, len: usize) -> Result<()> {
+    if desc.size != len as u64 {
+        return Err(Error::SizeMismatch {
+            digest: desc.digest.to_string(),
+            expected: desc.size,
+            found: len as u64,
+        });
+    }
+    Ok(())
+}
+
+fn root_descriptor(bytes: &[u8], digest: Digest, declared: Option<&str>) -> Result<Descriptor> {
+    let media_type = manifest::detect_media_type(bytes, declared, &digest)?;
+    Ok(Descriptor {
+        media_type,
+        digest,
+        size: bytes.len() as u64,
+        artifact_type: None,
+        platform: None,
+        annotations: Default::default(),
+    })
+}
+
+/// Installs the process-wide rustls crypto provider (ring) once. Every entry point calls it;
+/// foreign callers never run our `main`.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Fails only when another provider is already installed, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A registry repository.
+pub(crate) struct RemoteSource {
+    client: oci_client::Client,
+    auth: RegistryAuth,
+    reference: RegistryRef,
+}
+
+impl RemoteSource {
+    /// Builds the client for one reference under the transport policy.
+    pub(crate) fn new(
+        settings: &Settings,
+        reference: &RegistryRef,
+        insecure: bool,
+    ) -> Result<Self> {
+        install_crypto_provider();
+        let host = reference.registry.clone();
+        let protocol = if settings.insecure_all {
+            ClientProtocol::Http
+        } else {
+            let mut plain = settings.insecure_registries.clone();
+            if insecure {
+                plain.push(host.clone());
+            }
+            if plain.is_empty() {
+                ClientProtocol::Https
+            } else {
+                ClientProtocol::HttpsExcept(plain)
+            }
+        };
+        let config = ClientConfig {
+            protocol,
+            platform_resolver: None,
+            connect_timeout: Some(Duration::from_secs(30)),
+            read_timeout: Some(Duration::from_secs(120)),
+            user_agent: USER_AGENT,
+            https_proxy: settings.proxy.https.clone(),
+            http_proxy: settings.proxy.http.clone(),
+            no_proxy: settings.proxy.no_proxy.clone(),
+            ..Default::default()
+        };
+        let client = oci_client::Client::try_from(config).map_err(|e| Error::Network {
+            registry: host.clone(),
+            reason: format!("cannot build HTTP client: {e}"),
+        })?;
+        let auth = match settings.credential_for(&host)? {
+            Some(cred) => match cred.secret {
+                CredentialSecret::Password(p) => {
+                    RegistryAuth::Basic(cred.username, p.expose().to_owned())
+                }
+                CredentialSecret::Token(t) => {
+                    let user = if cred.username.is_empty() {
+                        "token".to_owned()
+                    } else {
+                        cred.username
+                    };
+                    RegistryAuth::Basic(user, t.expose().to_owned())
+                }
+                CredentialSecret::None => RegistryAuth::Anonymous,
+            },
+            None => RegistryAuth::Anonymous,
+        };
+        Ok(RemoteSource {
+            client,
+            auth,
+            reference: reference.clone(),
+        })
+    }
+
+    fn oci_ref(&self, identifier: Option<&Digest>) -> oci_client::Reference {
+        let r = &self.reference;
+        match (identifier.or(r.digest.as_ref()), &r.tag) {
+            (Some(d), _) => oci_client::Reference::with_digest(
+                r.registry.clone(),
+                r.repository.clone(),
+                d.to_string(),
+            ),
+            (None, tag) => oci_client::Reference::with_tag(
+                r.registry.clone(),
+                r.repository.clone(),
+                tag.clone().unwrap_or_else(|| "latest".into()),
+            ),
+        }
+    }
+
+    fn map_err(&self, err: OciDistributionError, what: &str) -> Error {
+        map_oci_error(err, &self.reference, what)
+    }
+}
+
+/// Turns an `oci-client` error into ours, naming registry, repository and what was fetched.
+fn map_oci_error(err: OciDistributionError, r: &RegistryRef, what: &str) -> Error {
+    let registry_err = |status: u16, detail: Option<String>| Error::Registry {
+        registry: r.registry.clone(),
+        repository: r.repository.clone(),
+        what: what.to_owned(),
+        status,
+        detail,
+    };
+    match err {
+        OciDistributionError::ImageManifestNotFoundError(_) => registry_err(404, None),
+        OciDistributionError::UnauthorizedError { .. } => {
+            registry_err(401, Some("unauthorized".into()))
+        }
+        OciDistributionError::AuthenticationFailure(msg) => registry_err(401, Some(msg)),
+        OciDistributionError::ServerError { code, message, .. } => {
+            let message = message.trim();
+            registry_err(
+                code,
+                (!message.is_empty()).then(|| message.chars().take(300).collect()),
+            )
+        }
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let status = envelope
+                .errors
+                .iter()
+                .map(|e| match e.code {
+                    OciErrorCode::Unauthorized => 401,
+                    OciErrorCode::Denied => 403,
+                    OciErrorCode::Toomanyrequests => 429,
+                    OciErrorCode::BlobUnknown
+                    | OciErrorCode::ManifestUnknown
+                    | OciErrorCode::NameUnknown
+                    | OciErrorCode::NotFound => 404,
+                    _ => 400,
+                })
+                .next()
+                .unwrap_or(400);
+            let detail = envelope
+                .errors
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ");
+            registry_err(status, (!detail.is_empty()).then_some(detail))
+        }
+        OciDistributionError::DigestError(e) => Error::DigestMismatch {
+            context: format!("{what} from {r}"),
+            expected: String::new(),
+            found: e.to_string(),
+        },
+        OciDistributionError::RequestError(e) => {
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                reason.push_str(": ");
+                reason.push_str(&s.to_string());
+                source = s.source();
+            }
+            if e.is_connect() || e.is_request() {
+                reason.push_str(" (if this registry only speaks plain HTTP, pass --insecure or list it in Registry.InsecureRegistries)");
+            }
+            Error::Network {
+                registry: r.registry.clone(),
+                reason,
+            }
+        }
+        other => Error::Network {
+            registry: r.registry.clone(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+impl Source for RemoteSource {
+    async fn fetch_root(&self) -> Result<(Descriptor, Bytes)> {
+        let oci_ref = self.oci_ref(None);
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(&oci_ref, &self.auth, ACCEPTED_MANIFEST_TYPES)
+            .await
+            .map_err(|e| self.map_err(e, "manifest request"))?;
+        let digest = Digest::of(&bytes);
+        if let Some(pinned) = &self.reference.digest {
+            digest::verify(&bytes, pinned, &format!("manifest {}", self.reference))?;
+        }
+        Ok((root_descriptor(&bytes, digest, None)?, bytes))
+    }
+
+    async fn fetch_manifest(&self, desc: &Descriptor) -> Result<Bytes> {
+        if desc.size > manifest::MAX_MANIFEST_BYTES as u64 {
+            return Err(Error::InvalidManifest {
+                digest: desc.digest.to_string(),
+                reason: format!(
+                    "descriptor declares {} bytes, more than {}",
+                    desc.size,
+                    manifest::MAX_MANIFEST_BYTES
+                ),
+            });
+        }
+        let oci_ref = self.oci_ref(Some(&desc.digest));
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(&oci_ref, &self.auth, ACCEPTED_MANIFEST_TYPES)
+            .await
+            .map_err(|e| self.map_err(e, "manifest request"))?;
+        digest::verify(&bytes, &desc.digest, &format!("manifest {}", desc.digest))?;
+        check_size(desc, bytes.len())?;
+        Ok(bytes)
+    }
+
+    async fn fetch_blob(
+        &self,
+        desc: &Descriptor,
+        sink: &mut BlobWriter,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let oci_ref = self.oci_ref(None);
+        let layer = OciDescriptor {
+            media_type: desc.media_type.clone(),
+            digest: desc.digest.to_string(),
+            size: desc.size as i64,
+            ..Default::default()
+        };
+        let mut stream = self
+            .client
+            .pull_blob_stream(&oci_ref, &layer)
+            .await
+            .map_err(|e| self.map_err(e, &format!("blob {} request", desc.digest)))?;
+        if let Some(len) = stream.content_length {
+            if len != desc.size {
+                return Err(Error::SizeMismatch {
+                    digest: desc.digest.to_string(),
+                    expected: desc.size,
+                    found: len,
+                });
+            }
+        }
+        while let Some(chunk) = stream.stream.next().await {
+            let chunk = chunk.map_err(|e| Error::Network {
+                registry: self.reference.registry.clone(),
+                reason: format!("download of {} broke off: {e}", desc.digest),
+            })?;
+            progress.blob_progress(&desc.digest, chunk.len() as u64);
+            sink.write(chunk).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An OCI image layout directory.
+pub(crate) struct LayoutSource {
+    reference: LayoutRef,
+}
+
+impl LayoutSource {
+    pub(crate) fn new(reference: &LayoutRef) -> Self {
+        LayoutSource {
+            reference: reference.clone(),
+        }
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.reference
+            .dir
+            .join("blobs")
+            .join(digest.algorithm())
+            .join(digest.hex())
+    }
+
+    async fn read_small(&self, desc: &Descriptor) -> Result<Bytes> {
+        if desc.size > manifest::MAX_MANIFEST_BYTES as u64 {
+            return Err(Error::InvalidManifest {
+                digest: desc.digest.to_string(),
+                reason: format!("larger than {} bytes", manifest::MAX_MANIFEST_BYTES),
+            });
+        }
+        let path = self.blob_path(&desc.digest);
+        let bytes = tokio::fs::read(&path).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound {
+                    what: "blob",
+                    reference: format!("{} in {}", desc.digest, self.reference.dir.display()),
+                }
+            } else {
+                Error::io("failed to read", &path, e)
+            }
+        })?;
+        digest::verify(&bytes, &desc.digest, &path.display().to_string())?;
+        check_size(desc, bytes.len())?;
+        Ok(Bytes::from(bytes))
+    }
+}
+
+impl Source for LayoutSource {
+    async fn fetch_root(&self) -> Result<(Descriptor, Bytes)> {
+        let dir = &self.reference.dir;
+        let index_path = dir.join("index.json");
+        let raw = tokio::fs::read(&index_path).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound {
+                    what: "OCI image layout",
+                    reference: dir.display().to_string(),
+                }
+            } else {
+                Error::io("failed to read", &index_path, e)
+            }
+        })?;
+        let index: manifest::Index =
+            serde_json::from_slice(&raw).map_err(|e| Error::InvalidManifest {
+                digest: index_path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        let found = match (&self.reference.digest, &self.reference.tag) {
+            (Some(d), _) => index.manifests.iter().find(|m| &m.digest == d).cloned(),
+            (None, Some(tag)) => index
+                .manifests
+                .iter()
+                .find(|m| m.annotations.get(ANNOTATION_REF_NAME) == Some(tag))
+                .cloned(),
+            (None, None) if index.manifests.len() == 1 => index.manifests.first().cloned(),
+            (None, None) => {
+                return Err(Error::InvalidInput(format!(
+                    "{} holds {} manifests; name one with oci:<dir>:<tag>",
+                    dir.display(),
+                    index.manifests.len()
+                )));
+            }
+        };
+        let desc = found.ok_or_else(|| Error::NotFound {
+            what: "reference",
+            reference: format!(
+                "oci:{}:{}",
+                dir.display(),
+                self.reference.tag.as_deref().unwrap_or_default()
+            ),
+        })?;
+        let bytes = self.read_small(&desc).await?;
+        let root = root_descriptor(&bytes, desc.digest.clone(), Some(&desc.media_type))?;
+        Ok((root, bytes))
+    }
+
+    async fn fetch_manifest(&self, desc: &Descriptor) -> Result<Bytes> {
+        self.read_small(desc).await
+    }
+
+    async fn fetch_blob(
+        &self,
+        desc: &Descriptor,
+        sink: &mut BlobWriter,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let path = self.blob_path(&desc.digest);
+        let mut file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| Error::io("failed to open", &path, e))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .await
+                .map_err(|e| Error::io("failed to read", &path, e))?;
+            if n == 0 {
+                return Ok(());
+            }
+            progress.blob_progress(&desc.digest, n as u64);
+            sink.write(Bytes::copy_from_slice(&buf[..n])).await?;
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The CLI commands: load settings, open the engine, run, print JSON on stdout.
+
+use std::process::ExitCode;
+
+use porter_core::config::{self, Settings};
+use porter_core::{Error, ErrorKind, Porter};
+
+use crate::cli::{Cli, EXIT_FAILURE, PullArgs, print_stdout};
+use crate::{logging, progress_bar};
+
+/// Version text of the `version` command (the Go plugin's format, without a final newline).
+pub fn version_text() -> String {
+    format!(
+        "porter version {}\n  commit: {}\n  built:  {}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("DS_PORTER_COMMIT").unwrap_or("none"),
+        option_env!("DS_PORTER_BUILD_DATE").unwrap_or("unknown"),
+    )
+}
+
+/// Loads settings, opens the engine and runs `op`, printing its output or the error.
+pub fn run(cli: &Cli, op: impl FnOnce(&Porter) -> Result<String, Error>) -> ExitCode {
+    let outcome = load_settings(cli).and_then(|settings| {
+        logging::init_cli(cli.log_level.as_deref(), &settings.logging);
+        for warning in &settings.logging.warnings {
+            tracing::warn!("{warning}");
+        }
+        Porter::new(settings).map_err(|e| Error::Context {
+            context: "failed to open the cache",
+            source: Box::new(e),
+        })
+    });
+    match outcome.and_then(|porter| op(&porter)) {
+        Ok(text) => print_stdout(&text),
+        Err(err) => {
+            report(&err);
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn load_settings(cli: &Cli) -> Result<Settings, Error> {
+    config::load_standalone(cli.config.as_deref())
+}
+
+fn report(err: &Error) {
+    eprintln!("error: {err}");
+    let hint = match err.kind() {
+        ErrorKind::Unauthorized => Some(
+            "check the registry credentials (DS_AUTH_CREDENTIALS, Auth.Credentials, or docker login)",
+        ),
+        ErrorKind::Integrity => {
+            Some("the content did not match its digest or size; nothing was cached")
+        }
+        _ => None,
+    };
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+}
+
+/// `pull`: pull (and export) one artifact, print its `ArtifactResult`.
+pub fn pull(porter: &Porter, args: &PullArgs) -> Result<String, Error> {
+    let request = args.to_request()?;
+    let progress = progress_bar::reporter();
+    let outcome = runtime()?.block_on(porter.pull(&request, progress.as_ref()))?;
+    drop(progress);
+    for f in &outcome.finalizers {
+        tracing::info!(name = %f.name, operation = %f.operation, args = ?f.args, "artifact requests a finalizer");
+    }
+    Ok(outcome.result.to_stdout_json())
+}
+
+/// `list`: the cached artifacts as a JSON array (`[]` when empty).
+pub fn list(porter: &Porter) -> Result<String, Error> {
+    let entries = porter.list()?;
+    let mut out = porter_core::artifact::go_json(&entries, false);
+    out.push('\n');
+    Ok(out)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("failed to start the async runtime", "", e))
+}

@@ -1,0 +1,234 @@
+//! DS operation arguments: `key=value` strings with the semantics of DS's `types.PluginArgs`
+//! (ds-contract §4.1), and the raw CLI tokens older hosts sent, converted the way newer hosts
+//! convert them (§4 step 3).
+
+use std::collections::HashMap;
+
+/// Parsed `key=value` arguments. Keys are case-sensitive; repeats keep their order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PluginArgs {
+    values: HashMap<String, Vec<String>>,
+    positionals: Vec<String>,
+}
+
+impl PluginArgs {
+    /// Parses what the host sent: `key=value` strings, or raw tokens from a G1 host (any token
+    /// that starts with `-` or has no `=`), which are first normalised like G2+ hosts do.
+    pub fn from_request(args: &[String]) -> PluginArgs {
+        let legacy = args.iter().any(|a| !a.is_empty() && (a.starts_with('-') || !a.contains('=')));
+        if legacy { PluginArgs::new(&normalize_tokens(args)) } else { PluginArgs::new(args) }
+    }
+
+    /// `NewPluginArgs`: split at the first `=`, trim both sides, skip empty keys; `arg<N>` keys
+    /// also fill positional slot N (last write wins).
+    pub fn new(pairs: &[impl AsRef<str>]) -> PluginArgs {
+        let mut args = PluginArgs::default();
+        for pair in pairs.iter().map(AsRef::as_ref).filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let (key, value) = (key.trim(), value.trim());
+            if key.is_empty() {
+                continue;
+            }
+            args.values.entry(key.to_owned()).or_default().push(value.to_owned());
+            if let Some(slot) = positional_slot(key) {
+                if args.positionals.len() <= slot {
+                    args.positionals.resize(slot + 1, String::new());
+                }
+                args.positionals[slot] = value.to_owned();
+            }
+        }
+        args
+    }
+
+    /// The first value of `key`.
+    pub fn first(&self, key: &str) -> Option<&str> {
+        self.values.get(key).and_then(|v| v.first()).map(String::as_str)
+    }
+
+    /// The first value of the first key that exists, even when that value is empty.
+    pub fn first_any(&self, keys: &[&str]) -> Option<&str> {
+        keys.iter().find_map(|k| self.first(k))
+    }
+
+    /// Every value of `key`.
+    pub fn all(&self, key: &str) -> &[String] {
+        self.values.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `key` was given.
+    pub fn has(&self, key: &str) -> bool {
+        self.values.contains_key(key)
+    }
+
+    /// `Bool`: absent ⇒ None; `""` ⇒ true; `true,t,1,yes,y,on` / `false,f,0,no,n,off` (any
+    /// case); anything else ⇒ None.
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        let value = self.first(key)?;
+        match value.to_ascii_lowercase().as_str() {
+            "" | "true" | "t" | "1" | "yes" | "y" | "on" => Some(true),
+            "false" | "f" | "0" | "no" | "n" | "off" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// `BoolAny`: the first key whose value parses as a bool.
+    pub fn bool_any(&self, keys: &[&str]) -> Option<bool> {
+        keys.iter().find_map(|k| self.bool(k))
+    }
+
+    /// Positional slots `0..=max`, gaps as `""`.
+    pub fn positionals(&self) -> &[String] {
+        &self.positionals
+    }
+
+    /// Positionals trimmed, empties removed (porter's `cleanedValues`).
+    pub fn cleaned_positionals(&self) -> Vec<String> {
+        cleaned(&self.positionals)
+    }
+}
+
+/// Trimmed values with empties removed.
+pub fn cleaned(values: &[String]) -> Vec<String> {
+    values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_owned).collect()
+}
+
+/// `arg<N>` → N, with Go `strconv.Atoi` rules (an optional sign; negative slots do not count).
+fn positional_slot(key: &str) -> Option<usize> {
+    let digits = key.strip_prefix("arg")?;
+    let unsigned = digits.strip_prefix('+').unwrap_or(digits);
+    if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    unsigned.parse().ok()
+}
+
+/// Converts raw CLI tokens into `key=value` strings as DS's `parsePluginInvocation` does.
+pub fn normalize_tokens(tokens: &[String]) -> Vec<String> {
+    let tokens: Vec<&str> = tokens.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).collect();
+    let mut out = Vec::new();
+    let mut positional = 0;
+    let mut push_positional = |out: &mut Vec<String>, value: &str| {
+        out.push(format!("arg{positional}={value}"));
+        positional += 1;
+    };
+    let takes_value = |next: Option<&&str>| next.is_some_and(|n| !is_flag_like(n));
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = tokens[i];
+        i += 1;
+        if token == "--" {
+            for rest in &tokens[i..] {
+                push_positional(&mut out, rest);
+            }
+            break;
+        }
+        if token == "-" || !token.starts_with('-') {
+            push_positional(&mut out, token);
+            continue;
+        }
+        let long = token.starts_with("--");
+        let body = token.strip_prefix("--").or_else(|| token.strip_prefix('-')).unwrap_or(token);
+        if let Some((key, value)) = body.split_once('=') {
+            out.push(format!("{}={}", normalize_key(key), value.trim()));
+        } else if !long && body.chars().count() > 1 {
+            for c in body.chars() {
+                out.push(format!("{}=true", c.to_lowercase()));
+            }
+        } else if takes_value(tokens.get(i)) {
+            out.push(format!("{}={}", normalize_key(body), tokens[i]));
+            i += 1;
+        } else {
+            out.push(format!("{}=true", normalize_key(body)));
+        }
+    }
+    out
+}
+
+fn normalize_key(key: &str) -> String {
+    key.trim().to_lowercase()
+}
+
+/// A flag-like token starts with `-` and is not a negative number.
+fn is_flag_like(token: &str) -> bool {
+    token.starts_with('-') && token.len() > 1 && token[1..].parse::<f64>().is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(pairs: &[&str]) -> PluginArgs {
+        PluginArgs::new(pairs)
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn first_key_that_yields_a_bool_wins() {
+        // Conformance case 27.
+        assert_eq!(args(&["h=true", "help=false", "o=path"]).bool_any(&["help", "h"]), Some(false));
+    }
+
+    #[test]
+    fn positional_gaps_are_kept_and_cleaned_away() {
+        // Conformance case 28.
+        let a = args(&["arg0=a", "arg2=c"]);
+        assert_eq!(a.positionals(), ["a", "", "c"]);
+        assert_eq!(a.cleaned_positionals(), ["a", "c"]);
+    }
+
+    #[test]
+    fn first_existing_key_wins_even_when_empty() {
+        // Conformance case 29.
+        assert_eq!(args(&["ref=", "arg0=REF"]).first_any(&["ref", "artifact", "arg0"]), Some(""));
+    }
+
+    #[test]
+    fn bool_parsing_follows_go() {
+        // Conformance case 30.
+        assert_eq!(args(&["flag="]).bool("flag"), Some(true));
+        assert_eq!(args(&["flag=maybe"]).bool("flag"), None);
+        assert_eq!(args(&["flag=OFF"]).bool("flag"), Some(false));
+        assert_eq!(args(&[]).bool("flag"), None);
+    }
+
+    #[test]
+    fn keys_and_values_are_trimmed_and_repeats_kept() {
+        let a = args(&[" platform = linux/amd64 ", "platform=linux/arm64", "=x", "", "novalue", "arg+1=p"]);
+        assert_eq!(a.all("platform"), ["linux/amd64", "linux/arm64"]);
+        assert!(a.has("novalue"));
+        assert_eq!(a.first("novalue"), Some(""));
+        assert_eq!(a.positionals(), ["", "p"]);
+        assert!(!a.has(""));
+    }
+
+    #[test]
+    fn raw_tokens_are_normalised_like_ds_does() {
+        // Conformance cases 18–23, from the plugin side.
+        let cases: [(&[&str], &[&str]); 6] = [
+            (&["--platform", "linux/arm64", "-o", "./dist", "REF"], &["platform=linux/arm64", "o=./dist", "arg0=REF"]),
+            (&["--insecure", "REF", "-o", "out"], &["insecure=REF", "o=out"]),
+            (&["REF", "--insecure", "-o", "out"], &["arg0=REF", "insecure=true", "o=out"]),
+            (&["REF", "-o"], &["arg0=REF", "o=true"]),
+            (&["-abc", "REF"], &["a=true", "b=true", "c=true", "arg0=REF"]),
+            (
+                &["-o=x", "--Output=Y", "--level", "-5", "--", "-x", "y"],
+                &["o=x", "output=Y", "level=-5", "arg0=-x", "arg1=y"],
+            ),
+        ];
+        for (tokens, expected) in cases {
+            assert_eq!(normalize_tokens(&strings(tokens)), strings(expected), "{tokens:?}");
+        }
+    }
+
+    #[test]
+    fn legacy_form_is_detected() {
+        let a = PluginArgs::from_request(&strings(&["--platform", "linux/arm64", "REF"]));
+        assert_eq!(a.first("platform"), Some("linux/arm64"));
+        assert_eq!(a.positionals(), ["REF"]);
+        let b = PluginArgs::from_request(&strings(&["arg0=REF", "o=out"]));
+        assert_eq!(b.first("o"), Some("out"));
+    }
+}

@@ -1,0 +1,268 @@
+//! The operations DS runs through `Execute`: `pull`, `list`, `execute-plugin`, `help`,
+//! `version`, and `push` (not in this build). Each returns what DS shows: stdout, finalizers,
+//! or an error string (ds-contract §6.4, §7).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use porter_core::artifact::{self, ArtifactResult};
+use porter_core::config::Settings;
+use porter_core::digest::Digest;
+use porter_core::progress::Progress;
+use porter_core::{Finalizer, PlatformRequest, Porter, PullRequest, platform};
+
+use super::args::{PluginArgs, cleaned};
+use super::hclog;
+
+/// `help` output (ds-contract §7.1).
+pub const HELP: &str = "Available commands:
+  pull <artifact>    Pull an artifact
+  push <artifact>    Push an artifact
+  list               List artifacts
+  execute-plugin     Execute a plugin
+  version            Show plugin version
+";
+
+/// `pull help=true` output (ds-contract §7.5).
+pub const PULL_USAGE: &str = "Usage: ds porter pull [flags] <artifact-ref>
+
+Flags:
+  --output, -o <path>   Export artifact to a file or directory
+                         Directories receive ds-porter by default; files write the binary directly
+  --platform <os/arch>  Fetch a specific platform (repeatable; e.g. linux/arm64)
+  --all-arch            Fetch every platform in the index (requires directory output)
+  --insecure            Allow plain HTTP connections to registries
+
+Behaviour:
+  • Without --platform/--all-arch, the current runtime platform is exported
+  • When multiple platforms are requested, artifacts are written to <dir>/<os>/<arch>/
+
+Examples:
+  ds porter pull ghcr.io/delivery-station/porter:0.2.0 -o ./porter-bin
+  ds porter pull localhost/delivery-station/porter:0.2.0 --platform linux/arm64 -o ./out
+  ds porter pull ghcr.io/...:0.2.0 --all-arch -o ./artifacts
+";
+
+/// Default operation of the finalizer `execute-plugin` emits.
+pub const EXECUTE_PLUGIN_DEFAULT_OPERATION: &str = "run";
+
+/// DS's gRPC client accepts 4 MiB per message; leave room for the other fields.
+const MAX_STDOUT: usize = 4 * 1024 * 1024 - 64 * 1024;
+
+/// What an operation produced on success.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// The `stdout` field.
+    pub stdout: String,
+    /// The `stderr` field (shown verbatim by DS).
+    pub stderr: String,
+    /// Follow-up plugin runs.
+    pub finalizers: Vec<Finalizer>,
+}
+
+impl Output {
+    fn stdout(text: impl Into<String>) -> Output {
+        Output { stdout: text.into(), ..Output::default() }
+    }
+}
+
+/// Operations that need the host's configuration.
+pub fn needs_config(operation: &str, args: &PluginArgs) -> bool {
+    match operation {
+        "list" | "execute-plugin" => true,
+        "pull" => args.bool_any(&["help", "h"]) != Some(true),
+        _ => false,
+    }
+}
+
+/// Runs the operations that need no configuration; `None` when `operation` needs it.
+pub fn run_without_config(operation: &str, args: &PluginArgs) -> Option<Result<Output, String>> {
+    Some(match operation {
+        "help" => Ok(Output::stdout(HELP)),
+        "version" => Ok(Output::stdout(crate::commands::version_text())),
+        "pull" if !needs_config(operation, args) => Ok(Output::stdout(PULL_USAGE)),
+        "push" => Err("push is not available in this build".into()),
+        _ if needs_config(operation, args) => return None,
+        other => Err(format!("unknown operation: {other}")),
+    })
+}
+
+/// Opens the engine on `settings` (ds-contract §6.4 step 4) and runs `operation`.
+pub async fn run_with_config(operation: &str, args: &PluginArgs, settings: Settings) -> Result<Output, String> {
+    for problem in hclog::configure(&settings.logging) {
+        tracing::warn!("{problem}");
+    }
+    for warning in &settings.logging.warnings {
+        tracing::warn!("{warning}");
+    }
+    let porter = Porter::new(settings).map_err(|e| format!("Failed to create porter client: {e}"))?;
+    let porter = Arc::new(porter);
+    match operation {
+        "pull" => pull(&porter, args).await,
+        "list" => list(porter).await,
+        "execute-plugin" => execute_plugin(&porter, args),
+        other => Err(format!("unknown operation: {other}")),
+    }
+}
+
+async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
+    let reference = args.first_any(&["ref", "artifact", "arg0"]).unwrap_or_default().trim();
+    if reference.is_empty() {
+        return Err("artifact reference required".into());
+    }
+    let insecure = args.bool("insecure").unwrap_or(false);
+    let output = args.first_any(&["output", "o"]).map(str::trim).filter(|o| !o.is_empty());
+    let all_platforms = args.bool_any(&["all-arch"]).unwrap_or(false);
+    let mut platforms = cleaned(args.all("platform"));
+    platforms.extend(cleaned(args.all("platforms")));
+    if all_platforms && !platforms.is_empty() {
+        return Err("--all-arch cannot be combined with --platform".into());
+    }
+    let platforms = if all_platforms {
+        PlatformRequest::All
+    } else if platforms.is_empty() {
+        PlatformRequest::Host
+    } else {
+        PlatformRequest::Only(platform::parse_list(platforms.iter().map(String::as_str)).map_err(|e| e.to_string())?)
+    };
+    let mut request = PullRequest::new(reference, platforms).map_err(|e| e.to_string())?;
+    request.insecure = insecure;
+    request.output = output.map(PathBuf::from);
+
+    tracing::info!(reference = %request.original, "pulling artifact");
+    let outcome = porter.pull(&request, &LogProgress).await.map_err(|e| e.to_string())?;
+    tracing::info!(id = %outcome.result.id, digest = %outcome.result.digest, "artifact pulled");
+    Ok(Output {
+        stdout: outcome.result.to_stdout_json(),
+        stderr: String::new(),
+        finalizers: outcome.finalizers,
+    })
+}
+
+async fn list(porter: Arc<Porter>) -> Result<Output, String> {
+    let entries = tokio::task::spawn_blocking(move || porter.list())
+        .await
+        .map_err(|e| format!("failed to read cache directory: {e}"))?
+        .map_err(|e| e.to_string())?;
+    // The Go plugin prints a nil slice as `null`; DS users' scripts expect that.
+    let mut stdout = if entries.is_empty() { "null".to_owned() } else { artifact::go_json(&entries, false) };
+    stdout.push('\n');
+    if stdout.len() > MAX_STDOUT {
+        return Err(format!(
+            "the list of {} cached artifacts is {} bytes, above the 4 MiB DS accepts from a plugin; \
+             run `ds-porter list` directly instead",
+            entries.len(),
+            stdout.len()
+        ));
+    }
+    Ok(Output::stdout(stdout))
+}
+
+/// `execute-plugin <id> <plugin> [args…]`: hands a cached artifact to another plugin.
+///
+/// DS runs the returned finalizer as `ds <plugin> <operation>` with these arguments (DS passes
+/// `key=value` tokens through and numbers the others as `arg0…`):
+/// `artifact=<cache entry dir>`, `artifact-id=<id>`, `reference=<ref>`, `digest=<digest>`,
+/// one `<name>=<value>` per `ds.plugin.param.<name>` annotation, then the extra positionals.
+/// The operation is `operation=<op>` (`--operation <op>`), default `run`.
+fn execute_plugin(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
+    let positionals = args.cleaned_positionals();
+    let [id, plugin, extra @ ..] = positionals.as_slice() else {
+        return Err("artifact ID and plugin name required".into());
+    };
+    if !is_entry_name(id) {
+        return Err(format!("invalid artifact id {id:?}"));
+    }
+    if plugin.eq_ignore_ascii_case("porter") {
+        return Err("execute-plugin hands an artifact to another plugin, not to porter itself".into());
+    }
+    let entry = porter.cache().entry_dir(id);
+    let metadata_path = entry.join("metadata.json");
+    let stored: ArtifactResult = std::fs::read(&metadata_path)
+        .map_err(|e| format!("artifact not found: failed to read metadata: {e}"))
+        .and_then(|bytes| {
+            serde_json::from_slice(&bytes).map_err(|e| format!("artifact not found: failed to parse metadata: {e}"))
+        })?;
+    let operation = args
+        .first_any(&["operation", "op"])
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .unwrap_or(EXECUTE_PLUGIN_DEFAULT_OPERATION);
+
+    let mut finalizer_args = vec![
+        format!("artifact={}", entry.display()),
+        format!("artifact-id={id}"),
+        format!("reference={}", stored.reference),
+        format!("digest={}", stored.digest),
+    ];
+    if let Some(info) = &stored.plugin_info {
+        finalizer_args.extend(info.parameters.iter().map(|(k, v)| format!("{k}={v}")));
+    }
+    finalizer_args.extend(extra.iter().cloned());
+    tracing::info!(id = %id, plugin = %plugin, operation = %operation, "Plugin execution requested");
+    Ok(Output {
+        stdout: String::new(),
+        stderr: format!("handing artifact {id} ({}) to plugin {plugin} ({operation})\n", stored.reference),
+        finalizers: vec![Finalizer { name: plugin.clone(), operation: operation.to_owned(), args: finalizer_args }],
+    })
+}
+
+/// A cache entry name: one plain path component (ids are hex, entries from the Go plugin may
+/// be other names).
+fn is_entry_name(id: &str) -> bool {
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Transfer progress as debug log events (DS shows no progress bars).
+struct LogProgress;
+
+impl Progress for LogProgress {
+    fn blob_started(&self, digest: &Digest, size: u64, title: Option<&str>) {
+        tracing::debug!(%digest, size, title = title.unwrap_or(""), "downloading blob");
+    }
+    fn blob_done(&self, digest: &Digest, reused: bool) {
+        tracing::debug!(%digest, reused, "blob complete");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_and_version_need_no_configuration() {
+        let none = PluginArgs::default();
+        assert_eq!(run_without_config("help", &none).unwrap().unwrap().stdout, HELP);
+        let version = run_without_config("version", &none).unwrap().unwrap().stdout;
+        assert!(version.starts_with("porter version ") && !version.ends_with('\n'));
+        let help = PluginArgs::new(&["help=true"]);
+        assert_eq!(run_without_config("pull", &help).unwrap().unwrap().stdout, PULL_USAGE);
+    }
+
+    #[test]
+    fn unknown_operations_and_push_fail_clearly() {
+        let none = PluginArgs::default();
+        assert_eq!(run_without_config("unknown", &none).unwrap().unwrap_err(), "unknown operation: unknown");
+        assert_eq!(run_without_config("--help", &none).unwrap().unwrap_err(), "unknown operation: --help");
+        assert_eq!(run_without_config("push", &none).unwrap().unwrap_err(), "push is not available in this build");
+        assert!(run_without_config("list", &none).is_none());
+        assert!(run_without_config("pull", &PluginArgs::new(&["h=true", "help=false"])).is_none());
+    }
+
+    #[test]
+    fn help_text_is_six_lines() {
+        assert_eq!(HELP.lines().count(), 6);
+        assert!(HELP.ends_with("Show plugin version\n"));
+    }
+
+    #[test]
+    fn entry_names_cannot_escape_the_cache() {
+        assert!(is_entry_name("0123456789abcdef") && is_entry_name("test123"));
+        for bad in ["", ".", "..", "../x", "a/b", "a b"] {
+            assert!(!is_entry_name(bad), "{bad:?}");
+        }
+    }
+}

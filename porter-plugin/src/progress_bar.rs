@@ -1,0 +1,59 @@
+//! Progress bars on stderr for interactive use; nothing at all when stderr is not a terminal.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use porter_core::digest::Digest;
+use porter_core::progress::{NoProgress, Progress};
+
+/// A reporter suited to the current stderr.
+pub fn reporter() -> Box<dyn Progress> {
+    if std::io::stderr().is_terminal() {
+        Box::new(Bars::default())
+    } else {
+        Box::new(NoProgress)
+    }
+}
+
+/// One bar per blob.
+struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<Digest, ProgressBar>>,
+}
+
+impl Default for Bars {
+    fn default() -> Self {
+        Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::default(),
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn blob_started(&self, digest: &Digest, size: u64, title: Option<&str>) {
+        let style = ProgressStyle::with_template(
+            "{msg:20!} {bar:30} {bytes:>10}/{total_bytes:10} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let bar = self.multi.add(ProgressBar::new(size).with_style(style));
+        bar.set_message(title.map_or_else(|| digest.short_id().to_owned(), str::to_owned));
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(digest.clone(), bar);
+        }
+    }
+
+    fn blob_progress(&self, digest: &Digest, bytes: u64) {
+        if let Some(bar) = self.bars.lock().ok().and_then(|b| b.get(digest).cloned()) {
+            bar.inc(bytes);
+        }
+    }
+
+    fn blob_done(&self, digest: &Digest, _reused: bool) {
+        if let Some(bar) = self.bars.lock().ok().and_then(|mut b| b.remove(digest)) {
+            bar.finish_and_clear();
+        }
+    }
+}

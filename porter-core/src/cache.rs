@@ -115,6 +115,7 @@ impl Cache {
             .map_err(|e| Error::io("failed to create temp file in", &ingest, e))?;
         let target = self.blob_path(&digest);
         let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+        let (commit_tx, mut commit_rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::task::spawn_blocking(move || -> Result<()> {
             let temp_path = temp.path().to_path_buf();
             let mut hasher = Sha256::new();
@@ -132,6 +133,10 @@ impl Cache {
                 hasher.update(&chunk);
                 out.write_all(&chunk)
                     .map_err(|e| Error::io("failed to write", &temp_path, e))?;
+            }
+            if commit_rx.try_recv().is_err() {
+                // The writer was dropped without `finish`: the transfer was abandoned.
+                return Err(Error::Cancelled);
             }
             if written != size {
                 return Err(Error::SizeMismatch {
@@ -157,6 +162,7 @@ impl Cache {
         });
         Ok(BlobWriter {
             tx: Some(tx),
+            commit: Some(commit_tx),
             handle,
         })
     }
@@ -324,6 +330,7 @@ impl Cache {
 #[derive(Debug)]
 pub struct BlobWriter {
     tx: Option<mpsc::Sender<Bytes>>,
+    commit: Option<tokio::sync::oneshot::Sender<()>>,
     handle: JoinHandle<Result<()>>,
 }
 
@@ -349,6 +356,9 @@ impl BlobWriter {
 
     /// Completes the blob: verifies size and digest and moves it into place.
     pub async fn finish(mut self) -> Result<()> {
+        if let Some(commit) = self.commit.take() {
+            let _ = commit.send(());
+        }
         self.tx = None;
         match self.handle.await {
             Ok(result) => result,

@@ -101,16 +101,7 @@ pub fn export(plan: &ExportPlan) -> Result<Vec<String>> {
 /// Makes a layer title or reference name usable as a file name: `\`, `/`, `:` and spaces become
 /// `-`, surrounding whitespace is trimmed, and an empty result, `.` or `..` becomes `artifact`.
 pub fn sanitize_name(raw: &str) -> String {
-    let replaced: String = raw
-        .chars()
-        .map(|c| {
-            if matches!(c, '\\' | '/' | ':' | ' ') {
-                '-'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let replaced = raw.replace(['\\', '/', ':', ' '], "-");
     match replaced.trim() {
         "" | "." | ".." => "artifact".to_owned(),
         name => name.to_owned(),
@@ -299,7 +290,7 @@ fn write_atomic(src: &mut File, dir: &Path, path: &Path) -> Result<()> {
     let mut temp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::io("failed to create file in", dir, e))?;
-    io::copy(src, &mut temp).map_err(|e| Error::io("failed to copy layer to", path, e))?;
+    io::copy(src, temp.as_file_mut()).map_err(|e| Error::io("failed to copy layer to", path, e))?;
     temp.persist(path)
         .map_err(|e| Error::io("failed to create file", path, e.error))?;
     Ok(())

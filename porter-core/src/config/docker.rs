@@ -27,10 +27,11 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 /// The server address Docker uses for Docker Hub in `auths` and with helpers.
 const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
 
-/// Looks up credentials for `host` in a docker `config.json`: `credHelpers[host]`, else
-/// `credsStore`, else the `auths` entries (`identitytoken`, base64 `auth`, or
-/// `username`/`password`). Docker Hub's names (`docker.io`, `index.docker.io`,
-/// `registry-1.docker.io`, `https://index.docker.io/v1/`) are one registry.
+/// Looks up credentials for `host` in a docker `config.json`: the helper named by
+/// `credHelpers[host]`, else by `credsStore`; when there is none or it has nothing, the `auths`
+/// entries (`identitytoken`, base64 `auth`, or `username`/`password`). Docker Hub's names
+/// (`docker.io`, `index.docker.io`, `registry-1.docker.io`, `https://index.docker.io/v1/`) are
+/// one registry.
 ///
 /// A missing file, a helper that is not installed or has no credentials for the host yield
 /// `Ok(None)`. Helpers are looked up on `PATH` and run synchronously.

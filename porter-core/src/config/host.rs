@@ -5,6 +5,7 @@
 //! can be merged the way DS merges them (defaults < config file < `--config` < environment).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use super::expand::{EnvLookup, expand_path, expand_vars};
 use super::units::{parse_duration, parse_size};
 use super::{
     Credential, CredentialSecret, LoggingSettings, ProxySettings, Secret, Settings,
-    normalize_registry_host, same_registry,
+    normalize_registry_host, redact_userinfo, same_registry,
 };
 use crate::error::{Error, Result};
 
@@ -25,7 +26,8 @@ const HOST_JSON: &str = "host config JSON";
 /// DS's configuration, as the host encodes it or as its YAML file and `DS_*` variables state it.
 ///
 /// `None` means "not set by this layer"; [`HostConfig::merge`] lets set fields override.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// `Debug` shows only the names of the `Settings` sections, which may hold secrets.
+#[derive(Clone, Default, PartialEq)]
 pub struct HostConfig {
     /// `Registry` / `registry`.
     pub registry: RegistryConfig,
@@ -99,8 +101,8 @@ pub struct LoggingConfig {
     pub output: Option<String>,
 }
 
-/// `Proxy{HTTPProxy,HTTPSProxy,NoProxy}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `Proxy{HTTPProxy,HTTPSProxy,NoProxy}`. `Debug` hides user info in the URLs.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ProxyConfig {
     /// Proxy URL for plain-HTTP registries.
     pub http_proxy: Option<String>,
@@ -108,6 +110,29 @@ pub struct ProxyConfig {
     pub https_proxy: Option<String>,
     /// Comma-separated hosts that bypass the proxy.
     pub no_proxy: Option<String>,
+}
+
+impl fmt::Debug for HostConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostConfig")
+            .field("registry", &self.registry)
+            .field("auth", &self.auth)
+            .field("cache", &self.cache)
+            .field("logging", &self.logging)
+            .field("proxy", &self.proxy)
+            .field("settings", &self.settings.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("http_proxy", &redact_userinfo(self.http_proxy.as_deref()))
+            .field("https_proxy", &redact_userinfo(self.https_proxy.as_deref()))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
 }
 
 impl HostConfig {
@@ -558,7 +583,7 @@ mod tests {
     }
 
     /// The `(source_name, reason)` of a config error.
-    fn config_error_of<T: std::fmt::Debug>(result: Result<T>) -> (String, String) {
+    fn config_error_of<T: fmt::Debug>(result: Result<T>) -> (String, String) {
         match result.unwrap_err() {
             Error::Config {
                 source_name,

@@ -77,7 +77,9 @@ pub struct Credential {
 }
 
 /// Proxy settings (`Proxy.*`, falling back to `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// `Debug` hides user info (`http://user:pass@proxy`) in the URLs.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ProxySettings {
     /// Proxy for plain-HTTP registries.
     pub http: Option<String>,
@@ -85,6 +87,29 @@ pub struct ProxySettings {
     pub https: Option<String>,
     /// Comma-separated hosts that bypass the proxy.
     pub no_proxy: Option<String>,
+}
+
+impl fmt::Debug for ProxySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxySettings")
+            .field("http", &redact_userinfo(self.http.as_deref()))
+            .field("https", &redact_userinfo(self.https.as_deref()))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
+}
+
+/// A URL with any user info replaced by `<redacted>`, for `Debug` output.
+fn redact_userinfo(url: Option<&str>) -> Option<String> {
+    let url = url?;
+    let start = url.find("://").map_or(0, |index| index + 3);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |index| start + index);
+    Some(match url[start..end].rfind('@') {
+        Some(at) => format!("{}<redacted>{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    })
 }
 
 /// Logging settings after DS's normalisation rules.
@@ -182,6 +207,8 @@ impl Settings {
     /// Credentials for `host` (any spelling `normalize_registry_host` accepts): the first entry of
     /// the credentials table for that registry if it carries a secret, else docker's
     /// `config.json` (and its credential helpers). Docker Hub's aliases are one registry.
+    ///
+    /// This reads files and may run a helper process: call it from blocking context.
     pub fn credential_for(&self, host: &str) -> Result<Option<Credential>> {
         let host = normalize_registry_host(host);
         let listed = self.credentials.iter().find(|entry| {
@@ -287,6 +314,23 @@ mod tests {
     }
 
     #[test]
+    fn user_info_is_redacted_from_urls() {
+        for (url, expected) in [
+            ("http://u:p@proxy:3128", "http://<redacted>@proxy:3128"),
+            ("u:p@proxy:3128/x@y", "<redacted>@proxy:3128/x@y"),
+            ("http://proxy:3128/a@b", "http://proxy:3128/a@b"),
+            ("http://a@b@proxy", "http://<redacted>@proxy"),
+        ] {
+            assert_eq!(
+                redact_userinfo(Some(url)).as_deref(),
+                Some(expected),
+                "{url}"
+            );
+        }
+        assert_eq!(redact_userinfo(None), None);
+    }
+
+    #[test]
     fn registry_hosts_are_normalised_like_porter() {
         for (input, expected) in [
             ("ghcr.io", "ghcr.io"),
@@ -377,7 +421,9 @@ mod tests {
     fn debug_output_never_contains_secrets() {
         let json = r#"{"Auth":{"Credentials":[
             {"Registry":"a.io","Username":"alice","Password":"hunter2-password"},
-            {"Registry":"b.io","Username":"bob","Token":"hunter2-token"}]}}"#;
+            {"Registry":"b.io","Username":"bob","Token":"hunter2-token"}]},
+            "Proxy":{"HTTPSProxy":"http://proxy-user:hunter2-proxy@proxy:3128/","HTTPProxy":"u:hunter2@p"},
+            "Settings":{"porter":{"apiKey":"hunter2-setting"}}}"#;
         let config = HostConfig::from_json(json.as_bytes()).unwrap();
         let settings = config.to_settings(&|_| None, Path::new("/home/u")).unwrap();
         for text in [

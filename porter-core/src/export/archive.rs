@@ -22,7 +22,7 @@
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -68,6 +68,7 @@ pub(super) fn extract(
     }
 }
 
+/// [`extract`] from the decompressed tar stream.
 fn extract_from(
     reader: impl Read,
     blob_path: &Path,
@@ -159,6 +160,7 @@ enum Kind {
     Symlink,
 }
 
+/// A path created in the staging directory.
 #[derive(Debug)]
 struct Node {
     kind: Kind,
@@ -188,17 +190,9 @@ impl Extraction<'_> {
         // Old archives mark directories only by a trailing slash.
         let is_dir =
             kind == EntryType::Directory || (kind == EntryType::Regular && raw.ends_with(b"/"));
-        let key = match normalize(&raw) {
-            Ok(parts) => parts.join("/"),
-            Err(BadPath::Invalid(why)) => {
-                return Err(Error::Unsafe(format!("archive entry {name} {why}")));
-            }
-            Err(BadPath::Outside) => {
-                return Err(Error::Unsafe(format!(
-                    "archive entry {name} escapes destination"
-                )));
-            }
-        };
+        let key = normalize(&raw)
+            .map_err(|bad| bad.into_error(&format!("archive entry {name}"), "escapes destination"))?
+            .join("/");
         drop(raw);
         if key.is_empty() {
             return if is_dir {
@@ -229,7 +223,7 @@ impl Extraction<'_> {
                 self.add_hard_link(&key, &target, name)
             }
             other => Err(Error::Unsafe(format!(
-                "archive entry {name} is a {}, which is not supported",
+                "archive entry {name} is {}, which is not supported",
                 describe(other)
             ))),
         }
@@ -264,10 +258,12 @@ impl Extraction<'_> {
         self.ensure_parents(key, name)?;
         self.clear(key, name)?;
         let path = self.path(key);
-        let mut file =
+        let file =
             create_file(&path, mode).map_err(|e| Error::io("failed to create file", &path, e))?;
+        let mut writer = BufWriter::with_capacity(1 << 16, file);
         let cap = self.max_entry_bytes;
-        let copied = io::copy(&mut data.take(cap.saturating_add(1)), &mut file)
+        let copied = io::copy(&mut data.take(cap.saturating_add(1)), &mut writer)
+            .and_then(|n| writer.flush().map(|()| n))
             .map_err(|e| Error::io("failed to extract archive entry to", &path, e))?;
         if copied > cap {
             return Err(Error::Unsafe(format!(
@@ -282,16 +278,8 @@ impl Extraction<'_> {
         self.ensure_parents(key, name)?;
         let shown = display_name(target);
         let target = self.checked_symlink_target(key, target).map_err(|bad| {
-            Error::Unsafe(match bad {
-                BadPath::Invalid(why) => {
-                    format!("archive entry {name}: symlink target {shown} {why}")
-                }
-                BadPath::Outside => {
-                    format!(
-                        "archive entry {name}: symlink target {shown} is outside the destination"
-                    )
-                }
-            })
+            let subject = format!("archive entry {name}: symlink target {shown}");
+            bad.into_error(&subject, "is outside the destination")
         })?;
         self.clear(key, name)?;
         let path = self.path(key);
@@ -302,19 +290,12 @@ impl Extraction<'_> {
 
     fn add_hard_link(&mut self, key: &str, target: &[u8], name: &str) -> Result<()> {
         let shown = display_name(target);
-        let target_key = match normalize(target) {
-            Ok(parts) => parts.join("/"),
-            Err(BadPath::Invalid(why)) => {
-                return Err(Error::Unsafe(format!(
-                    "archive entry {name}: hard link target {shown} {why}"
-                )));
-            }
-            Err(BadPath::Outside) => {
-                return Err(Error::Unsafe(format!(
-                    "archive entry {name}: hard link target {shown} is outside the destination"
-                )));
-            }
-        };
+        let target_key = normalize(target)
+            .map_err(|bad| {
+                let subject = format!("archive entry {name}: hard link target {shown}");
+                bad.into_error(&subject, "is outside the destination")
+            })?
+            .join("/");
         if target_key == key || self.kind(&target_key) != Some(Kind::File) {
             return Err(Error::Unsafe(format!(
                 "archive entry {name}: hard link target {shown} is not an earlier regular file"
@@ -501,10 +482,21 @@ impl Extraction<'_> {
 /// Why a path from an archive was refused.
 #[derive(Debug)]
 enum BadPath {
-    /// Not a usable path; the reason completes "archive entry X …".
+    /// Not a usable path, with the reason (`contains a backslash`).
     Invalid(&'static str),
     /// Absolute, or climbing above the root.
     Outside,
+}
+
+impl BadPath {
+    /// The error for `subject` (`archive entry x`), worded `outside` when the path leaves the root.
+    fn into_error(self, subject: &str, outside: &str) -> Error {
+        let reason = match self {
+            BadPath::Invalid(why) => why,
+            BadPath::Outside => outside,
+        };
+        Error::Unsafe(format!("{subject} {reason}"))
+    }
 }
 
 /// Splits an archive path into its components, resolving `.` and `..` lexically.
@@ -543,6 +535,7 @@ fn checked_text(raw: &[u8]) -> Result<&str, BadPath> {
     Ok(text)
 }
 
+/// The link target of a symlink or hard link entry (empty if it has none).
 fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Vec<u8> {
     entry
         .link_name_bytes()
@@ -564,13 +557,14 @@ fn display_name(raw: &[u8]) -> String {
         .collect()
 }
 
+/// The kind of an unsupported entry, for messages.
 fn describe(kind: EntryType) -> String {
     match kind {
-        EntryType::Char => "character device".to_owned(),
-        EntryType::Block => "block device".to_owned(),
-        EntryType::Fifo => "FIFO".to_owned(),
-        EntryType::GNUSparse => "sparse file".to_owned(),
-        other => format!("entry of type {:?}", char::from(other.as_byte())),
+        EntryType::Char => "a character device".to_owned(),
+        EntryType::Block => "a block device".to_owned(),
+        EntryType::Fifo => "a FIFO".to_owned(),
+        EntryType::GNUSparse => "a sparse file".to_owned(),
+        other => format!("of type {:?}", char::from(other.as_byte())),
     }
 }
 
@@ -585,6 +579,7 @@ fn create_file(path: &Path, mode: u32) -> io::Result<File> {
     options.open(path)
 }
 
+/// Creates the symlink `link` pointing at `target`.
 #[cfg(unix)]
 fn symlink(target: &str, link: &Path) -> io::Result<()> {
     std::os::unix::fs::symlink(target, link)

@@ -580,6 +580,30 @@ fn blob_with_a_different_size_than_its_descriptor_is_rejected() {
     assert_eq!(tree(&fx.path("d")), Vec::<String>::new());
 }
 
+#[cfg(unix)]
+#[test]
+fn failed_layer_copy_leaves_no_temporary_file() {
+    let fx = Fixture::new();
+    // A directory opens like a file on unix but fails once the copy reads it.
+    let blob_path = fx.path("blob-dir");
+    fs::create_dir(&blob_path).unwrap();
+    let size = fs::metadata(&blob_path).unwrap().len();
+    let layer = ExportLayer {
+        media_type: BINARY.to_owned(),
+        title: None,
+        blob_path,
+        size,
+    };
+    let err = export(&plan(
+        fx.path("d"),
+        false,
+        vec![manifest(None, vec![layer])],
+    ))
+    .unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert_eq!(tree(&fx.path("d")), Vec::<String>::new());
+}
+
 #[test]
 fn sanitize_name_replaces_separators_and_refuses_dot_names() {
     assert_eq!(sanitize_name("a b:c/d"), "a-b-c-d");
@@ -933,16 +957,16 @@ fn hard_link_to_anything_but_an_earlier_regular_file_is_rejected() {
 #[test]
 fn device_and_fifo_entries_are_rejected() {
     for (kind, what) in [
-        (EntryType::Fifo, "FIFO"),
-        (EntryType::Char, "character device"),
-        (EntryType::Block, "block device"),
+        (EntryType::Fifo, "a FIFO"),
+        (EntryType::Char, "a character device"),
+        (EntryType::Block, "a block device"),
     ] {
         let fx = Fixture::new();
         let message =
             unsafe_message(fx.extract(Tar::new().entry(kind, b"dev/node", b"", 0o644, b"")));
         assert_eq!(
             message,
-            format!("archive entry dev/node is a {what}, which is not supported")
+            format!("archive entry dev/node is {what}, which is not supported")
         );
         assert_nothing_extracted(&fx);
     }
@@ -1037,6 +1061,25 @@ fn failed_archive_leaves_nothing_in_the_destination() {
         .file("../evil", b"x", 0o644);
     unsafe_message(fx.extract(archive));
     assert_nothing_extracted(&fx);
+}
+
+#[test]
+fn corrupt_archive_leaves_nothing_in_the_destination() {
+    let fx = Fixture::new();
+    let mut gz = Tar::new()
+        .dir("bin")
+        .file("bin/tool", &[7; 64 << 10], 0o755)
+        .gz();
+    gz.truncate(gz.len() / 2);
+    let layer = fx.layer(TAR_GZ, None, &gz);
+    let err = export(&plan(
+        fx.path("d"),
+        false,
+        vec![manifest(None, vec![layer])],
+    ))
+    .unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert_eq!(tree(&fx.path("d")), Vec::<String>::new());
 }
 
 #[cfg(unix)]

@@ -1,12 +1,13 @@
 # The README's two commands are `make run` and `make test`; .ci/run calls `make test`.
 
 CARGO ?= cargo
+GO ?= go
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 export DS_PORTER_COMMIT := $(COMMIT)
 export DS_PORTER_BUILD_DATE := $(DATE)
 
-.PHONY: build run test deps lint fmt clean
+.PHONY: build run test deps lint fmt clean go-host bench-plugin
 
 ## build: release binary at bin/ds-porter
 build:
@@ -26,8 +27,16 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+## go-host: check the generated stubs, vet and build the go-plugin v1.7.0 test host (tests/go-host) and its reference Go plugin
+go-host:
+	cd tests/go-host && ./gen.sh --check && $(GO) vet ./... && $(GO) build -mod=readonly -o ../../target/go-host/ . ./refplugin
+
+## bench-plugin: spawn → `list` through the go-plugin host, ds-porter vs a Go plugin (median of 20)
+bench-plugin: build
+	./tests/go-host/bench.sh 20
+
 ## test: everything CI runs
-test: deps lint
+test: deps lint go-host
 	$(CARGO) build -p porter-plugin --bin ds-porter
 	$(CARGO) test --workspace
 

@@ -215,13 +215,14 @@ impl Cache {
     pub fn record(&self, name: &str, root: &Descriptor, result: &ArtifactResult) -> Result<()> {
         let _lock = self.lock()?;
         let entry = self.entry_dir(&result.id);
-        if let Some(existing) = self.read_metadata(&entry)? {
-            if existing.digest != result.digest && !existing.digest.is_empty() {
-                return Err(Error::InvalidInput(format!(
-                    "cache entry {} already holds {}, not {}",
-                    result.id, existing.digest, result.digest
-                )));
-            }
+        if let Some(existing) = self.read_metadata(&entry)?
+            && existing.digest != result.digest
+            && !existing.digest.is_empty()
+        {
+            return Err(Error::InvalidInput(format!(
+                "cache entry {} already holds {}, not {}",
+                result.id, existing.digest, result.digest
+            )));
         }
         let mut index = self.read_index()?;
         let mut desc = serde_json::to_value(root).unwrap_or(Value::Null);

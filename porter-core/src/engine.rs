@@ -93,10 +93,11 @@ impl Porter {
         request: &PullRequest,
         progress: &dyn Progress,
     ) -> Result<PullOutcome> {
-        let pulled = self
-            .fetch(request, progress)
-            .await
-            .map_err(|e| wrap("failed to copy artifact", e))?;
+        let pulled = self.fetch(request, progress).await.map_err(|e| match e {
+            // The platform request cannot be met: DS users know this as an export failure.
+            Error::Export(_) => wrap("failed to export artifact", e),
+            e => wrap("failed to copy artifact", e),
+        })?;
         let metadata = pulled.node.annotations().clone();
         let id = pulled.root.digest.short_id().to_owned();
         let mut result = ArtifactResult {

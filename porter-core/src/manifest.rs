@@ -192,10 +192,10 @@ pub fn detect_media_type(bytes: &[u8], declared: Option<&str>, digest: &Digest) 
     }
     let content_type = probe.media_type.as_deref().filter(|m| !m.is_empty());
     let declared = declared.filter(|m| !m.is_empty() && ACCEPTED_MANIFEST_TYPES.contains(m));
-    if let (Some(c), Some(d)) = (content_type, declared) {
-        if c != d {
-            return Err(invalid(format!("declared as {d} but the content says {c}")));
-        }
+    if let (Some(c), Some(d)) = (content_type, declared)
+        && c != d
+    {
+        return Err(invalid(format!("declared as {d} but the content says {c}")));
     }
     let media_type = match content_type.or(declared) {
         Some(m) => m.to_owned(),

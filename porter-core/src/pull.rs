@@ -215,10 +215,10 @@ async fn collect<S: Source>(
 }
 
 async fn manifest_bytes<S: Source>(source: &S, cache: &Cache, desc: &Descriptor) -> Result<Bytes> {
-    if cache.has_blob(&desc.digest, desc.size) {
-        if let Ok(bytes) = cache.read_blob(&desc.digest) {
-            return Ok(Bytes::from(bytes));
-        }
+    if cache.has_blob(&desc.digest, desc.size)
+        && let Ok(bytes) = cache.read_blob(&desc.digest)
+    {
+        return Ok(Bytes::from(bytes));
     }
     let bytes = source.fetch_manifest(desc).await?;
     cache.put_blob(&desc.digest, &bytes)?;

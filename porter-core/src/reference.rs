@@ -148,6 +148,15 @@ impl FromStr for ArtifactRef {
         let parsed: oci_client::Reference = trimmed
             .parse()
             .map_err(|e: oci_client::ParseError| invalid(&e.to_string()))?;
+        if let Some(bad) = parsed
+            .repository()
+            .split('/')
+            .find(|c| !valid_path_component(c))
+        {
+            return Err(invalid(&format!(
+                "repository path component {bad:?} must be lower-case letters, digits and separators (. _ -)"
+            )));
+        }
         let digest = parsed
             .digest()
             .map(str::parse::<Digest>)
@@ -192,6 +201,32 @@ fn parse_layout(rest: &str) -> Result<LayoutRef, String> {
         tag,
         digest,
     })
+}
+
+/// A repository path component as the distribution spec defines it:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+fn valid_path_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if bytes.is_empty() || !alnum(&bytes[0]) || !alnum(&bytes[bytes.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if alnum(&bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !alnum(&bytes[i]) {
+            i += 1;
+        }
+        let sep = &component[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-')) {
+            return false;
+        }
+    }
+    true
 }
 
 fn valid_layout_tag(tag: &str) -> bool {
@@ -255,10 +290,16 @@ mod tests {
 
     #[test]
     fn malformed_references_name_the_input() {
+        assert!(valid_path_component("a.b_c__d--e"));
+        for bad in ["a..b", "a._b", "-a", "a-", "A"] {
+            assert!(!valid_path_component(bad), "{bad}");
+        }
         for bad in [
             "",
             "  ",
             "UPPER/Case:1",
+            "UPPER/x:1",
+            "ghcr.io/Org/x:1",
             "https://ghcr.io/x:1",
             "a b",
             "oci:",

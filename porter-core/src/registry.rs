@@ -82,6 +82,7 @@ pub(crate) struct RemoteSource {
     client: oci_client::Client,
     auth: RegistryAuth,
     reference: RegistryRef,
+    plain_http: bool,
 }
 
 impl RemoteSource {
@@ -93,6 +94,12 @@ impl RemoteSource {
     ) -> Result<Self> {
         install_crypto_provider();
         let host = reference.registry.clone();
+        let plain_http = settings.insecure_all
+            || insecure
+            || settings
+                .insecure_registries
+                .iter()
+                .any(|r| crate::config::same_registry(r, &host));
         let protocol = if settings.insecure_all {
             ClientProtocol::Http
         } else {
@@ -142,6 +149,7 @@ impl RemoteSource {
             client,
             auth,
             reference: reference.clone(),
+            plain_http,
         })
     }
 
@@ -162,12 +170,17 @@ impl RemoteSource {
     }
 
     fn map_err(&self, err: OciDistributionError, what: &str) -> Error {
-        map_oci_error(err, &self.reference, what)
+        map_oci_error(err, &self.reference, what, self.plain_http)
     }
 }
 
 /// Turns an `oci-client` error into ours, naming registry, repository and what was fetched.
-fn map_oci_error(err: OciDistributionError, r: &RegistryRef, what: &str) -> Error {
+fn map_oci_error(
+    err: OciDistributionError,
+    r: &RegistryRef,
+    what: &str,
+    plain_http: bool,
+) -> Error {
     let registry_err = |status: u16, detail: Option<String>| Error::Registry {
         registry: r.registry.clone(),
         repository: r.repository.clone(),
@@ -225,7 +238,7 @@ fn map_oci_error(err: OciDistributionError, r: &RegistryRef, what: &str) -> Erro
                 reason.push_str(&s.to_string());
                 source = s.source();
             }
-            if e.is_connect() || e.is_request() {
+            if !plain_http && (e.is_connect() || e.is_request()) {
                 reason.push_str(" (if this registry only speaks plain HTTP, pass --insecure or list it in Registry.InsecureRegistries)");
             }
             Error::Network {
@@ -295,14 +308,14 @@ impl Source for RemoteSource {
             .pull_blob_stream(&oci_ref, &layer)
             .await
             .map_err(|e| self.map_err(e, &format!("blob {} request", desc.digest)))?;
-        if let Some(len) = stream.content_length {
-            if len != desc.size {
-                return Err(Error::SizeMismatch {
-                    digest: desc.digest.to_string(),
-                    expected: desc.size,
-                    found: len,
-                });
-            }
+        if let Some(len) = stream.content_length
+            && len != desc.size
+        {
+            return Err(Error::SizeMismatch {
+                digest: desc.digest.to_string(),
+                expected: desc.size,
+                found: len,
+            });
         }
         while let Some(chunk) = stream.stream.next().await {
             let chunk = chunk.map_err(|e| Error::Network {

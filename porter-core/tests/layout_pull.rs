@@ -216,7 +216,7 @@ async fn a_platform_the_index_lacks_fails_before_downloading() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "failed to copy artifact: no manifests found for requested platform(s)"
+        "failed to export artifact: no manifests found for requested platform(s)"
     );
     let d: Digest = layout.layers[0].1.parse().unwrap();
     assert!(!porter.cache().blob_path(&d).exists());

@@ -2,32 +2,26 @@
 //!
 //! Launched with arguments it is a CLI (`ds-porter pull REF -o DIR`, `ds-porter list`, …):
 //! JSON on stdout, messages and progress on stderr. Launched by DS (no arguments, magic cookie in
-//! the environment) it is meant to speak go-plugin; that server is not part of this build yet.
+//! the environment) it serves DS's plugin protocol over go-plugin (see [`plugin`]).
 
 mod cli;
 mod commands;
 mod logging;
+mod plugin;
 mod progress_bar;
 
 use std::process::ExitCode;
-
-/// The environment variable DS sets when it launches a plugin.
-const MAGIC_COOKIE_KEY: &str = "DS_PLUGIN_MAGIC_COOKIE";
 
 fn main() -> ExitCode {
     if std::env::args_os().len() > 1 {
         return cli::run();
     }
-    if std::env::var_os(MAGIC_COOKIE_KEY).is_some() {
-        eprintln!(
-            "ds-porter: this build has no go-plugin server yet; run it as a command line tool \
-             (ds-porter --help)"
-        );
-    } else {
-        eprintln!(
-            "ds-porter is a Delivery Station plugin: DS launches it (install it as `ds-porter` in \
-             DS's plugin directory), or run it as a command line tool: ds-porter --help"
-        );
+    if std::env::var_os(plugin::MAGIC_COOKIE_KEY).is_some() {
+        return plugin::serve();
     }
+    eprintln!(
+        "ds-porter is a Delivery Station plugin: DS launches it (install it as `ds-porter` in \
+         DS's plugin directory), or run it as a command line tool: ds-porter --help"
+    );
     ExitCode::FAILURE
 }

@@ -110,10 +110,17 @@ impl LayerSpec {
         }
     }
 
-    /// A binary layer of `len` pseudo-random bytes, the same for the same `seed` in every run.
+    /// A binary layer of `len` pseudo-random bytes, the same for the same `seed` in every run
+    /// (the bytes [`crate::publish_large`] streams for a layer seeded alike).
     pub fn pseudo_random(title: &str, seed: u64, len: usize) -> Self {
-        let mut data = vec![0; len];
-        XorShift::new(seed).fill(&mut data);
+        let source = PseudoRandom::new(seed);
+        let mut data = Vec::with_capacity(len);
+        let mut index = 0;
+        while data.len() < len {
+            let piece = source.piece(index, len - data.len());
+            data.extend_from_slice(&piece);
+            index += 1;
+        }
         Self::binary(title, data)
     }
 
@@ -191,12 +198,40 @@ fn write_field(field: &mut [u8; 100], value: &str) {
     field[..value.len()].copy_from_slice(value.as_bytes());
 }
 
+/// Reproducible incompressible-looking data, cheap to make even in an unoptimised test build:
+/// one [`PseudoRandom::PIECE`]-sized block from [`XorShift`], repeated, with each repetition's
+/// first 8 bytes XORed with its index so no two pieces are equal.
+#[derive(Debug, Clone)]
+pub(crate) struct PseudoRandom {
+    block: Vec<u8>,
+}
+
+impl PseudoRandom {
+    /// Size of one piece.
+    pub(crate) const PIECE: usize = 1024 * 1024;
+
+    pub(crate) fn new(seed: u64) -> Self {
+        let mut block = vec![0; Self::PIECE];
+        XorShift::new(seed).fill(&mut block);
+        Self { block }
+    }
+
+    /// Piece `index`, cut to at most `max_len` bytes.
+    pub(crate) fn piece(&self, index: u64, max_len: usize) -> Vec<u8> {
+        let mut piece = self.block[..max_len.min(Self::PIECE)].to_vec();
+        for (byte, salt) in piece.iter_mut().zip(index.to_le_bytes()) {
+            *byte ^= salt;
+        }
+        piece
+    }
+}
+
 /// xorshift64*: fast, reproducible, not cryptographic.
 #[derive(Debug, Clone)]
-pub(crate) struct XorShift(u64);
+struct XorShift(u64);
 
 impl XorShift {
-    pub(crate) fn new(seed: u64) -> Self {
+    fn new(seed: u64) -> Self {
         Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
@@ -207,7 +242,7 @@ impl XorShift {
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    pub(crate) fn fill(&mut self, buf: &mut [u8]) {
+    fn fill(&mut self, buf: &mut [u8]) {
         let mut chunks = buf.chunks_exact_mut(8);
         for chunk in &mut chunks {
             chunk.copy_from_slice(&self.next_u64().to_le_bytes());
@@ -277,9 +312,11 @@ mod tests {
         let a = LayerSpec::pseudo_random("a", 7, 1001);
         assert_eq!(a.data, LayerSpec::pseudo_random("a", 7, 1001).data);
         assert_ne!(a.data, LayerSpec::pseudo_random("a", 8, 1001).data);
-        let mut streamed = vec![0; 1001];
-        let mut rng = XorShift::new(7);
-        rng.fill(&mut streamed[..1000]);
-        assert_eq!(streamed[..1000], a.data[..1000]);
+        let long = LayerSpec::pseudo_random("a", 7, 2 * PseudoRandom::PIECE + 3).data;
+        assert_eq!(long[..1001], a.data);
+        assert_ne!(
+            long[..PseudoRandom::PIECE],
+            long[PseudoRandom::PIECE..2 * PseudoRandom::PIECE]
+        );
     }
 }

@@ -17,7 +17,7 @@ use oci_client::{Client, Reference, RegistryOperation};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::layer::{DOCKER_LAYER_MEDIA_TYPE, LayerSpec, XorShift};
+use crate::layer::{DOCKER_LAYER_MEDIA_TYPE, LayerSpec, PseudoRandom};
 use crate::registry::Registry;
 
 /// OCI image manifest media type.
@@ -44,8 +44,6 @@ pub const CREATED: &str = "2024-01-01T00:00:00Z";
 const TITLE: &str = "org.opencontainers.image.title";
 const CREATED_KEY: &str = "org.opencontainers.image.created";
 const EMPTY_CONFIG: &[u8] = b"{}";
-/// Size of the pieces `publish_large` generates and uploads.
-const STREAM_PIECE: usize = 1024 * 1024;
 
 /// A blob as referenced by a descriptor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +203,7 @@ pub async fn publish_single(
 /// Publishes an OCI image index (`artifactType` = the ds-porter index type) with one OCI
 /// manifest per `(platform, layers)` entry, shaped like ds-porter's push (§7.11): each manifest
 /// has the empty config and `created` annotation; each index descriptor has `artifactType`,
-/// annotations `created`/`os`/`architecture`[/`variant`] and a `platform`.
+/// annotations `created`, `os`, `architecture` (and `variant`) and a `platform`.
 /// `annotations` become the index's annotations (omitted when empty).
 pub async fn publish_index(
     reg: &Registry,
@@ -230,11 +228,9 @@ pub async fn publish_index(
         if let Some(variant) = &variant {
             descriptor_annotations.insert("variant".to_owned(), variant.clone());
         }
+        // Field order of Go's `ocispec.Descriptor`: artifactType comes last.
         let mut descriptor = Map::new();
         descriptor.insert("mediaType".into(), json!(OCI_MANIFEST_MEDIA_TYPE));
-        if let Some(first) = layers.first() {
-            descriptor.insert("artifactType".into(), json!(first.media_type));
-        }
         descriptor.insert("digest".into(), json!(manifest.digest));
         descriptor.insert("size".into(), json!(manifest.size));
         descriptor.insert("annotations".into(), json!(descriptor_annotations));
@@ -242,6 +238,9 @@ pub async fn publish_index(
             "platform".into(),
             platform_json(&os, &architecture, variant.as_deref()),
         );
+        if let Some(first) = layers.first() {
+            descriptor.insert("artifactType".into(), json!(first.media_type));
+        }
         descriptors.push(Value::Object(descriptor));
         platforms.push(PublishedPlatform {
             platform: (*platform).to_owned(),
@@ -341,30 +340,41 @@ pub async fn publish_docker_list(
 }
 
 /// Publishes one OCI manifest with `layer_count` binary layers (`layer-<i>.bin`) of
-/// `layer_size` pseudo-random bytes each (layer `i` seeded with `i`, so the same in every run).
+/// `layer_size` bytes each, layer `i` holding `LayerSpec::pseudo_random(_, i, layer_size)`'s
+/// bytes (the same in every run).
 ///
-/// Each layer is generated piece by piece (1 MiB) while it is uploaded through oci-client's
-/// chunked streaming push, which also computes the digest: no layer is ever held in memory.
+/// No layer is ever held in memory: each is generated in 1 MiB pieces twice, once to compute
+/// its digest and once while it streams to the registry in a single monolithic `PUT`
+/// (oci-client's `push_blob_stream`). Chunked `PATCH` uploads would avoid the first pass, but
+/// distribution 2.8 takes several times longer to accept a large blob that way.
 pub async fn publish_large(
     reg: &Registry,
     repo_tag: &str,
     layer_count: usize,
     layer_size: u64,
 ) -> Published {
+    assert!(layer_size > 0, "publish_large needs a non-zero layer size");
     let publisher = Publisher::new(reg, repo_tag).await;
     let mut layers = Vec::new();
     for i in 0..layer_count {
-        let stream = pseudo_random_stream(i as u64, layer_size);
-        let pushed = publisher
+        let seed = i as u64;
+        let mut hasher = Sha256::new();
+        for piece in pieces(seed, layer_size) {
+            hasher.update(&piece);
+        }
+        let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+        let stream = futures_util::stream::iter(
+            pieces(seed, layer_size).map(|piece| Ok::<_, OciDistributionError>(Bytes::from(piece))),
+        );
+        publisher
             .client
-            .push_blob_stream_chunked(&publisher.tagged, stream)
+            .push_blob_stream(&publisher.tagged, stream, &digest, Some(layer_size))
             .await
-            .unwrap_or_else(|e| panic!("push layer {i} of {}: {e}", publisher.tagged));
-        assert_eq!(pushed.size, layer_size, "streamed layer size");
+            .unwrap_or_else(|e| panic!("push layer {i} of {}: {e}", publisher.tagged.whole()));
         layers.push(Blob {
             media_type: crate::layer::BINARY_MEDIA_TYPE.to_owned(),
-            digest: pushed.blob_digest,
-            size: pushed.size,
+            digest,
+            size: layer_size,
             title: Some(format!("layer-{i}.bin")),
         });
     }
@@ -381,23 +391,15 @@ pub async fn publish_large(
         .await
 }
 
-/// `size` bytes from `XorShift::new(seed)`, in pieces of at most [`STREAM_PIECE`].
-fn pseudo_random_stream(
-    seed: u64,
-    size: u64,
-) -> impl futures_util::Stream<Item = Result<Bytes, OciDistributionError>> + Send + 'static {
-    futures_util::stream::unfold(
-        (XorShift::new(seed), size),
-        |(mut rng, remaining)| async move {
-            if remaining == 0 {
-                return None;
-            }
-            let len = usize::try_from(remaining).map_or(STREAM_PIECE, |r| r.min(STREAM_PIECE));
-            let mut piece = vec![0; len];
-            rng.fill(&mut piece);
-            Some((Ok(Bytes::from(piece)), (rng, remaining - len as u64)))
-        },
-    )
+/// The `size` bytes of a layer seeded with `seed`, piece by piece.
+fn pieces(seed: u64, size: u64) -> impl Iterator<Item = Vec<u8>> + Send + 'static {
+    let source = PseudoRandom::new(seed);
+    let piece_size = PseudoRandom::PIECE as u64;
+    (0..size.div_ceil(piece_size)).map(move |index| {
+        let remaining = size - index * piece_size;
+        let len = usize::try_from(remaining.min(piece_size)).expect("a piece fits in usize");
+        source.piece(index, len)
+    })
 }
 
 /// One publishing session: a client authenticated for push to one repository. Blob uploads go
@@ -652,21 +654,13 @@ fn sorted(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use futures_util::StreamExt as _;
-
     use super::*;
 
     #[test]
     fn streamed_layers_equal_their_one_shot_form() {
-        let size = 2 * STREAM_PIECE as u64 + 3;
-        let streamed: Vec<u8> = block_on(
-            pseudo_random_stream(1, size)
-                .map(|piece| piece.unwrap().to_vec())
-                .concat(),
-        );
-        let expected = LayerSpec::pseudo_random("x", 1, size as usize).data;
-        let first = streamed.iter().zip(&expected).position(|(a, b)| a != b);
-        assert_eq!(first, None);
-        assert_eq!(streamed.len(), expected.len());
+        let size = 2 * PseudoRandom::PIECE + 3;
+        let streamed: Vec<u8> = pieces(1, size as u64).flatten().collect();
+        let expected = LayerSpec::pseudo_random("x", 1, size).data;
+        assert!(streamed == expected, "streamed bytes differ");
     }
 }

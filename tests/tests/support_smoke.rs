@@ -187,6 +187,22 @@ async fn standard_fixtures_are_retrievable_as_published() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_layers_can_be_published() {
+    let reg = Registry::start();
+    let published = publish_single(
+        &reg,
+        "demo/empty:1.0",
+        &[LayerSpec::untitled(Vec::new())],
+        &[],
+    )
+    .await;
+    assert_eq!(published.layers[0].size, 0);
+    let data = pull_blob(&reg, &published.reference, &published.layers[0].digest).await;
+    assert!(data.is_empty());
+    assert_eq!(reg.blob_gets()[0].bytes_written, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_layers_are_streamed_and_accounted() {
     let reg = Registry::start();
     // Not a multiple of the 4 MiB upload chunk nor of the 1 MiB generation piece.

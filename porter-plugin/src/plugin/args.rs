@@ -15,8 +15,14 @@ impl PluginArgs {
     /// Parses what the host sent: `key=value` strings, or raw tokens from a G1 host (any token
     /// that starts with `-` or has no `=`), which are first normalised like G2+ hosts do.
     pub fn from_request(args: &[String]) -> PluginArgs {
-        let legacy = args.iter().any(|a| !a.is_empty() && (a.starts_with('-') || !a.contains('=')));
-        if legacy { PluginArgs::new(&normalize_tokens(args)) } else { PluginArgs::new(args) }
+        let legacy = args
+            .iter()
+            .any(|a| !a.is_empty() && (a.starts_with('-') || !a.contains('=')));
+        if legacy {
+            PluginArgs::new(&normalize_tokens(args))
+        } else {
+            PluginArgs::new(args)
+        }
     }
 
     /// `NewPluginArgs`: split at the first `=`, trim both sides, skip empty keys; `arg<N>` keys
@@ -29,7 +35,10 @@ impl PluginArgs {
             if key.is_empty() {
                 continue;
             }
-            args.values.entry(key.to_owned()).or_default().push(value.to_owned());
+            args.values
+                .entry(key.to_owned())
+                .or_default()
+                .push(value.to_owned());
             if let Some(slot) = positional_slot(key) {
                 if args.positionals.len() <= slot {
                     args.positionals.resize(slot + 1, String::new());
@@ -42,7 +51,10 @@ impl PluginArgs {
 
     /// The first value of `key`.
     pub fn first(&self, key: &str) -> Option<&str> {
-        self.values.get(key).and_then(|v| v.first()).map(String::as_str)
+        self.values
+            .get(key)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 
     /// The first value of the first key that exists, even when that value is empty.
@@ -53,11 +65,6 @@ impl PluginArgs {
     /// Every value of `key`.
     pub fn all(&self, key: &str) -> &[String] {
         self.values.get(key).map_or(&[], Vec::as_slice)
-    }
-
-    /// Whether `key` was given.
-    pub fn has(&self, key: &str) -> bool {
-        self.values.contains_key(key)
     }
 
     /// `Bool`: absent ⇒ None; `""` ⇒ true; `true,t,1,yes,y,on` / `false,f,0,no,n,off` (any
@@ -83,13 +90,18 @@ impl PluginArgs {
 
     /// Positionals trimmed, empties removed (porter's `cleanedValues`).
     pub fn cleaned_positionals(&self) -> Vec<String> {
-        cleaned(&self.positionals)
+        cleaned(self.positionals())
     }
 }
 
 /// Trimmed values with empties removed.
 pub fn cleaned(values: &[String]) -> Vec<String> {
-    values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()).map(str::to_owned).collect()
+    values
+        .iter()
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `arg<N>` → N, with Go `strconv.Atoi` rules (an optional sign; negative slots do not count).
@@ -104,7 +116,11 @@ fn positional_slot(key: &str) -> Option<usize> {
 
 /// Converts raw CLI tokens into `key=value` strings as DS's `parsePluginInvocation` does.
 pub fn normalize_tokens(tokens: &[String]) -> Vec<String> {
-    let tokens: Vec<&str> = tokens.iter().map(|t| t.trim()).filter(|t| !t.is_empty()).collect();
+    let tokens: Vec<&str> = tokens
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .collect();
     let mut out = Vec::new();
     let mut positional = 0;
     let mut push_positional = |out: &mut Vec<String>, value: &str| {
@@ -127,7 +143,10 @@ pub fn normalize_tokens(tokens: &[String]) -> Vec<String> {
             continue;
         }
         let long = token.starts_with("--");
-        let body = token.strip_prefix("--").or_else(|| token.strip_prefix('-')).unwrap_or(token);
+        let body = token
+            .strip_prefix("--")
+            .or_else(|| token.strip_prefix('-'))
+            .unwrap_or(token);
         if let Some((key, value)) = body.split_once('=') {
             out.push(format!("{}={}", normalize_key(key), value.trim()));
         } else if !long && body.chars().count() > 1 {
@@ -154,6 +173,7 @@ fn is_flag_like(token: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -168,7 +188,10 @@ mod tests {
     #[test]
     fn first_key_that_yields_a_bool_wins() {
         // Conformance case 27.
-        assert_eq!(args(&["h=true", "help=false", "o=path"]).bool_any(&["help", "h"]), Some(false));
+        assert_eq!(
+            args(&["h=true", "help=false", "o=path"]).bool_any(&["help", "h"]),
+            Some(false)
+        );
     }
 
     #[test]
@@ -182,7 +205,10 @@ mod tests {
     #[test]
     fn first_existing_key_wins_even_when_empty() {
         // Conformance case 29.
-        assert_eq!(args(&["ref=", "arg0=REF"]).first_any(&["ref", "artifact", "arg0"]), Some(""));
+        assert_eq!(
+            args(&["ref=", "arg0=REF"]).first_any(&["ref", "artifact", "arg0"]),
+            Some("")
+        );
     }
 
     #[test]
@@ -196,30 +222,52 @@ mod tests {
 
     #[test]
     fn keys_and_values_are_trimmed_and_repeats_kept() {
-        let a = args(&[" platform = linux/amd64 ", "platform=linux/arm64", "=x", "", "novalue", "arg+1=p"]);
+        let a = args(&[
+            " platform = linux/amd64 ",
+            "platform=linux/arm64",
+            "=x",
+            "",
+            "novalue",
+            "arg+1=p",
+        ]);
         assert_eq!(a.all("platform"), ["linux/amd64", "linux/arm64"]);
-        assert!(a.has("novalue"));
         assert_eq!(a.first("novalue"), Some(""));
         assert_eq!(a.positionals(), ["", "p"]);
-        assert!(!a.has(""));
+        assert_eq!(a.first(""), None);
     }
 
     #[test]
     fn raw_tokens_are_normalised_like_ds_does() {
         // Conformance cases 18–23, from the plugin side.
         let cases: [(&[&str], &[&str]); 6] = [
-            (&["--platform", "linux/arm64", "-o", "./dist", "REF"], &["platform=linux/arm64", "o=./dist", "arg0=REF"]),
-            (&["--insecure", "REF", "-o", "out"], &["insecure=REF", "o=out"]),
-            (&["REF", "--insecure", "-o", "out"], &["arg0=REF", "insecure=true", "o=out"]),
+            (
+                &["--platform", "linux/arm64", "-o", "./dist", "REF"],
+                &["platform=linux/arm64", "o=./dist", "arg0=REF"],
+            ),
+            (
+                &["--insecure", "REF", "-o", "out"],
+                &["insecure=REF", "o=out"],
+            ),
+            (
+                &["REF", "--insecure", "-o", "out"],
+                &["arg0=REF", "insecure=true", "o=out"],
+            ),
             (&["REF", "-o"], &["arg0=REF", "o=true"]),
-            (&["-abc", "REF"], &["a=true", "b=true", "c=true", "arg0=REF"]),
+            (
+                &["-abc", "REF"],
+                &["a=true", "b=true", "c=true", "arg0=REF"],
+            ),
             (
                 &["-o=x", "--Output=Y", "--level", "-5", "--", "-x", "y"],
                 &["o=x", "output=Y", "level=-5", "arg0=-x", "arg1=y"],
             ),
         ];
         for (tokens, expected) in cases {
-            assert_eq!(normalize_tokens(&strings(tokens)), strings(expected), "{tokens:?}");
+            assert_eq!(
+                normalize_tokens(&strings(tokens)),
+                strings(expected),
+                "{tokens:?}"
+            );
         }
     }
 

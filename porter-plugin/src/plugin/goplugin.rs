@@ -69,7 +69,9 @@ pub struct Broker {
 
 impl Default for Broker {
     fn default() -> Self {
-        Broker { table: Arc::new(watch::Sender::new(HashMap::new())) }
+        Broker {
+            table: Arc::new(watch::Sender::new(HashMap::new())),
+        }
     }
 }
 
@@ -77,7 +79,10 @@ impl Broker {
     /// Records a `ConnInfo` from the host (multiplexing knocks are ignored).
     pub fn announce(&self, info: ConnInfo) {
         if info.knock.is_some() {
-            tracing::debug!(id = info.service_id, "ignoring broker knock (multiplexing is not supported)");
+            tracing::debug!(
+                id = info.service_id,
+                "ignoring broker knock (multiplexing is not supported)"
+            );
             return;
         }
         tracing::debug!(id = info.service_id, network = %info.network, address = %info.address, "broker connection info");
@@ -110,7 +115,11 @@ pub async fn connect(network: &str, address: &str) -> Result<Channel, DialError>
                 .connect_timeout(CONNECT_TIMEOUT)
                 .connect_with_connector(tower::service_fn(move |_: Uri| {
                     let path = path.clone();
-                    async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
+                    async move {
+                        tokio::net::UnixStream::connect(path)
+                            .await
+                            .map(TokioIo::new)
+                    }
                 }))
                 .await
                 .map_err(DialError::Connect)
@@ -175,7 +184,10 @@ pub struct Stdio;
 impl GrpcStdio for Stdio {
     type StreamStdioStream = Pending<StdioData>;
 
-    async fn stream_stdio(&self, _: Request<()>) -> Result<Response<Self::StreamStdioStream>, Status> {
+    async fn stream_stdio(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<Self::StreamStdioStream>, Status> {
         Ok(Response::new(pending()))
     }
 }

@@ -49,8 +49,7 @@ pub fn init() {
 /// Applies DS's logging settings; returns problems to log once logging is set up.
 pub fn configure(settings: &LoggingSettings) -> Vec<String> {
     let level = level_number(&settings.level);
-    let stderr_level = if level >= 4 || level < WARN { level } else { WARN };
-    STDERR_LEVEL.store(stderr_level, Ordering::Relaxed);
+    STDERR_LEVEL.store(stderr_threshold(level), Ordering::Relaxed);
 
     let output = settings.output.trim();
     let mut problems = Vec::new();
@@ -58,9 +57,14 @@ pub fn configure(settings: &LoggingSettings) -> Vec<String> {
         // stdout belongs to the go-plugin protocol; DS's default `stdout` means "the console".
         "" | "stderr" | "stdout" => None,
         _ => match open_log_file(Path::new(output)) {
-            Ok(file) => Some(LogFile { json: settings.format == "json", writer: BufWriter::new(file) }),
+            Ok(file) => Some(LogFile {
+                json: settings.format == "json",
+                writer: BufWriter::new(file),
+            }),
             Err(err) => {
-                problems.push(format!("cannot open log file {output}: {err}; logging to stderr"));
+                problems.push(format!(
+                    "cannot open log file {output}: {err}; logging to stderr"
+                ));
                 None
             }
         },
@@ -86,6 +90,11 @@ fn open_log_file(path: &Path) -> io::Result<File> {
         fs::create_dir_all(dir)?;
     }
     OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// info → warn on stderr; debug/trace and error/off as configured.
+fn stderr_threshold(level: u8) -> u8 {
+    if level == 3 { WARN } else { level }
 }
 
 fn level_number(name: &str) -> u8 {
@@ -122,7 +131,8 @@ fn level_name(level: &Level) -> &'static str {
 /// Our own crates log at the configured level; libraries (h2, hyper, tonic) only warnings.
 fn wanted(metadata: &Metadata<'_>, threshold: u8) -> bool {
     let level = event_level(metadata.level());
-    let ours = metadata.target().starts_with("ds_porter") || metadata.target().starts_with("porter_core");
+    let ours =
+        metadata.target().starts_with("ds_porter") || metadata.target().starts_with("porter_core");
     level <= threshold && (ours || level <= WARN)
 }
 
@@ -135,7 +145,9 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
-        let threshold = STDERR_LEVEL.load(Ordering::Relaxed).max(FILE_LEVEL.load(Ordering::Relaxed));
+        let threshold = STDERR_LEVEL
+            .load(Ordering::Relaxed)
+            .max(FILE_LEVEL.load(Ordering::Relaxed));
         wanted(metadata, threshold)
     }
 
@@ -150,7 +162,9 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
         event.record(&mut visitor);
         let record = Record {
             level: level_name(metadata.level()),
-            timestamp: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            timestamp: chrono::Utc::now()
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string(),
             message: visitor.message,
             fields: visitor.fields,
         };
@@ -159,7 +173,11 @@ impl<S: Subscriber> Layer<S> for HclogLayer {
             let _ = io::stderr().lock().write_all(line.as_bytes());
         }
         if to_file && let Some(file) = FILE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            let line = if file.json { record.json_line() } else { record.text_line() };
+            let line = if file.json {
+                record.json_line()
+            } else {
+                record.text_line()
+            };
             let _ = file.writer.write_all(line.as_bytes());
             if metadata.level() <= &Level::WARN {
                 let _ = file.writer.flush();
@@ -201,13 +219,21 @@ impl Record {
         while !self.message.is_char_boundary(cut.min(self.message.len())) {
             cut -= 1;
         }
-        let message = format!("{}… (truncated)", &self.message[..cut.min(self.message.len())]);
+        let message = format!(
+            "{}… (truncated)",
+            &self.message[..cut.min(self.message.len())]
+        );
         render(&message, &Map::new())
     }
 
     /// `<timestamp> [INFO]  ds-porter: message: key=value …` + `\n`, hclog's text shape.
     fn text_line(&self) -> String {
-        let mut line = format!("{} [{:<5}] {MODULE}: {}", self.timestamp, self.level.to_uppercase(), self.message);
+        let mut line = format!(
+            "{} [{:<5}] {MODULE}: {}",
+            self.timestamp,
+            self.level.to_uppercase(),
+            self.message
+        );
         for (key, value) in &self.fields {
             match value {
                 Value::String(s) => {
@@ -259,7 +285,10 @@ impl Visit for Fields {
         self.put(field, value.into());
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number));
+        self.put(
+            field,
+            serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number),
+        );
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.put(field, Value::String(value.to_string()));
@@ -267,6 +296,7 @@ impl Visit for Fields {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -294,7 +324,9 @@ mod tests {
 
     #[test]
     fn timestamps_have_exactly_six_fraction_digits_and_z() {
-        let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        let ts = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
         let fraction = ts.split('.').nth(1).unwrap();
         assert_eq!(fraction.len(), 7, "{ts}");
         assert!(fraction.ends_with('Z'));
@@ -318,8 +350,17 @@ mod tests {
 
     #[test]
     fn stderr_keeps_warnings_unless_ds_runs_at_debug() {
-        for (level, expected) in [("info", WARN), ("debug", 4), ("trace", 5), ("error", 1), ("off", OFF)] {
-            let settings = LoggingSettings { level: level.into(), ..LoggingSettings::default() };
+        for (level, expected) in [
+            ("info", WARN),
+            ("debug", 4),
+            ("trace", 5),
+            ("error", 1),
+            ("off", OFF),
+        ] {
+            let settings = LoggingSettings {
+                level: level.into(),
+                ..LoggingSettings::default()
+            };
             configure(&settings);
             assert_eq!(STDERR_LEVEL.load(Ordering::Relaxed), expected, "{level}");
         }

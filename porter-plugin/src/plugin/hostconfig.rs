@@ -20,12 +20,18 @@ const MAX_CONFIG_BYTES: usize = 64 * 1024 * 1024;
 
 /// Loads the settings for an Execute. Errors read as DS users know them:
 /// `failed to load configuration from DS: failed to fetch host configuration: …`.
-pub async fn load(broker: &Broker, broker_id: u32, legacy_env: &BTreeMap<String, String>) -> Result<Settings, String> {
+pub async fn load(
+    broker: &Broker,
+    broker_id: u32,
+    legacy_env: &BTreeMap<String, String>,
+) -> Result<Settings, String> {
     let settings = if broker_id == 0 {
         tracing::debug!("no host config broker id; using DS_* environment variables and defaults");
         from_environment(legacy_env).map_err(|e| e.to_string())
     } else {
-        fetch(broker, broker_id).await.map_err(|e| format!("failed to fetch host configuration: {e}"))
+        fetch(broker, broker_id)
+            .await
+            .map_err(|e| format!("failed to fetch host configuration: {e}"))
     };
     settings.map_err(|e| format!("failed to load configuration from DS: {e}"))
 }
@@ -36,15 +42,19 @@ async fn fetch(broker: &Broker, id: u32) -> Result<Settings, String> {
         .await
         .map_err(|e| format!("failed to dial host config broker: {e}"))?;
     let mut client = HostConfigClient::new(channel).max_decoding_message_size(MAX_CONFIG_BYTES);
-    let response = tokio::time::timeout(REQUEST_TIMEOUT, client.get_effective_config(GetEffectiveConfigRequest {}))
-        .await
-        .map_err(|_| "host config request failed: no answer within 30 s".to_owned())?
-        .map_err(|status| format!("host config request failed: {}", status.message()))?;
+    let response = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        client.get_effective_config(GetEffectiveConfigRequest {}),
+    )
+    .await
+    .map_err(|_| "host config request failed: no answer within 30 s".to_owned())?
+    .map_err(|status| format!("host config request failed: {}", status.message()))?;
     let payload = response.into_inner().config_json;
     if payload.is_empty() {
         return Err("host returned empty config payload".into());
     }
-    config::settings_from_host_json(&payload).map_err(|e| format!("failed to decode host config: {e}"))
+    config::settings_from_host_json(&payload)
+        .map_err(|e| format!("failed to decode host config: {e}"))
 }
 
 /// Defaults < `~/.config/ds/config.yaml` < `DS_*` variables (the legacy env map of old hosts
@@ -54,7 +64,12 @@ fn from_environment(legacy_env: &BTreeMap<String, String>) -> porter_core::Resul
         return config::load_standalone(None);
     }
     let home = config::home_dir();
-    let env = |name: &str| legacy_env.get(name).cloned().or_else(|| std::env::var(name).ok());
+    let env = |name: &str| {
+        legacy_env
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+    };
     let mut host = HostConfig::defaults(&home);
     let user_file = home.join(".config").join("ds").join("config.yaml");
     if user_file.is_file() {

@@ -31,9 +31,15 @@ pub struct ListenConfig {
 pub enum Bound {
     /// A unix socket at `path` (removed by [`Bound::cleanup`]).
     #[cfg(unix)]
-    Unix { listener: std::os::unix::net::UnixListener, path: PathBuf },
+    Unix {
+        listener: std::os::unix::net::UnixListener,
+        path: PathBuf,
+    },
     /// A TCP socket on loopback.
-    Tcp { listener: std::net::TcpListener, address: String },
+    Tcp {
+        listener: std::net::TcpListener,
+        address: String,
+    },
 }
 
 impl Bound {
@@ -76,7 +82,10 @@ fn bind_unix(config: &ListenConfig) -> io::Result<Bound> {
         let random = RandomState::new().hash_one((std::process::id(), attempt)) % 10_000_000_000;
         let path = config.socket_dir.join(format!("plugin{random:010}"));
         if path.as_os_str().len() > MAX_SOCKET_PATH {
-            return Err(io::Error::other(format!("socket path {} is longer than {MAX_SOCKET_PATH} bytes", path.display())));
+            return Err(io::Error::other(format!(
+                "socket path {} is longer than {MAX_SOCKET_PATH} bytes",
+                path.display()
+            )));
         }
         match std::os::unix::net::UnixListener::bind(&path) {
             Ok(listener) => {
@@ -131,7 +140,10 @@ fn bind_tcp((min, max): (u16, u16)) -> io::Result<Bound> {
             return Ok(Bound::Tcp { listener, address });
         }
     }
-    Err(io::Error::new(io::ErrorKind::AddrInUse, format!("no free TCP port in {min}..={max}")))
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("no free TCP port in {min}..={max}"),
+    ))
 }
 
 /// Counts open connections: +1 when accepted, -1 when the server drops the connection.
@@ -144,7 +156,10 @@ pub struct Tracked<T> {
 impl<T> Tracked<T> {
     fn new(inner: T, open: &watch::Sender<usize>) -> Self {
         open.send_modify(|n| *n += 1);
-        Tracked { inner, open: open.clone() }
+        Tracked {
+            inner,
+            open: open.clone(),
+        }
     }
 }
 
@@ -160,13 +175,21 @@ impl<T> Connected for Tracked<T> {
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -194,7 +217,8 @@ pub fn unix_incoming(
     open: watch::Sender<usize>,
 ) -> io::Result<impl Stream<Item = io::Result<Tracked<tokio::net::UnixStream>>>> {
     let listener = tokio::net::UnixListener::from_std(listener)?;
-    Ok(tokio_stream::wrappers::UnixListenerStream::new(listener).map(move |conn| conn.map(|c| Tracked::new(c, &open))))
+    Ok(tokio_stream::wrappers::UnixListenerStream::new(listener)
+        .map(move |conn| conn.map(|c| Tracked::new(c, &open))))
 }
 
 /// The accepted connections of a TCP listener (needs the runtime).
@@ -203,15 +227,18 @@ pub fn tcp_incoming(
     open: watch::Sender<usize>,
 ) -> io::Result<impl Stream<Item = io::Result<Tracked<tokio::net::TcpStream>>>> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    Ok(tokio_stream::wrappers::TcpListenerStream::new(listener).map(move |conn| {
-        conn.map(|c| {
-            let _ = c.set_nodelay(true);
-            Tracked::new(c, &open)
-        })
-    }))
+    Ok(
+        tokio_stream::wrappers::TcpListenerStream::new(listener).map(move |conn| {
+            conn.map(|c| {
+                let _ = c.set_nodelay(true);
+                Tracked::new(c, &open)
+            })
+        }),
+    )
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -219,12 +246,22 @@ mod tests {
     #[test]
     fn binds_a_socket_in_the_requested_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ListenConfig { socket_dir: dir.path().to_path_buf(), socket_group: None, ports: (10000, 25000) };
+        let config = ListenConfig {
+            socket_dir: dir.path().to_path_buf(),
+            socket_group: None,
+            ports: (10000, 25000),
+        };
         let bound = bind(&config).unwrap();
         let (network, address) = bound.handshake_address();
         assert_eq!(network, "unix");
         assert!(address.starts_with(&dir.path().display().to_string()));
-        assert!(Path::new(&address).file_name().unwrap().to_string_lossy().starts_with("plugin"));
+        assert!(
+            Path::new(&address)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("plugin")
+        );
     }
 
     #[test]

@@ -62,7 +62,10 @@ pub struct Output {
 
 impl Output {
     fn stdout(text: impl Into<String>) -> Output {
-        Output { stdout: text.into(), ..Output::default() }
+        Output {
+            stdout: text.into(),
+            ..Output::default()
+        }
     }
 }
 
@@ -88,14 +91,19 @@ pub fn run_without_config(operation: &str, args: &PluginArgs) -> Option<Result<O
 }
 
 /// Opens the engine on `settings` (ds-contract §6.4 step 4) and runs `operation`.
-pub async fn run_with_config(operation: &str, args: &PluginArgs, settings: Settings) -> Result<Output, String> {
+pub async fn run_with_config(
+    operation: &str,
+    args: &PluginArgs,
+    settings: Settings,
+) -> Result<Output, String> {
     for problem in hclog::configure(&settings.logging) {
         tracing::warn!("{problem}");
     }
     for warning in &settings.logging.warnings {
         tracing::warn!("{warning}");
     }
-    let porter = Porter::new(settings).map_err(|e| format!("Failed to create porter client: {e}"))?;
+    let porter =
+        Porter::new(settings).map_err(|e| format!("Failed to create porter client: {e}"))?;
     let porter = Arc::new(porter);
     match operation {
         "pull" => pull(&porter, args).await,
@@ -106,12 +114,18 @@ pub async fn run_with_config(operation: &str, args: &PluginArgs, settings: Setti
 }
 
 async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
-    let reference = args.first_any(&["ref", "artifact", "arg0"]).unwrap_or_default().trim();
+    let reference = args
+        .first_any(&["ref", "artifact", "arg0"])
+        .unwrap_or_default()
+        .trim();
     if reference.is_empty() {
         return Err("artifact reference required".into());
     }
     let insecure = args.bool("insecure").unwrap_or(false);
-    let output = args.first_any(&["output", "o"]).map(str::trim).filter(|o| !o.is_empty());
+    let output = args
+        .first_any(&["output", "o"])
+        .map(str::trim)
+        .filter(|o| !o.is_empty());
     let all_platforms = args.bool_any(&["all-arch"]).unwrap_or(false);
     let mut platforms = cleaned(args.all("platform"));
     platforms.extend(cleaned(args.all("platforms")));
@@ -123,14 +137,20 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     } else if platforms.is_empty() {
         PlatformRequest::Host
     } else {
-        PlatformRequest::Only(platform::parse_list(platforms.iter().map(String::as_str)).map_err(|e| e.to_string())?)
+        PlatformRequest::Only(
+            platform::parse_list(platforms.iter().map(String::as_str))
+                .map_err(|e| e.to_string())?,
+        )
     };
     let mut request = PullRequest::new(reference, platforms).map_err(|e| e.to_string())?;
     request.insecure = insecure;
     request.output = output.map(PathBuf::from);
 
     tracing::info!(reference = %request.original, "pulling artifact");
-    let outcome = porter.pull(&request, &LogProgress).await.map_err(|e| e.to_string())?;
+    let outcome = porter
+        .pull(&request, &LogProgress)
+        .await
+        .map_err(|e| e.to_string())?;
     tracing::info!(id = %outcome.result.id, digest = %outcome.result.digest, "artifact pulled");
     Ok(Output {
         stdout: outcome.result.to_stdout_json(),
@@ -145,7 +165,11 @@ async fn list(porter: Arc<Porter>) -> Result<Output, String> {
         .map_err(|e| format!("failed to read cache directory: {e}"))?
         .map_err(|e| e.to_string())?;
     // The Go plugin prints a nil slice as `null`; DS users' scripts expect that.
-    let mut stdout = if entries.is_empty() { "null".to_owned() } else { artifact::go_json(&entries, false) };
+    let mut stdout = if entries.is_empty() {
+        "null".to_owned()
+    } else {
+        artifact::go_json(&entries, false)
+    };
     stdout.push('\n');
     if stdout.len() > MAX_STDOUT {
         return Err(format!(
@@ -174,14 +198,17 @@ fn execute_plugin(porter: &Porter, args: &PluginArgs) -> Result<Output, String> 
         return Err(format!("invalid artifact id {id:?}"));
     }
     if plugin.eq_ignore_ascii_case("porter") {
-        return Err("execute-plugin hands an artifact to another plugin, not to porter itself".into());
+        return Err(
+            "execute-plugin hands an artifact to another plugin, not to porter itself".into(),
+        );
     }
     let entry = porter.cache().entry_dir(id);
     let metadata_path = entry.join("metadata.json");
     let stored: ArtifactResult = std::fs::read(&metadata_path)
         .map_err(|e| format!("artifact not found: failed to read metadata: {e}"))
         .and_then(|bytes| {
-            serde_json::from_slice(&bytes).map_err(|e| format!("artifact not found: failed to parse metadata: {e}"))
+            serde_json::from_slice(&bytes)
+                .map_err(|e| format!("artifact not found: failed to parse metadata: {e}"))
         })?;
     let operation = args
         .first_any(&["operation", "op"])
@@ -202,8 +229,15 @@ fn execute_plugin(porter: &Porter, args: &PluginArgs) -> Result<Output, String> 
     tracing::info!(id = %id, plugin = %plugin, operation = %operation, "Plugin execution requested");
     Ok(Output {
         stdout: String::new(),
-        stderr: format!("handing artifact {id} ({}) to plugin {plugin} ({operation})\n", stored.reference),
-        finalizers: vec![Finalizer { name: plugin.clone(), operation: operation.to_owned(), args: finalizer_args }],
+        stderr: format!(
+            "handing artifact {id} ({}) to plugin {plugin} ({operation})\n",
+            stored.reference
+        ),
+        finalizers: vec![Finalizer {
+            name: plugin.clone(),
+            operation: operation.to_owned(),
+            args: finalizer_args,
+        }],
     })
 }
 
@@ -213,7 +247,9 @@ fn is_entry_name(id: &str) -> bool {
     !id.is_empty()
         && id != "."
         && id != ".."
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Transfer progress as debug log events (DS shows no progress bars).
@@ -229,25 +265,44 @@ impl Progress for LogProgress {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn help_and_version_need_no_configuration() {
         let none = PluginArgs::default();
-        assert_eq!(run_without_config("help", &none).unwrap().unwrap().stdout, HELP);
-        let version = run_without_config("version", &none).unwrap().unwrap().stdout;
+        assert_eq!(
+            run_without_config("help", &none).unwrap().unwrap().stdout,
+            HELP
+        );
+        let version = run_without_config("version", &none)
+            .unwrap()
+            .unwrap()
+            .stdout;
         assert!(version.starts_with("porter version ") && !version.ends_with('\n'));
         let help = PluginArgs::new(&["help=true"]);
-        assert_eq!(run_without_config("pull", &help).unwrap().unwrap().stdout, PULL_USAGE);
+        assert_eq!(
+            run_without_config("pull", &help).unwrap().unwrap().stdout,
+            PULL_USAGE
+        );
     }
 
     #[test]
     fn unknown_operations_and_push_fail_clearly() {
         let none = PluginArgs::default();
-        assert_eq!(run_without_config("unknown", &none).unwrap().unwrap_err(), "unknown operation: unknown");
-        assert_eq!(run_without_config("--help", &none).unwrap().unwrap_err(), "unknown operation: --help");
-        assert_eq!(run_without_config("push", &none).unwrap().unwrap_err(), "push is not available in this build");
+        assert_eq!(
+            run_without_config("unknown", &none).unwrap().unwrap_err(),
+            "unknown operation: unknown"
+        );
+        assert_eq!(
+            run_without_config("--help", &none).unwrap().unwrap_err(),
+            "unknown operation: --help"
+        );
+        assert_eq!(
+            run_without_config("push", &none).unwrap().unwrap_err(),
+            "push is not available in this build"
+        );
         assert!(run_without_config("list", &none).is_none());
         assert!(run_without_config("pull", &PluginArgs::new(&["h=true", "help=false"])).is_none());
     }

@@ -106,9 +106,17 @@ impl Message for ExecuteRequest {
     }
 
     fn encoded_len(&self) -> usize {
-        let op = if self.operation.is_empty() { 0 } else { encoding::string::encoded_len(1, &self.operation) };
+        let op = if self.operation.is_empty() {
+            0
+        } else {
+            encoding::string::encoded_len(1, &self.operation)
+        };
         let id = self.broker_id();
-        let id = if id == 0 { 0 } else { encoding::uint32::encoded_len(3, &id) };
+        let id = if id == 0 {
+            0
+        } else {
+            encoding::uint32::encoded_len(3, &id)
+        };
         op + encoding::string::encoded_len_repeated(2, &self.args) + id
     }
 
@@ -118,6 +126,7 @@ impl Message for ExecuteRequest {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -125,7 +134,10 @@ mod tests {
         LegacyExecuteRequest {
             operation: "list".into(),
             args: vec!["a=b".into()],
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             host_config_broker_id: broker,
         }
         .encode_to_vec()
@@ -133,8 +145,12 @@ mod tests {
 
     #[test]
     fn reads_the_broker_id_from_field_3_when_it_is_a_varint() {
-        let bytes = ExecuteRequest { operation: "pull".into(), broker_id_field3: Some(7), ..Default::default() }
-            .encode_to_vec();
+        let bytes = ExecuteRequest {
+            operation: "pull".into(),
+            broker_id_field3: Some(7),
+            ..Default::default()
+        }
+        .encode_to_vec();
         let req = ExecuteRequest::decode(bytes.as_slice()).unwrap();
         assert_eq!((req.operation.as_str(), req.broker_id()), ("pull", 7));
     }

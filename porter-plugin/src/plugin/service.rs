@@ -10,9 +10,9 @@ use super::args::PluginArgs;
 use super::goplugin::Broker;
 use super::proto::ds_plugin_server::DsPlugin;
 use super::proto::{
-    ExecuteRequest, ExecuteResponse, FinalizerRequest, GetManifestRequest, GetManifestResponse, GetMetadataRequest,
-    GetMetadataResponse, GetSchemaRequest, GetSchemaResponse, Platform, PluginCommand, SchemaProperty,
-    ValidateConfigRequest, ValidateConfigResponse,
+    ExecuteRequest, ExecuteResponse, FinalizerRequest, GetManifestRequest, GetManifestResponse,
+    GetMetadataRequest, GetMetadataResponse, GetSchemaRequest, GetSchemaResponse, Platform,
+    PluginCommand, SchemaProperty, ValidateConfigRequest, ValidateConfigResponse,
 };
 use super::{hostconfig, ops};
 
@@ -23,7 +23,10 @@ const COMMANDS: [(&str, &str); 5] = [
     ("pull", "Pull an OCI artifact"),
     ("push", "Push an OCI artifact"),
     ("list", "List cached artifacts"),
-    ("execute-plugin", "Execute a plugin contained in an artifact"),
+    (
+        "execute-plugin",
+        "Execute a plugin contained in an artifact",
+    ),
     ("version", "Display plugin version information"),
 ];
 const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
@@ -69,12 +72,20 @@ impl Service {
                 finalizers: out
                     .finalizers
                     .into_iter()
-                    .map(|f| FinalizerRequest { name: f.name, operation: f.operation, args: f.args })
+                    .map(|f| FinalizerRequest {
+                        name: f.name,
+                        operation: f.operation,
+                        args: f.args,
+                    })
                     .collect(),
             },
             Err(error) => {
                 tracing::debug!(operation, %error, "operation failed");
-                ExecuteResponse { exit_code: 1, error, ..ExecuteResponse::default() }
+                ExecuteResponse {
+                    exit_code: 1,
+                    error,
+                    ..ExecuteResponse::default()
+                }
             }
         }
     }
@@ -82,33 +93,50 @@ impl Service {
 
 #[tonic::async_trait]
 impl DsPlugin for Service {
-    async fn get_manifest(&self, _: Request<GetManifestRequest>) -> Result<Response<GetManifestResponse>, Status> {
+    async fn get_manifest(
+        &self,
+        _: Request<GetManifestRequest>,
+    ) -> Result<Response<GetManifestResponse>, Status> {
         Ok(Response::new(GetManifestResponse {
             name: NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: DESCRIPTION.into(),
             commands: COMMANDS
                 .iter()
-                .map(|(name, description)| PluginCommand { name: (*name).into(), description: (*description).into() })
+                .map(|(name, description)| PluginCommand {
+                    name: (*name).into(),
+                    description: (*description).into(),
+                })
                 .collect(),
             platform: Some(platform()),
             annotations: HashMap::new(),
         }))
     }
 
-    async fn get_metadata(&self, _: Request<GetMetadataRequest>) -> Result<Response<GetMetadataResponse>, Status> {
+    async fn get_metadata(
+        &self,
+        _: Request<GetMetadataRequest>,
+    ) -> Result<Response<GetMetadataResponse>, Status> {
         Ok(Response::new(GetMetadataResponse {
             name: NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: DESCRIPTION.into(),
-            operations: COMMANDS.iter().map(|(name, _)| (*name).to_owned()).collect(),
+            operations: COMMANDS
+                .iter()
+                .map(|(name, _)| (*name).to_owned())
+                .collect(),
             platform: Some(platform()),
             config: HashMap::new(),
         }))
     }
 
-    async fn execute(&self, request: Request<ExecuteRequest>) -> Result<Response<ExecuteResponse>, Status> {
-        Ok(Response::new(Service::execute(self, request.into_inner()).await))
+    async fn execute(
+        &self,
+        request: Request<ExecuteRequest>,
+    ) -> Result<Response<ExecuteResponse>, Status> {
+        Ok(Response::new(
+            Service::execute(self, request.into_inner()).await,
+        ))
     }
 
     async fn validate_config(
@@ -116,10 +144,16 @@ impl DsPlugin for Service {
         request: Request<ValidateConfigRequest>,
     ) -> Result<Response<ValidateConfigResponse>, Status> {
         let problems = validate(&request.into_inner().config);
-        Ok(Response::new(ValidateConfigResponse { valid: problems.is_empty(), error: problems.join("; ") }))
+        Ok(Response::new(ValidateConfigResponse {
+            valid: problems.is_empty(),
+            error: problems.join("; "),
+        }))
     }
 
-    async fn get_schema(&self, _: Request<GetSchemaRequest>) -> Result<Response<GetSchemaResponse>, Status> {
+    async fn get_schema(
+        &self,
+        _: Request<GetSchemaRequest>,
+    ) -> Result<Response<GetSchemaResponse>, Status> {
         let registry = SchemaProperty {
             r#type: "string".into(),
             description: "Default registry".into(),
@@ -177,34 +211,61 @@ fn is_registry_host(value: &str) -> bool {
             !label.is_empty()
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     let port_ok = port.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok());
     name_ok && port_ok
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn accepts_registry_hosts_and_unknown_keys() {
-        for host in ["ghcr.io", "localhost:5000", "127.0.0.1:5000", "https://ghcr.io/delivery-station", "r.io/"] {
-            assert!(validate(&config(&[("registry", host)])).is_empty(), "{host}");
+        for host in [
+            "ghcr.io",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "https://ghcr.io/delivery-station",
+            "r.io/",
+        ] {
+            assert!(
+                validate(&config(&[("registry", host)])).is_empty(),
+                "{host}"
+            );
         }
         assert!(validate(&config(&[("anything", "goes"), ("level", "TRACE")])).is_empty());
     }
 
     #[test]
     fn rejects_what_is_not_a_registry_host_or_log_level() {
-        let problems = validate(&config(&[("registry", "not a host"), ("log_level", "loud"), ("insecure", "maybe")]));
+        let problems = validate(&config(&[
+            ("registry", "not a host"),
+            ("log_level", "loud"),
+            ("insecure", "maybe"),
+        ]));
         assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems.iter().any(|p| p.starts_with("registry \"not a host\" is not a registry host")));
-        assert!(problems.iter().any(|p| p.starts_with("unknown log level \"loud\"")));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("registry \"not a host\" is not a registry host"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("unknown log level \"loud\""))
+        );
         for bad in ["", "host:port", "-bad.io", "a..b", "x:99999"] {
             assert!(!is_registry_host(bad), "{bad}");
         }
@@ -213,10 +274,20 @@ mod tests {
     #[tokio::test]
     async fn execute_without_config_answers_help_and_errors() {
         let service = Service::new(Broker::default());
-        let request = |op: &str| ExecuteRequest { operation: op.into(), ..ExecuteRequest::default() };
+        let request = |op: &str| ExecuteRequest {
+            operation: op.into(),
+            ..ExecuteRequest::default()
+        };
         let help = service.execute(request("help")).await;
         assert_eq!((help.exit_code, help.stdout.as_str()), (0, ops::HELP));
         let unknown = service.execute(request("unknown")).await;
-        assert_eq!((unknown.exit_code, unknown.error.as_str(), unknown.stdout.as_str()), (1, "unknown operation: unknown", ""));
+        assert_eq!(
+            (
+                unknown.exit_code,
+                unknown.error.as_str(),
+                unknown.stdout.as_str()
+            ),
+            (1, "unknown operation: unknown", "")
+        );
     }
 }

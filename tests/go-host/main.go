@@ -1,0 +1,519 @@
+// Command go-host launches a DS plugin binary the way the Delivery Station host does
+// (hashicorp/go-plugin v1.7.0, gRPC, no AutoMTLS, HostConfig served through the broker) and
+// prints what it observed as one JSON object on stdout. The Rust tests in tests/tests/plugin_*.rs
+// run it against ds-porter and assert on the report.
+//
+// Modes:
+//
+//	go-host -plugin BIN [-rpcs manifest,metadata,schema,validate,health] [-op OP -arg A ...]
+//	go-host -plugin BIN -raw       launch without go-plugin: read stdout and the exit by hand
+//	go-host -plugin BIN -bench N   N launches of spawn → Execute → Kill, durations in the report
+//
+//go:generate ./gen.sh
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	pb "ds-porter.test/go-host/pluginpb"
+)
+
+// DS's handshake (pkg/plugin/grpc.go).
+var handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  1,
+	MagicCookieKey:   "DS_PLUGIN_MAGIC_COOKIE",
+	MagicCookieValue: "delivery-station-plugin",
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+type options struct {
+	plugin     string
+	rpcs       string
+	op         string
+	args       listFlag
+	env        listFlag
+	layout     string
+	connInfo   string
+	configFile string
+	sigint     bool
+	deadline   time.Duration
+	raw        bool
+	drop       bool
+	bench      int
+}
+
+// dsClient is what the DS plugin dispenses: the service client plus the broker and connection.
+type dsClient struct {
+	client pb.DSPluginClient
+	broker *plugin.GRPCBroker
+	conn   *grpc.ClientConn
+}
+
+type dsPlugin struct{ plugin.NetRPCUnsupportedPlugin }
+
+func (dsPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("host side only")
+}
+
+func (dsPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
+	return &dsClient{client: pb.NewDSPluginClient(c), broker: b, conn: c}, nil
+}
+
+// hostConfig serves the effective config like DS's HostConfig server.
+type hostConfig struct {
+	pb.UnimplementedHostConfigServer
+	payload []byte
+}
+
+func (h *hostConfig) GetEffectiveConfig(context.Context, *pb.GetEffectiveConfigRequest) (*pb.GetEffectiveConfigResponse, error) {
+	return &pb.GetEffectiveConfigResponse{ConfigJson: h.payload}, nil
+}
+
+// lineBuffer collects writes and splits them into lines.
+type lineBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lineBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lineBuffer) lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	text := strings.TrimRight(l.buf.String(), "\n")
+	if text == "" {
+		return []string{}
+	}
+	return strings.Split(text, "\n")
+}
+
+type executeReport struct {
+	Stdout     string           `json:"stdout"`
+	Stderr     string           `json:"stderr"`
+	ExitCode   int32            `json:"exit_code"`
+	Error      string           `json:"error"`
+	Finalizers []map[string]any `json:"finalizers"`
+	RPCError   string           `json:"rpc_error,omitempty"`
+	Millis     float64          `json:"millis"`
+	Extra      map[string]any   `json:"extra,omitempty"`
+}
+
+type report struct {
+	Network       string               `json:"network,omitempty"`
+	Address       string               `json:"address,omitempty"`
+	Protocol      string               `json:"protocol,omitempty"`
+	Version       int                  `json:"version,omitempty"`
+	StartMillis   float64              `json:"start_millis"`
+	RPCs          map[string]any       `json:"rpcs"`
+	Execute       *executeReport       `json:"execute,omitempty"`
+	KillMillis    float64              `json:"kill_millis"`
+	Exited        bool                 `json:"exited"`
+	SocketRemoved bool                 `json:"socket_removed"`
+	PluginStderr  []string             `json:"plugin_stderr"`
+	HostLog       []string             `json:"host_log"`
+	Raw           map[string]any       `json:"raw,omitempty"`
+	Bench         map[string][]float64 `json:"bench,omitempty"`
+	Errors        []string             `json:"errors"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.plugin, "plugin", "", "plugin binary")
+	flag.StringVar(&o.rpcs, "rpcs", "", "comma list: manifest,metadata,schema,validate,health")
+	flag.StringVar(&o.op, "op", "", "Execute this operation")
+	flag.Var(&o.args, "arg", "Execute argument (repeatable)")
+	flag.Var(&o.env, "env", "extra KEY=VALUE for the plugin's environment (repeatable)")
+	flag.StringVar(&o.layout, "layout", "field3", "ExecuteRequest layout: field3 | field4 | env (map in 3, id in 4)")
+	flag.StringVar(&o.connInfo, "conninfo", "before", "HostConfig ConnInfo: before | race | after | never | none (broker id 0)")
+	flag.StringVar(&o.configFile, "config", "", "file with the HostConfig JSON payload (empty file: empty payload)")
+	flag.BoolVar(&o.sigint, "sigint", false, "send SIGINT to the plugin before Execute")
+	flag.DurationVar(&o.deadline, "deadline", 5*time.Minute, "Execute deadline (DS: 5m)")
+	flag.BoolVar(&o.raw, "raw", false, "launch without go-plugin and check stdout/exit by hand")
+	flag.BoolVar(&o.drop, "drop", false, "with -raw: close the connection instead of calling Shutdown")
+	flag.IntVar(&o.bench, "bench", 0, "launch N times: spawn → Execute → Kill")
+	flag.Parse()
+
+	rep := &report{RPCs: map[string]any{}, Errors: []string{}, PluginStderr: []string{}, HostLog: []string{}}
+	var err error
+	switch {
+	case o.raw:
+		err = runRaw(o, rep)
+	case o.bench > 0:
+		err = runBench(o, rep)
+	default:
+		err = runSession(o, rep)
+	}
+	if err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+	}
+	out, _ := json.Marshal(rep)
+	fmt.Println(string(out))
+}
+
+func newClient(o options, stderr, hostLog io.Writer) *plugin.Client {
+	cmd := exec.Command(o.plugin)
+	cmd.Env = append(os.Environ(), o.env...)
+	return plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  handshake,
+		Plugins:          map[string]plugin.Plugin{"ds-plugin": dsPlugin{}},
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Stderr:           stderr,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name:       "plugin",
+			Level:      hclog.Trace,
+			Output:     hostLog,
+			JSONFormat: true,
+		}),
+	})
+}
+
+func dispense(c *plugin.Client) (*dsClient, error) {
+	rpc, err := c.Client()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := rpc.Dispense("ds-plugin")
+	if err != nil {
+		return nil, err
+	}
+	return raw.(*dsClient), nil
+}
+
+func configPayload(o options) ([]byte, error) {
+	if o.configFile == "" {
+		return []byte(`{"Cache":{"Dir":""}}`), nil
+	}
+	return os.ReadFile(o.configFile)
+}
+
+func runSession(o options, rep *report) error {
+	stderr, hostLog := &lineBuffer{}, &lineBuffer{}
+	client := newClient(o, stderr, hostLog)
+	defer func() {
+		rep.PluginStderr = stderr.lines()
+		rep.HostLog = hostLog.lines()
+	}()
+	start := time.Now()
+	ds, err := dispense(client)
+	if err != nil {
+		client.Kill()
+		return fmt.Errorf("start: %w", err)
+	}
+	rep.StartMillis = ms(time.Since(start))
+	rc := client.ReattachConfig()
+	rep.Network, rep.Address = rc.Addr.Network(), rc.Addr.String()
+	rep.Protocol, rep.Version = string(rc.Protocol), client.NegotiatedVersion()
+
+	ctx := context.Background()
+	for _, name := range strings.Split(o.rpcs, ",") {
+		if name == "" {
+			continue
+		}
+		rep.RPCs[name] = callRPC(ctx, ds, name)
+	}
+	if o.sigint {
+		if err := syscall.Kill(rc.Pid, syscall.SIGINT); err != nil {
+			rep.Errors = append(rep.Errors, "sigint: "+err.Error())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if o.op != "" {
+		payload, err := configPayload(o)
+		if err != nil {
+			client.Kill()
+			return err
+		}
+		rep.Execute = execute(ds, o, payload)
+	}
+
+	killStart := time.Now()
+	client.Kill()
+	rep.KillMillis = ms(time.Since(killStart))
+	rep.Exited = client.Exited()
+	if rep.Network == "unix" {
+		_, statErr := os.Stat(rep.Address)
+		rep.SocketRemoved = errors.Is(statErr, os.ErrNotExist)
+	}
+	return nil
+}
+
+func callRPC(ctx context.Context, ds *dsClient, name string) any {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var (
+		resp any
+		err  error
+	)
+	switch name {
+	case "manifest":
+		resp, err = ds.client.GetManifest(ctx, &pb.GetManifestRequest{})
+	case "metadata":
+		resp, err = ds.client.GetMetadata(ctx, &pb.GetMetadataRequest{})
+	case "schema":
+		resp, err = ds.client.GetSchema(ctx, &pb.GetSchemaRequest{})
+	case "validate":
+		resp, err = ds.client.ValidateConfig(ctx, &pb.ValidateConfigRequest{Config: map[string]string{"anything": "1"}})
+	case "validate-bad":
+		resp, err = ds.client.ValidateConfig(ctx, &pb.ValidateConfigRequest{Config: map[string]string{"registry": "not a host", "log_level": "loud"}})
+	case "health":
+		resp, err = grpc_health_v1.NewHealthClient(ds.conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: "plugin"})
+		if err == nil {
+			resp = map[string]any{"status": resp.(*grpc_health_v1.HealthCheckResponse).GetStatus().String()}
+		}
+	default:
+		err = fmt.Errorf("unknown rpc %q", name)
+	}
+	if err != nil {
+		return map[string]any{"rpc_error": err.Error()}
+	}
+	return resp
+}
+
+// execute runs one Execute with the requested layout and ConnInfo timing.
+func execute(ds *dsClient, o options, payload []byte) *executeReport {
+	var id uint32
+	serve := func() {}
+	if o.connInfo != "none" {
+		id = ds.broker.NextId()
+		serve = func() {
+			go ds.broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
+				s := grpc.NewServer(opts...)
+				pb.RegisterHostConfigServer(s, &hostConfig{payload: payload})
+				return s
+			})
+		}
+	}
+	switch o.connInfo {
+	case "before":
+		serve()
+		time.Sleep(200 * time.Millisecond)
+	case "race": // what DS does: AcceptAndServe in a goroutine, Execute at once
+		serve()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.deadline)
+	defer cancel()
+	done := make(chan *executeReport, 1)
+	start := time.Now()
+	go func() {
+		resp := &pb.ExecuteResponse{}
+		var err error
+		switch o.layout {
+		case "field3":
+			resp, err = ds.client.Execute(ctx, &pb.ExecuteRequest{Operation: o.op, Args: o.args, HostConfigBrokerId: id})
+		case "field4", "env":
+			legacy := &pb.LegacyExecuteRequest{Operation: o.op, Args: o.args, HostConfigBrokerId: id}
+			if o.layout == "env" {
+				legacy.Env = map[string]string{"K": "V"}
+			}
+			err = ds.conn.Invoke(ctx, "/plugin.DSPlugin/Execute", legacy, resp)
+		default:
+			err = fmt.Errorf("unknown layout %q", o.layout)
+		}
+		r := &executeReport{Millis: ms(time.Since(start)), Finalizers: []map[string]any{}}
+		if err != nil {
+			r.RPCError = err.Error()
+		} else {
+			r.Stdout, r.Stderr, r.ExitCode, r.Error = resp.Stdout, resp.Stderr, resp.ExitCode, resp.Error
+			for _, f := range resp.Finalizers {
+				args := f.Args
+				if args == nil {
+					args = []string{}
+				}
+				r.Finalizers = append(r.Finalizers, map[string]any{"name": f.Name, "operation": f.Operation, "args": args})
+			}
+		}
+		done <- r
+	}()
+	if o.connInfo == "after" {
+		time.Sleep(300 * time.Millisecond)
+		serve()
+	}
+	return <-done
+}
+
+// runRaw launches the plugin like go-plugin does but by hand, so that everything on stdout
+// after the handshake line and the exact exit after Shutdown can be observed.
+func runRaw(o options, rep *report) error {
+	cmd := exec.Command(o.plugin)
+	cmd.Env = append(os.Environ(), append([]string{
+		handshake.MagicCookieKey + "=" + handshake.MagicCookieValue,
+		"PLUGIN_PROTOCOL_VERSIONS=1", "PLUGIN_MIN_PORT=10000", "PLUGIN_MAX_PORT=25000",
+	}, o.env...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stderr := &lineBuffer{}
+	cmd.Stderr = stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	raw := map[string]any{}
+	rep.Raw = raw
+	defer func() { rep.PluginStderr = stderr.lines() }()
+	reader := bufio.NewReader(stdout)
+	lineCh := make(chan string, 1)
+	go func() { l, _ := reader.ReadString('\n'); lineCh <- l }()
+	var line string
+	select {
+	case line = <-lineCh:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		return errors.New("no handshake line within 10 s")
+	}
+	raw["handshake_millis"] = ms(time.Since(start))
+	raw["handshake"] = line
+	rest := &lineBuffer{}
+	restDone := make(chan struct{})
+	go func() { _, _ = io.Copy(rest, reader); close(restDone) }()
+
+	fields := strings.Split(strings.TrimSpace(line), "|")
+	if len(fields) < 5 {
+		_ = cmd.Process.Kill()
+		return fmt.Errorf("bad handshake %q", line)
+	}
+	network, address := fields[2], fields[3]
+	target := address
+	if network == "unix" {
+		target = "unix://" + address
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("unused"))
+	if err != nil {
+		_ = cmd.Process.Kill()
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	health, err := grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: "plugin"})
+	if err != nil {
+		raw["health_error"] = err.Error()
+	} else {
+		raw["health"] = health.GetStatus().String()
+	}
+	ds := pb.NewDSPluginClient(conn)
+	if m, err := ds.GetManifest(ctx, &pb.GetManifestRequest{}); err == nil {
+		raw["manifest_name"] = m.Name
+	}
+	if o.sigint {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		time.Sleep(200 * time.Millisecond)
+	}
+	op := o.op
+	if op == "" {
+		op = "help"
+	}
+	if resp, err := ds.Execute(ctx, &pb.ExecuteRequest{Operation: op, Args: o.args}); err == nil {
+		raw["execute_exit_code"] = resp.ExitCode
+		raw["execute_stdout"] = resp.Stdout
+		raw["execute_error"] = resp.Error
+	} else {
+		raw["execute_rpc_error"] = err.Error()
+	}
+	_, statErr := os.Stat(address)
+	raw["socket_exists_before_shutdown"] = statErr == nil
+
+	waitCh := make(chan error, 1)
+	shutdownStart := time.Now()
+	if o.drop {
+		// A host that dies: the connection goes away without Shutdown.
+		_ = conn.Close()
+	} else {
+		// plugin.Empty and google.protobuf.Empty are the same bytes on the wire.
+		err := conn.Invoke(ctx, "/plugin.GRPCController/Shutdown", &emptypb.Empty{}, &emptypb.Empty{})
+		if err != nil {
+			raw["shutdown_error"] = err.Error()
+		}
+	}
+	go func() { waitCh <- cmd.Wait() }()
+	select {
+	case err := <-waitCh:
+		raw["exit_millis_after_shutdown"] = ms(time.Since(shutdownStart))
+		raw["exit_code"] = cmd.ProcessState.ExitCode()
+		if err != nil {
+			raw["wait_error"] = err.Error()
+		}
+	case <-time.After(3 * time.Second):
+		_ = cmd.Process.Kill()
+		<-waitCh
+		raw["exit_millis_after_shutdown"] = -1
+	}
+	<-restDone
+	raw["stdout_after_handshake"] = strings.Join(rest.lines(), "\n")
+	_, statErr = os.Stat(address)
+	rep.SocketRemoved = errors.Is(statErr, os.ErrNotExist)
+	rep.Network, rep.Address = network, address
+	_ = conn.Close()
+	return nil
+}
+
+// runBench measures spawn → Execute result (config through the broker) for N launches.
+func runBench(o options, rep *report) error {
+	payload, err := configPayload(o)
+	if err != nil {
+		return err
+	}
+	var results, totals []float64
+	for i := 0; i < o.bench; i++ {
+		start := time.Now()
+		client := newClient(o, io.Discard, io.Discard)
+		ds, err := dispense(client)
+		if err != nil {
+			client.Kill()
+			return err
+		}
+		r := execute(ds, options{op: o.op, args: o.args, layout: "field3", connInfo: "race", deadline: time.Minute}, payload)
+		if r.RPCError != "" || r.ExitCode != 0 {
+			client.Kill()
+			return fmt.Errorf("run %d: %s%s", i, r.RPCError, r.Error)
+		}
+		results = append(results, ms(time.Since(start)))
+		client.Kill()
+		totals = append(totals, ms(time.Since(start)))
+	}
+	rep.Bench = map[string][]float64{"result_millis": results, "total_millis": totals}
+	rep.RPCs["median_result_millis"] = median(results)
+	rep.RPCs["median_total_millis"] = median(totals)
+	return nil
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

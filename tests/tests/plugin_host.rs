@@ -1,0 +1,853 @@
+//! ds-porter as DS sees it: launched by a real go-plugin v1.7.0 host (`tests/go-host`, Go, stubs
+//! generated from `proto/`) exactly as the DS host launches plugins, and checked against the
+//! conformance cases of `spec/ds-contract.md` §12 (transport 1–17, dispatch 27–34, list and
+//! execute-plugin 41–44, pull 45–47 and, against the real registry, the pull cases).
+//!
+//! Each test runs the host program once per plugin launch; the host prints a JSON report of what
+//! it saw (handshake, RPC answers, the Execute response, kill time, the plugin's raw stderr and
+//! its own re-logged view of it).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use porter_e2e::{Registry, StandardFixtures, block_on, ds_porter_bin, publish_standard};
+use serde_json::{Value, json};
+
+/// Upper bound for one host run (the longest case waits 5 s for a ConnInfo that never comes).
+const HOST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Upper bound for building the Go host (module download on a cold cache included).
+const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn go_host_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("go-host")
+}
+
+/// Builds `tests/go-host` once per test binary.
+fn go_host() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-host");
+        let mut child = Command::new("go")
+            .args(["build", "-mod=readonly", "-o"])
+            .arg(&out)
+            .arg(".")
+            .current_dir(go_host_dir())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("run `go build` for tests/go-host (is Go installed?)");
+        let status = wait_bounded(&mut child, BUILD_TIMEOUT).expect("go build timed out");
+        assert!(
+            status.success(),
+            "go build of tests/go-host failed: {status}"
+        );
+        out
+    })
+    .clone()
+}
+
+fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One plugin launch through the go-plugin host, in its own HOME and working directory.
+struct Launch {
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+impl Launch {
+    fn new() -> Self {
+        Launch {
+            dir: tempfile::tempdir().unwrap(),
+            args: Vec::new(),
+        }
+    }
+
+    fn flags(mut self, flags: &[&str]) -> Self {
+        self.args.extend(flags.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// Execute `op` with these `key=value` args.
+    fn execute(mut self, op: &str, args: &[&str]) -> Self {
+        self.args.extend(["-op".into(), op.into()]);
+        for a in args {
+            self.args.extend(["-arg".into(), a.to_string()]);
+        }
+        self
+    }
+
+    /// The HostConfig JSON the host serves through the broker.
+    fn config(mut self, json: &str) -> Self {
+        let path = self.dir.path().join("host-config.json");
+        std::fs::write(&path, json).unwrap();
+        self.args
+            .extend(["-config".into(), path.display().to_string()]);
+        self
+    }
+
+    /// A HostConfig whose cache is `<dir>/cache` (porter uses `<dir>/cache/porter`).
+    fn cache_config(self) -> Self {
+        let cache = self.cache_root();
+        self.config(&json!({"Cache": {"Dir": cache}, "Logging": {"Level": "debug"}}).to_string())
+    }
+
+    fn cache_root(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    fn porter_cache(&self) -> PathBuf {
+        self.cache_root().join("porter")
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn run(&self) -> Value {
+        std::fs::create_dir_all(self.home()).unwrap();
+        let mut child = Command::new(go_host())
+            .arg("-plugin")
+            .arg(ds_porter_bin())
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.home())
+            .env("TMPDIR", self.dir.path())
+            .env_remove("DS_CACHE_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+            text
+        });
+        let status =
+            wait_bounded(&mut child, HOST_TIMEOUT).expect("go-host did not finish in time");
+        let text = reader.join().unwrap();
+        assert!(status.success(), "go-host failed ({status}): {text}");
+        let report: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad report {e}: {text}"));
+        assert_eq!(report["errors"], json!([]), "host errors: {report:#}");
+        assert_hclog_lines(&report);
+        report
+    }
+}
+
+/// Every line the plugin wrote to stderr is an hclog JSON record the host can parse.
+fn assert_hclog_lines(report: &Value) {
+    for line in report["plugin_stderr"].as_array().unwrap() {
+        let line = line.as_str().unwrap();
+        let record: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for key in ["@level", "@message", "@timestamp", "@module"] {
+            assert!(record[key].is_string(), "{key} is not a string in {line}");
+        }
+        let level = record["@level"].as_str().unwrap();
+        assert!(
+            ["trace", "debug", "info", "warn", "error"].contains(&level),
+            "{line}"
+        );
+        let ts = record["@timestamp"].as_str().unwrap();
+        let fraction = ts.split('.').nth(1).unwrap_or_default();
+        assert!(
+            ts.len() == 27 && fraction.len() == 7 && ts.ends_with('Z'),
+            "timestamp {ts} in {line}"
+        );
+        assert!(line.len() < 64 * 1024);
+    }
+}
+
+fn execute(report: &Value) -> &Value {
+    &report["execute"]
+}
+
+fn assert_ok(report: &Value) -> &Value {
+    let ex = execute(report);
+    assert_eq!(ex["rpc_error"], Value::Null, "{report:#}");
+    assert_eq!(
+        (ex["exit_code"].as_i64(), ex["error"].as_str()),
+        (Some(0), Some("")),
+        "{report:#}"
+    );
+    ex
+}
+
+fn assert_error(report: &Value, expected_prefix: &str) {
+    let ex = execute(report);
+    assert_eq!(ex["rpc_error"], Value::Null, "{report:#}");
+    assert_eq!(ex["exit_code"].as_i64(), Some(1), "{report:#}");
+    let error = ex["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(expected_prefix),
+        "error {error:?} does not start with {expected_prefix:?}"
+    );
+    assert_eq!(ex["stdout"], "", "stdout must be empty on error");
+}
+
+/// The host stopped the plugin quickly and cleanly.
+fn assert_clean_exit(report: &Value) {
+    assert_eq!(report["exited"], true, "{report:#}");
+    assert_eq!(report["socket_removed"], true, "{report:#}");
+    assert!(
+        report["kill_millis"].as_f64().unwrap() < 1000.0,
+        "Kill took {}",
+        report["kill_millis"]
+    );
+}
+
+// --- transport / handshake (cases 1–6) -----------------------------------------------------
+
+#[test]
+fn case_01_without_the_cookie_it_explains_and_exits_1_with_empty_stdout() {
+    let out = Command::new(ds_porter_bin())
+        .env_remove("DS_PLUGIN_MAGIC_COOKIE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Delivery Station plugin"));
+}
+
+#[test]
+fn case_01_a_wrong_cookie_value_is_refused_too() {
+    let out = Command::new(ds_porter_bin())
+        .env("DS_PLUGIN_MAGIC_COOKIE", "nope")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn case_02_version_flag_answers_without_the_cookie() {
+    // Intentional deviation from Go HEAD (which refuses): `ds plugin update` reads this line.
+    let out = Command::new(ds_porter_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("porter version "));
+}
+
+#[test]
+fn cases_03_to_06_handshake_health_shutdown_no_stdout_and_socket_dir() {
+    let launch = Launch::new();
+    let sockets = launch.dir.path().join("sockets");
+    std::fs::create_dir_all(&sockets).unwrap();
+    let report = launch
+        .flags(&[
+            "-raw",
+            "-env",
+            &format!("PLUGIN_UNIX_SOCKET_DIR={}", sockets.display()),
+        ])
+        .run();
+    let raw = &report["raw"];
+    let line = raw["handshake"].as_str().unwrap();
+    let fields: Vec<&str> = line.strip_suffix('\n').unwrap().split('|').collect();
+    assert_eq!(fields.len(), 6, "{line:?}");
+    assert_eq!(
+        (fields[0], fields[1], fields[2], fields[4], fields[5]),
+        ("1", "1", "unix", "grpc", "")
+    );
+    assert!(
+        fields[3].starts_with(&format!("{}/plugin", sockets.display())),
+        "{line}"
+    );
+    assert_eq!(raw["health"], "SERVING");
+    assert_eq!(raw["manifest_name"], "porter");
+    assert_eq!(raw["socket_exists_before_shutdown"], true);
+    assert_eq!(
+        raw["stdout_after_handshake"], "",
+        "only the handshake line may go to stdout"
+    );
+    assert_eq!(raw["exit_code"], 0);
+    let exit_ms = raw["exit_millis_after_shutdown"].as_f64().unwrap();
+    assert!(
+        (0.0..100.0).contains(&exit_ms),
+        "process gone {exit_ms} ms after Shutdown"
+    );
+    assert_eq!(report["socket_removed"], true);
+}
+
+#[test]
+fn the_plugin_exits_when_its_host_connection_goes_away() {
+    let report = Launch::new().flags(&["-raw", "-drop"]).run();
+    let raw = &report["raw"];
+    assert_eq!(raw["exit_code"], 0, "{report:#}");
+    let exit_ms = raw["exit_millis_after_shutdown"].as_f64().unwrap();
+    assert!(
+        (0.0..1000.0).contains(&exit_ms),
+        "process gone {exit_ms} ms after the host hung up"
+    );
+    assert_eq!(report["socket_removed"], true);
+}
+
+#[test]
+fn sigint_is_ignored_for_the_whole_session() {
+    let raw = Launch::new()
+        .flags(&["-raw", "-sigint"])
+        .execute("version", &[])
+        .run();
+    assert_eq!(raw["raw"]["execute_exit_code"], 0, "{raw:#}");
+    assert!(
+        raw["raw"]["execute_stdout"]
+            .as_str()
+            .unwrap()
+            .starts_with("porter version ")
+    );
+    assert_eq!(raw["raw"]["exit_code"], 0);
+
+    let hosted = Launch::new().flags(&["-sigint"]).execute("help", &[]).run();
+    assert_ok(&hosted);
+    assert_clean_exit(&hosted);
+}
+
+// --- discovery (cases 5, 7–10) ---------------------------------------------------------------
+
+#[test]
+fn cases_05_07_to_10_discovery_rpcs_through_go_plugin() {
+    let report = Launch::new()
+        .flags(&[
+            "-rpcs",
+            "manifest,metadata,schema,validate,validate-bad,health",
+        ])
+        .run();
+    assert_eq!(
+        (report["protocol"].as_str(), report["version"].as_i64()),
+        (Some("grpc"), Some(1))
+    );
+    let rpcs = &report["rpcs"];
+    assert_eq!(rpcs["health"]["status"], "SERVING");
+
+    let manifest = &rpcs["manifest"];
+    assert_eq!(manifest["name"], "porter");
+    assert_eq!(manifest["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(manifest["description"], "Fetch and deliver OCI artifacts");
+    let commands: Vec<&str> = manifest["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        commands,
+        ["pull", "push", "list", "execute-plugin", "version"]
+    );
+    assert_eq!(
+        manifest["platform"],
+        json!({"os": ["linux", "darwin", "windows"], "arch": ["amd64", "arm64"]})
+    );
+    assert_eq!(manifest["annotations"], Value::Null);
+
+    let metadata = &rpcs["metadata"];
+    assert_eq!(metadata["name"], "porter");
+    assert_eq!(
+        metadata["operations"],
+        json!(["pull", "push", "list", "execute-plugin", "version"])
+    );
+    assert_eq!(metadata["platform"], manifest["platform"]);
+
+    assert_eq!(
+        rpcs["schema"],
+        json!({"version": "1.0.0", "properties": {"registry": {"type": "string", "description": "Default registry", "default": "ghcr.io"}}})
+    );
+    assert_eq!(rpcs["validate"], json!({"valid": true}));
+    let bad = rpcs["validate-bad"]["error"].as_str().unwrap();
+    assert_eq!(
+        rpcs["validate-bad"]["valid"],
+        Value::Null,
+        "valid must be false"
+    );
+    assert!(
+        bad.contains("registry \"not a host\" is not a registry host")
+            && bad.contains("unknown log level \"loud\""),
+        "{bad}"
+    );
+    assert_clean_exit(&report);
+}
+
+// --- host config through the broker (cases 11–17) -------------------------------------------
+
+#[test]
+fn cases_11_to_13_both_execute_layouts_with_conninfo_before_and_after() {
+    for (layout, conninfo) in [
+        ("field4", "after"),
+        ("field3", "after"),
+        ("env", "after"),
+        ("field4", "before"),
+        ("field3", "race"),
+    ] {
+        let launch = Launch::new()
+            .flags(&["-layout", layout, "-conninfo", conninfo])
+            .cache_config()
+            .execute("list", &[]);
+        let report = launch.run();
+        let ex = assert_ok(&report);
+        assert_eq!(ex["stdout"], "null\n", "{layout}/{conninfo}");
+        assert!(
+            launch.porter_cache().is_dir(),
+            "the cache from the broker config was used ({layout}/{conninfo})"
+        );
+        assert_clean_exit(&report);
+    }
+}
+
+#[test]
+fn case_14_without_broker_id_config_comes_from_ds_environment_variables() {
+    // Intentional deviation from Go (which fails): no broker id ⇒ DS_* variables and defaults.
+    let launch = Launch::new().flags(&["-conninfo", "none"]);
+    let cache = launch.cache_root();
+    let launch = launch
+        .flags(&["-env", &format!("DS_CACHE_DIR={}", cache.display())])
+        .execute("list", &[]);
+    let report = launch.run();
+    assert_eq!(assert_ok(&report)["stdout"], "null\n");
+    assert!(cache.join("porter").is_dir());
+
+    let defaults = Launch::new()
+        .flags(&["-conninfo", "none"])
+        .execute("list", &[]);
+    let report = defaults.run();
+    assert_ok(&report);
+    assert!(
+        defaults.home().join(".cache/ds/porter").is_dir(),
+        "DS's default cache dir ~/.cache/ds ⇒ ~/.cache/ds/porter"
+    );
+}
+
+#[test]
+fn case_15_a_conninfo_that_never_comes_fails_after_5_seconds() {
+    let report = Launch::new()
+        .flags(&["-conninfo", "never"])
+        .cache_config()
+        .execute("list", &[])
+        .run();
+    assert_error(
+        &report,
+        "failed to load configuration from DS: failed to fetch host configuration: failed to dial host config broker:",
+    );
+    let millis = execute(&report)["millis"].as_f64().unwrap();
+    assert!((4900.0..15000.0).contains(&millis), "{millis}");
+    assert_clean_exit(&report);
+}
+
+#[test]
+fn case_16_an_empty_config_payload_is_an_error() {
+    let report = Launch::new().config("").execute("list", &[]).run();
+    assert_error(&report, "failed to load configuration from DS:");
+    assert!(
+        execute(&report)["error"]
+            .as_str()
+            .unwrap()
+            .contains("host returned empty config payload")
+    );
+}
+
+#[test]
+fn case_17_go_encoded_config_with_nulls_durations_and_lower_case_keys_decodes() {
+    let launch = Launch::new();
+    let cfg = json!({
+        "registry": {"Default": "ghcr.io/delivery-station", "Mirrors": null, "InsecureRegistries": null},
+        "Auth": {"DockerConfig": "", "Credentials": null},
+        "Cache": {"Dir": launch.cache_root(), "MaxSize": 10737418240u64, "TTL": 604800000000000u64},
+        "Logging": {"Level": "info", "Format": "text", "Output": "stdout"},
+        "Proxy": {"HTTPProxy": "", "HTTPSProxy": "", "NoProxy": ""},
+        "Plugins": {"Dir": "/x", "AutoInstall": true, "Sources": null, "Signature": null},
+        "Settings": null
+    });
+    let launch = launch.config(&cfg.to_string()).execute("list", &[]);
+    let report = launch.run();
+    assert_ok(&report);
+    assert!(launch.porter_cache().is_dir());
+}
+
+// --- dispatch (cases 27, 29, 31–34, 45–47) --------------------------------------------------
+
+#[test]
+fn cases_31_32_help_and_version_texts_need_no_config() {
+    let report = Launch::new()
+        .flags(&["-conninfo", "never"])
+        .execute("help", &[])
+        .run();
+    assert_eq!(
+        assert_ok(&report)["stdout"],
+        "Available commands:\n  pull <artifact>    Pull an artifact\n  push <artifact>    Push an artifact\n  list               List artifacts\n  execute-plugin     Execute a plugin\n  version            Show plugin version\n"
+    );
+    assert!(
+        execute(&report)["millis"].as_f64().unwrap() < 1000.0,
+        "help must not wait for config"
+    );
+
+    let report = Launch::new()
+        .flags(&["-conninfo", "never"])
+        .execute("version", &[])
+        .run();
+    let stdout = assert_ok(&report)["stdout"].as_str().unwrap().to_owned();
+    let lines: Vec<&str> = stdout.split('\n').collect();
+    assert_eq!(lines.len(), 3, "{stdout:?}");
+    assert_eq!(
+        lines[0],
+        format!("porter version {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(
+        lines[1].starts_with("  commit: ") && lines[2].starts_with("  built:  "),
+        "{stdout:?}"
+    );
+}
+
+#[test]
+fn case_33_unknown_operations_and_push_fail_clearly() {
+    let report = Launch::new().cache_config().execute("unknown", &[]).run();
+    assert_eq!(execute(&report)["error"], "unknown operation: unknown");
+    assert_error(&report, "unknown operation: unknown");
+
+    let report = Launch::new().cache_config().execute("--help", &[]).run();
+    assert_error(&report, "unknown operation: --help");
+
+    let report = Launch::new()
+        .cache_config()
+        .execute("push", &["arg0=./tool", "arg1=r/x:1"])
+        .run();
+    assert_error(&report, "push is not available in this build");
+}
+
+#[test]
+fn case_34_a_cache_dir_that_cannot_be_created_is_reported() {
+    let launch = Launch::new();
+    let file = launch.dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let report = launch
+        .config(&json!({"Cache": {"Dir": file}}).to_string())
+        .execute("list", &[])
+        .run();
+    assert_error(
+        &report,
+        "Failed to create porter client: failed to create cache directory",
+    );
+}
+
+#[test]
+fn cases_27_29_45_46_47_pull_argument_handling_before_any_network_io() {
+    let usage = Launch::new()
+        .cache_config()
+        .execute("pull", &["help=true"])
+        .run();
+    let stdout = assert_ok(&usage)["stdout"].as_str().unwrap().to_owned();
+    assert!(
+        stdout.starts_with("Usage: ds porter pull [flags] <artifact-ref>\n"),
+        "{stdout}"
+    );
+    assert_eq!(execute(&usage)["finalizers"], json!([]));
+
+    for args in [
+        &[][..],
+        &["h=true", "help=false", "o=path"][..],
+        &["ref=", "arg0=REF"][..],
+    ] {
+        let report = Launch::new().cache_config().execute("pull", args).run();
+        assert_error(&report, "artifact reference required");
+    }
+
+    let report = Launch::new()
+        .cache_config()
+        .execute(
+            "pull",
+            &[
+                "arg0=127.0.0.1:9/none:1",
+                "all-arch=true",
+                "platform=linux/amd64",
+            ],
+        )
+        .run();
+    assert_error(&report, "--all-arch cannot be combined with --platform");
+}
+
+// --- list and execute-plugin (cases 41–44) --------------------------------------------------
+
+const TEST123: &str = r#"{"id":"test123","reference":"registry.test/artifact:v1.0.0","digest":"sha256:abc123","size":1024,"metadata":{"test":"value"}}"#;
+
+fn seed_cache(launch: &Launch) {
+    let entry = launch.porter_cache().join("test123");
+    std::fs::create_dir_all(&entry).unwrap();
+    std::fs::write(entry.join("metadata.json"), TEST123).unwrap();
+    std::fs::create_dir_all(launch.porter_cache().join("stray")).unwrap();
+}
+
+#[test]
+fn cases_41_42_list_prints_null_for_an_empty_cache_and_go_written_entries() {
+    let report = Launch::new().cache_config().execute("list", &[]).run();
+    assert_eq!(assert_ok(&report)["stdout"], "null\n");
+
+    let launch = Launch::new().cache_config().execute("list", &[]);
+    seed_cache(&launch);
+    let report = launch.run();
+    let stdout = assert_ok(&report)["stdout"].as_str().unwrap().to_owned();
+    assert!(stdout.ends_with('\n'));
+    let list: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{stdout}");
+    assert_eq!(list[0]["id"], "test123");
+    assert_eq!(list[0]["cached"], false);
+    assert_eq!(list[0]["cached_at"], "0001-01-01T00:00:00Z");
+}
+
+#[test]
+fn cases_43_44_execute_plugin_hands_the_artifact_to_the_named_plugin() {
+    // Intentional improvement over Go's no-op: a finalizer DS runs as `ds test-plugin run …`.
+    let launch = Launch::new().cache_config().execute(
+        "execute-plugin",
+        &["arg0=test123", "arg1=test-plugin", "arg2=a1"],
+    );
+    seed_cache(&launch);
+    let report = launch.run();
+    let ex = assert_ok(&report);
+    assert_eq!(ex["stdout"], "");
+    let entry = launch.porter_cache().join("test123");
+    assert_eq!(
+        ex["finalizers"],
+        json!([{
+            "name": "test-plugin",
+            "operation": "run",
+            "args": [
+                format!("artifact={}", entry.display()),
+                "artifact-id=test123",
+                "reference=registry.test/artifact:v1.0.0",
+                "digest=sha256:abc123",
+                "a1"
+            ]
+        }])
+    );
+
+    let report = Launch::new()
+        .cache_config()
+        .execute("execute-plugin", &["arg0=test123"])
+        .run();
+    assert_error(&report, "artifact ID and plugin name required");
+    let report = Launch::new()
+        .cache_config()
+        .execute("execute-plugin", &["arg0=missing", "arg1=p"])
+        .run();
+    assert_error(&report, "artifact not found: failed to read metadata:");
+    let report = Launch::new()
+        .cache_config()
+        .execute("execute-plugin", &["arg0=../x", "arg1=p"])
+        .run();
+    assert_error(&report, "invalid artifact id");
+}
+
+#[test]
+fn logging_follows_the_host_config_and_reaches_the_log_file() {
+    let launch = Launch::new();
+    let log = launch.dir.path().join("logs").join("porter.log");
+    let cfg = json!({"Cache": {"Dir": launch.cache_root()}, "Logging": {"Level": "debug", "Format": "json", "Output": log}});
+    let launch = launch.config(&cfg.to_string()).execute("list", &[]);
+    let report = launch.run();
+    assert_ok(&report);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.lines().count() > 0);
+    for line in text.lines() {
+        let record: Value = serde_json::from_str(line).unwrap();
+        assert!(record["@message"].is_string());
+    }
+    // At debug level the plugin's records also reach the host's own logger, parsed.
+    assert!(
+        report["host_log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("ds-porter")),
+        "{report:#}"
+    );
+}
+
+// --- pull against the real registry (cases 48, 51–54, 66; execute-plugin on a pulled artifact)
+
+fn registry() -> (Registry, StandardFixtures) {
+    let reg = Registry::start();
+    let fixtures = block_on(publish_standard(&reg));
+    (reg, fixtures)
+}
+
+fn host_arch_dir() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+#[test]
+fn pull_list_and_execute_plugin_through_the_host_against_the_registry() {
+    let (reg, fx) = registry();
+    let app = reg.reference("demo/app:1.0");
+
+    // Case 48: into the cache only.
+    let launch = Launch::new()
+        .cache_config()
+        .execute("pull", &[&format!("arg0={app}"), "insecure=true"]);
+    let report = launch.run();
+    let result: Value =
+        serde_json::from_str(assert_ok(&report)["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(result["cached"], true);
+    assert_eq!(result["reference"], app);
+    assert_eq!(result["digest"], fx.app.digest);
+    assert_eq!(result["id"], fx.app.id());
+    assert_eq!(result["size"], fx.app.size);
+    assert_eq!(
+        result["local_path"],
+        launch
+            .porter_cache()
+            .join(fx.app.id())
+            .display()
+            .to_string()
+    );
+    assert_eq!(result["exported_files"], Value::Null);
+    assert_clean_exit(&report);
+
+    // Case 52: index, host platform exported straight into out/.
+    let tool = reg.reference("demo/tool:1.0");
+    let launch = Launch::new()
+        .cache_config()
+        .execute("pull", &[&format!("arg0={tool}"), "insecure=true", "o=out"]);
+    let report = launch.run();
+    let result: Value =
+        serde_json::from_str(assert_ok(&report)["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(result["metadata"], json!({"name": "porter"}));
+    let host = host_arch_dir();
+    assert_eq!(
+        std::fs::read(launch.dir.path().join("out/tool")).unwrap(),
+        StandardFixtures::tool_contents(&host)
+    );
+
+    // Case 53: one platform into out/<os>/<arch>/; case 54: all of them.
+    let launch = Launch::new().cache_config().execute(
+        "pull",
+        &[
+            &format!("arg0={tool}"),
+            "insecure=true",
+            "platform=linux/arm64",
+            "o=out",
+        ],
+    );
+    assert_ok(&launch.run());
+    assert_eq!(
+        std::fs::read(launch.dir.path().join("out/linux/arm64/tool")).unwrap(),
+        StandardFixtures::tool_contents("linux/arm64")
+    );
+    let launch = Launch::new().cache_config().execute(
+        "pull",
+        &[
+            &format!("arg0={tool}"),
+            "insecure=true",
+            "all-arch=true",
+            "o=out",
+        ],
+    );
+    assert_ok(&launch.run());
+    for (platform, file) in [
+        ("linux/amd64", "tool"),
+        ("linux/arm64", "tool"),
+        ("windows/amd64", "tool.exe"),
+    ] {
+        let path = launch.dir.path().join("out").join(platform).join(file);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            StandardFixtures::tool_contents(platform),
+            "{}",
+            path.display()
+        );
+    }
+
+    // Case 66: a finalizer annotation with -o ⇒ finalizer with the absolute output path.
+    let finalizer = reg.reference("demo/finalizer:1.0");
+    let launch = Launch::new().cache_config().execute(
+        "pull",
+        &[&format!("arg0={finalizer}"), "insecure=true", "o=out"],
+    );
+    let report = launch.run();
+    let ex = assert_ok(&report);
+    let out = std::path::absolute(launch.dir.path().join("out"))
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(
+        ex["finalizers"],
+        json!([{"name": "uploader", "operation": "upload", "args": [out]}])
+    );
+
+    // Case 51 + execute-plugin on what was pulled: plugin parameters travel to the plugin.
+    let plugininfo = reg.reference("demo/plugininfo:1.0");
+    let launch = Launch::new()
+        .cache_config()
+        .execute("pull", &[&format!("arg0={plugininfo}"), "insecure=true"]);
+    let report = launch.run();
+    let result: Value =
+        serde_json::from_str(assert_ok(&report)["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        result["plugin_info"],
+        json!({"plugin_name": "x", "version": "1", "parameters": {"a": "b"}})
+    );
+    let id = result["id"].as_str().unwrap().to_owned();
+    assert_eq!(id, fx.plugininfo.id());
+
+    // Same cache, next launches: list shows it, execute-plugin hands it over.
+    let cache_cfg = json!({"Cache": {"Dir": launch.cache_root()}}).to_string();
+    let list = Launch::new().config(&cache_cfg).execute("list", &[]).run();
+    let entries: Value =
+        serde_json::from_str(assert_ok(&list)["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 1);
+    assert_eq!(entries[0]["id"], id);
+
+    let run = Launch::new()
+        .config(&cache_cfg)
+        .execute(
+            "execute-plugin",
+            &[&format!("arg0={id}"), "arg1=x", "operation=install"],
+        )
+        .run();
+    let ex = assert_ok(&run);
+    assert_eq!(ex["finalizers"][0]["name"], "x");
+    assert_eq!(ex["finalizers"][0]["operation"], "install");
+    let args: Vec<&str> = ex["finalizers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.contains(&"a=b") && args.contains(&format!("artifact-id={id}").as_str()),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn pull_errors_from_the_registry_come_back_as_ds_errors() {
+    let (reg, _fx) = registry();
+    let missing = reg.reference("demo/missing:1.0");
+    let report = Launch::new()
+        .cache_config()
+        .execute("pull", &[&format!("arg0={missing}"), "insecure=true"])
+        .run();
+    assert_error(&report, "failed to copy artifact:");
+}

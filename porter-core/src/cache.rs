@@ -114,13 +114,13 @@ impl Cache {
             .tempfile_in(&ingest)
             .map_err(|e| Error::io("failed to create temp file in", &ingest, e))?;
         let target = self.blob_path(&digest);
-        let (tx, mut rx) = mpsc::channel::<Bytes>(16);
+        let (tx, mut rx) = mpsc::channel::<Bytes>(2);
         let (commit_tx, mut commit_rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::task::spawn_blocking(move || -> Result<()> {
             let temp_path = temp.path().to_path_buf();
             let mut hasher = Sha256::new();
             let mut written = 0u64;
-            let mut out = BufWriter::with_capacity(1 << 20, temp);
+            let mut out = BufWriter::with_capacity(256 << 10, temp);
             while let Some(chunk) = rx.blocking_recv() {
                 written += chunk.len() as u64;
                 if written > size {

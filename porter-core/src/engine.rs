@@ -12,7 +12,7 @@ use crate::manifest::{Node, PlatformRequest};
 use crate::progress::Progress;
 use crate::pull::{self, Pulled};
 use crate::reference::ArtifactRef;
-use crate::registry::{self, LayoutSource, RemoteSource};
+use crate::registry::{self, LayoutSource, Remote};
 
 /// Blobs downloaded at once.
 const DEFAULT_CONCURRENCY: usize = 4;
@@ -144,7 +144,7 @@ impl Porter {
         let pinned = request.reference.digest();
         let pulled = match &request.reference {
             ArtifactRef::Registry(r) => {
-                let source = RemoteSource::new(&self.settings, r, request.insecure)?;
+                let source = Remote::new(&self.settings, r, request.insecure)?;
                 pull::pull(
                     &source,
                     pinned,

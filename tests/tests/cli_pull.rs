@@ -986,8 +986,15 @@ fn concurrent_pulls_into_one_cache_lose_nothing() {
 fn list_output_after_pulls_is_stable() {
     let (reg, _) = setup();
     let user = User::new();
-    user.run(&["pull", &reg.reference("demo/plugininfo:1.0"), "--insecure", "--all-arch"]).ok();
-    user.run(&["pull", &reg.reference("demo/app:1.0"), "--insecure"]).ok();
+    user.run(&[
+        "pull",
+        &reg.reference("demo/plugininfo:1.0"),
+        "--insecure",
+        "--all-arch",
+    ])
+    .ok();
+    user.run(&["pull", &reg.reference("demo/app:1.0"), "--insecure"])
+        .ok();
     let list = user.run(&["list"]).stdout();
     let cache = user.cache().display().to_string();
     insta::with_settings!({filters => vec![

@@ -41,16 +41,24 @@ fn a_one_gib_pull_streams_with_bounded_memory() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "pull did not finish");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "pull did not finish"
+        );
         std::thread::sleep(Duration::from_millis(5));
     };
     assert!(status.success());
     eprintln!("1 GiB pull: peak RSS {} KiB", peak);
     assert!(peak > 0, "peak RSS was observed");
-    assert!(peak < 48 * 1024, "peak RSS {peak} KiB must stay well under 64 MiB");
+    assert!(
+        peak < 48 * 1024,
+        "peak RSS {peak} KiB must stay well under 64 MiB"
+    );
     let cache = dir.path().join("cache/porter/blobs/sha256");
     for layer in &published.layers {
-        let len = std::fs::metadata(cache.join(layer.digest.strip_prefix("sha256:").unwrap())).unwrap().len();
+        let len = std::fs::metadata(cache.join(layer.digest.strip_prefix("sha256:").unwrap()))
+            .unwrap()
+            .len();
         assert_eq!(len, layer.size);
     }
 }

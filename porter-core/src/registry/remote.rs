@@ -1,14 +1,6 @@
-//! Where artifacts come from: a registry (through `oci-client`) or an OCI image layout on disk.
-//!
-//! Both implement the narrow [`Source`] trait, so pull, cache and export logic is the same for
-//! both and can be exercised without a network (a layout is a perfectly good test source).
-//!
-//! Transport policy: HTTPS by default; plain HTTP only for registries the configuration lists as
-//! insecure or when the caller passes `insecure` explicitly. There is no silent downgrade, so
-//! credentials never travel over plain HTTP to a registry nobody marked insecure.
+//! A registry repository spoken to through `oci-client`: client construction under the transport
+//! policy, credentials, and error mapping.
 
-use std::future::Future;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,75 +9,27 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
-use tokio::io::AsyncReadExt;
 
+use super::{Source, check_size, install_crypto_provider, root_descriptor};
 use crate::cache::BlobWriter;
 use crate::config::{CredentialSecret, Settings};
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
-use crate::manifest::{self, ACCEPTED_MANIFEST_TYPES, ANNOTATION_REF_NAME, Descriptor};
+use crate::manifest::{self, ACCEPTED_MANIFEST_TYPES, Descriptor};
 use crate::progress::Progress;
-use crate::reference::{LayoutRef, RegistryRef};
+use crate::reference::RegistryRef;
 
 const USER_AGENT: &str = concat!("ds-porter/", env!("CARGO_PKG_VERSION"));
 
-/// A place manifests and blobs are fetched from.
-pub(crate) trait Source: Send + Sync {
-    /// Fetches the root manifest/index the reference names: its descriptor and bytes (verified).
-    fn fetch_root(&self) -> impl Future<Output = Result<(Descriptor, Bytes)>> + Send;
-    /// Fetches a manifest by descriptor, verified against digest and size.
-    fn fetch_manifest(&self, desc: &Descriptor) -> impl Future<Output = Result<Bytes>> + Send;
-    /// Streams a blob into `sink`, reporting progress.
-    fn fetch_blob(
-        &self,
-        desc: &Descriptor,
-        sink: &mut BlobWriter,
-        progress: &dyn Progress,
-    ) -> impl Future<Output = Result<()>> + Send;
-}
-
-fn check_size(desc: &Descriptor, len: usize) -> Result<()> {
-    if desc.size != len as u64 {
-        return Err(Error::SizeMismatch {
-            digest: desc.digest.to_string(),
-            expected: desc.size,
-            found: len as u64,
-        });
-    }
-    Ok(())
-}
-
-fn root_descriptor(bytes: &[u8], digest: Digest, declared: Option<&str>) -> Result<Descriptor> {
-    let media_type = manifest::detect_media_type(bytes, declared, &digest)?;
-    Ok(Descriptor {
-        media_type,
-        digest,
-        size: bytes.len() as u64,
-        artifact_type: None,
-        platform: None,
-        annotations: Default::default(),
-    })
-}
-
-/// Installs the process-wide rustls crypto provider (ring) once. Every entry point calls it;
-/// foreign callers never run our `main`.
-pub fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // Fails only when another provider is already installed, which is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 /// A registry repository.
-pub(crate) struct RemoteSource {
+pub(crate) struct Remote {
     client: oci_client::Client,
     auth: RegistryAuth,
     reference: RegistryRef,
     plain_http: bool,
 }
 
-impl RemoteSource {
+impl Remote {
     /// Builds the client for one reference under the transport policy.
     pub(crate) fn new(
         settings: &Settings,
@@ -145,7 +89,7 @@ impl RemoteSource {
             },
             None => RegistryAuth::Anonymous,
         };
-        Ok(RemoteSource {
+        Ok(Remote {
             client,
             auth,
             reference: reference.clone(),
@@ -253,7 +197,7 @@ fn map_oci_error(
     }
 }
 
-impl Source for RemoteSource {
+impl Source for Remote {
     async fn fetch_root(&self) -> Result<(Descriptor, Bytes)> {
         let oci_ref = self.oci_ref(None);
         let (bytes, _) = self
@@ -326,126 +270,5 @@ impl Source for RemoteSource {
             sink.write(chunk).await?;
         }
         Ok(())
-    }
-}
-
-/// An OCI image layout directory.
-pub(crate) struct LayoutSource {
-    reference: LayoutRef,
-}
-
-impl LayoutSource {
-    pub(crate) fn new(reference: &LayoutRef) -> Self {
-        LayoutSource {
-            reference: reference.clone(),
-        }
-    }
-
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.reference
-            .dir
-            .join("blobs")
-            .join(digest.algorithm())
-            .join(digest.hex())
-    }
-
-    async fn read_small(&self, desc: &Descriptor) -> Result<Bytes> {
-        if desc.size > manifest::MAX_MANIFEST_BYTES as u64 {
-            return Err(Error::InvalidManifest {
-                digest: desc.digest.to_string(),
-                reason: format!("larger than {} bytes", manifest::MAX_MANIFEST_BYTES),
-            });
-        }
-        let path = self.blob_path(&desc.digest);
-        let bytes = tokio::fs::read(&path).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound {
-                    what: "blob",
-                    reference: format!("{} in {}", desc.digest, self.reference.dir.display()),
-                }
-            } else {
-                Error::io("failed to read", &path, e)
-            }
-        })?;
-        digest::verify(&bytes, &desc.digest, &path.display().to_string())?;
-        check_size(desc, bytes.len())?;
-        Ok(Bytes::from(bytes))
-    }
-}
-
-impl Source for LayoutSource {
-    async fn fetch_root(&self) -> Result<(Descriptor, Bytes)> {
-        let dir = &self.reference.dir;
-        let index_path = dir.join("index.json");
-        let raw = tokio::fs::read(&index_path).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound {
-                    what: "OCI image layout",
-                    reference: dir.display().to_string(),
-                }
-            } else {
-                Error::io("failed to read", &index_path, e)
-            }
-        })?;
-        let index: manifest::Index =
-            serde_json::from_slice(&raw).map_err(|e| Error::InvalidManifest {
-                digest: index_path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        let found = match (&self.reference.digest, &self.reference.tag) {
-            (Some(d), _) => index.manifests.iter().find(|m| &m.digest == d).cloned(),
-            (None, Some(tag)) => index
-                .manifests
-                .iter()
-                .find(|m| m.annotations.get(ANNOTATION_REF_NAME) == Some(tag))
-                .cloned(),
-            (None, None) if index.manifests.len() == 1 => index.manifests.first().cloned(),
-            (None, None) => {
-                return Err(Error::InvalidInput(format!(
-                    "{} holds {} manifests; name one with oci:<dir>:<tag>",
-                    dir.display(),
-                    index.manifests.len()
-                )));
-            }
-        };
-        let desc = found.ok_or_else(|| Error::NotFound {
-            what: "reference",
-            reference: format!(
-                "oci:{}:{}",
-                dir.display(),
-                self.reference.tag.as_deref().unwrap_or_default()
-            ),
-        })?;
-        let bytes = self.read_small(&desc).await?;
-        let root = root_descriptor(&bytes, desc.digest.clone(), Some(&desc.media_type))?;
-        Ok((root, bytes))
-    }
-
-    async fn fetch_manifest(&self, desc: &Descriptor) -> Result<Bytes> {
-        self.read_small(desc).await
-    }
-
-    async fn fetch_blob(
-        &self,
-        desc: &Descriptor,
-        sink: &mut BlobWriter,
-        progress: &dyn Progress,
-    ) -> Result<()> {
-        let path = self.blob_path(&desc.digest);
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| Error::io("failed to open", &path, e))?;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = file
-                .read(&mut buf)
-                .await
-                .map_err(|e| Error::io("failed to read", &path, e))?;
-            if n == 0 {
-                return Ok(());
-            }
-            progress.blob_progress(&desc.digest, n as u64);
-            sink.write(Bytes::copy_from_slice(&buf[..n])).await?;
-        }
     }
 }

@@ -23,10 +23,10 @@ const USER_AGENT: &str = concat!("ds-porter/", env!("CARGO_PKG_VERSION"));
 
 /// A registry repository.
 pub(crate) struct Remote {
-    client: oci_client::Client,
-    auth: RegistryAuth,
-    reference: RegistryRef,
-    plain_http: bool,
+    pub(super) client: oci_client::Client,
+    pub(super) auth: RegistryAuth,
+    pub(super) reference: RegistryRef,
+    pub(super) plain_http: bool,
 }
 
 impl Remote {
@@ -97,7 +97,7 @@ impl Remote {
         })
     }
 
-    fn oci_ref(&self, identifier: Option<&Digest>) -> oci_client::Reference {
+    pub(super) fn oci_ref(&self, identifier: Option<&Digest>) -> oci_client::Reference {
         let r = &self.reference;
         match (identifier.or(r.digest.as_ref()), &r.tag) {
             (Some(d), _) => oci_client::Reference::with_digest(
@@ -113,7 +113,7 @@ impl Remote {
         }
     }
 
-    fn map_err(&self, err: OciDistributionError, what: &str) -> Error {
+    pub(super) fn map_err(&self, err: OciDistributionError, what: &str) -> Error {
         map_oci_error(err, &self.reference, what, self.plain_http)
     }
 }

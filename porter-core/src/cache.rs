@@ -224,6 +224,22 @@ impl Cache {
                 result.id, existing.digest, result.digest
             )));
         }
+        fs::create_dir_all(&entry).map_err(|e| Error::io("failed to create", &entry, e))?;
+        write_atomic(
+            &entry.join(METADATA_FILE),
+            result.to_metadata_json().as_bytes(),
+        )?;
+        self.write_tag(name, root)
+    }
+
+    /// Names `root` as `name` in `index.json` (replacing an earlier entry of that name), under
+    /// the cache lock.
+    pub fn tag(&self, name: &str, root: &Descriptor) -> Result<()> {
+        let _lock = self.lock()?;
+        self.write_tag(name, root)
+    }
+
+    fn write_tag(&self, name: &str, root: &Descriptor) -> Result<()> {
         let mut index = self.read_index()?;
         let mut desc = serde_json::to_value(root).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut desc {
@@ -243,11 +259,6 @@ impl Cache {
             list.push(desc);
         }
         let bytes = serde_json::to_vec(&Value::Object(index)).unwrap_or_default();
-        fs::create_dir_all(&entry).map_err(|e| Error::io("failed to create", &entry, e))?;
-        write_atomic(
-            &entry.join(METADATA_FILE),
-            result.to_metadata_json().as_bytes(),
-        )?;
         write_atomic(&self.root.join("index.json"), &bytes)
     }
 

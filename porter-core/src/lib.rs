@@ -14,9 +14,11 @@ mod engine;
 pub mod error;
 pub mod export;
 pub mod manifest;
+pub mod manifest_file;
 pub mod platform;
 pub mod progress;
 mod pull;
+mod push;
 pub mod reference;
 mod registry;
 
@@ -24,4 +26,5 @@ pub use artifact::{ArtifactResult, Finalizer, PluginInfo};
 pub use engine::{Porter, PullOutcome, PullRequest};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::PlatformRequest;
+pub use push::{PushRequest, PushSource};
 pub use registry::install_crypto_provider;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use porter_core::{Error, PlatformRequest, PullRequest, platform};
+use porter_core::{Error, PlatformRequest, PullRequest, PushRequest, PushSource, platform};
 
 use crate::commands;
 
@@ -49,6 +49,8 @@ pub struct Cli {
 pub enum Command {
     /// Pull an artifact into the cache and optionally export it.
     Pull(PullArgs),
+    /// Push a binary, a directory or a ds.manifest.yaml release.
+    Push(PushArgs),
     /// List cached artifacts as JSON.
     List,
     /// Show version information.
@@ -119,6 +121,66 @@ impl PullArgs {
     }
 }
 
+/// Arguments of `push`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A file is pushed as a single-platform binary for this platform, a directory as \
+    a tar+gzip layer, a .yaml/.yml file (or --manifest) as a multi-platform release.\n\
+    The index is tagged with the reference's tag (default latest) and, unless --no-latest, latest.\n\n\
+    Examples:\n  ds-porter push ./bin/tool 127.0.0.1:5000/demo/tool:1.0 --insecure\n  \
+    ds-porter push --manifest ds.manifest.yaml ghcr.io/delivery-station/ds-porter:0.3.0\n  \
+    ds-porter push ./bin/tool oci:transfer:1.0"
+)]
+pub struct PushArgs {
+    /// The file or directory to push (omit with --manifest).
+    #[arg(value_name = "PATH", required_unless_present = "manifest")]
+    pub path: Option<PathBuf>,
+
+    /// Target reference: registry/repository[:tag|@digest], or oci:<layout-dir>[:tag].
+    #[arg(value_name = "REFERENCE")]
+    pub reference: Option<String>,
+
+    /// A ds.manifest.yaml describing a multi-platform release.
+    #[arg(short = 'm', long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+
+    /// Allow plain HTTP to the target registry.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Do not also tag `latest`.
+    #[arg(long)]
+    pub no_latest: bool,
+}
+
+impl PushArgs {
+    /// Stage two: a validated engine request.
+    pub fn to_request(&self) -> Result<PushRequest, Error> {
+        // With --manifest the single positional is the reference.
+        let (source, reference) = match (&self.manifest, &self.path, &self.reference) {
+            (Some(m), Some(p), None) => (PushSource::Manifest(m.clone()), p.display().to_string()),
+            (Some(_), _, Some(_)) => {
+                return Err(Error::InvalidInput(
+                    "with --manifest, give only the reference".into(),
+                ));
+            }
+            (Some(_), None, None) => {
+                return Err(Error::InvalidInput("registry reference required".into()));
+            }
+            (None, Some(p), Some(r)) => (PushSource::Path(p.clone()), r.clone()),
+            (None, _, _) => {
+                return Err(Error::InvalidInput(
+                    "artifact path and reference required".into(),
+                ));
+            }
+        };
+        let mut request = PushRequest::new(source, &reference)?;
+        request.insecure = self.insecure;
+        request.tag_latest = !self.no_latest;
+        Ok(request)
+    }
+}
+
 const fn porter_core_version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
@@ -147,6 +209,7 @@ pub fn run() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Pull(args) => commands::run(&cli, |porter| commands::pull(porter, args)),
+        Command::Push(args) => commands::run(&cli, |porter| commands::push(porter, args)),
         Command::List => commands::run(&cli, commands::list),
     }
 }

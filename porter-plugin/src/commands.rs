@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use porter_core::config::{self, Settings};
 use porter_core::{Error, ErrorKind, Porter};
 
-use crate::cli::{Cli, EXIT_FAILURE, PullArgs, print_stdout};
+use crate::cli::{Cli, EXIT_FAILURE, PullArgs, PushArgs, print_stdout};
 use crate::{logging, progress_bar};
 
 /// Version text of the `version` command (the Go plugin's format, without a final newline).
@@ -69,6 +69,14 @@ pub fn pull(porter: &Porter, args: &PullArgs) -> Result<String, Error> {
         tracing::info!(name = %f.name, operation = %f.operation, args = ?f.args, "artifact requests a finalizer");
     }
     Ok(outcome.result.to_stdout_json())
+}
+
+/// `push`: push a binary, directory or release, print the index's `ArtifactResult`.
+pub fn push(porter: &Porter, args: &PushArgs) -> Result<String, Error> {
+    let request = args.to_request()?;
+    let progress = progress_bar::reporter();
+    let result = runtime()?.block_on(porter.push(&request, progress.as_ref()))?;
+    Ok(result.to_stdout_json())
 }
 
 /// `list`: the cached artifacts as a JSON array (`[]` when empty).

@@ -15,6 +15,7 @@
 
 mod access_log;
 mod binary;
+pub mod cli;
 mod http;
 mod layer;
 mod publish;

@@ -4,104 +4,15 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
+use porter_e2e::cli::User;
 use porter_e2e::{
-    LayerSpec, Registry, StandardFixtures, TarEntry, block_on, cache_id, ds_porter_bin,
-    publish_index, publish_single, publish_standard,
+    LayerSpec, Registry, StandardFixtures, TarEntry, block_on, cache_id, publish_index,
+    publish_single, publish_standard,
 };
 use serde_json::Value;
-
-/// An isolated user: own HOME, own cache, own working directory.
-struct User {
-    dir: tempfile::TempDir,
-}
-
-impl User {
-    fn new() -> Self {
-        User {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn cache(&self) -> PathBuf {
-        self.path().join("cache/porter")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(ds_porter_bin());
-        cmd.args(args).current_dir(self.path());
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("DS_")
-                || key.ends_with("_PROXY")
-                || key.ends_with("_proxy")
-                || key == "RUST_LOG"
-            {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("HOME", self.path())
-            .env("DS_CACHE_DIR", self.path().join("cache"));
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_with(args, &[])
-    }
-
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = self.command(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Run(cmd.output().unwrap())
-    }
-}
-
-struct Run(Output);
-
-impl Run {
-    fn code(&self) -> i32 {
-        self.0.status.code().unwrap_or(-1)
-    }
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into_owned()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into_owned()
-    }
-    fn ok(&self) -> Value {
-        assert_eq!(
-            self.code(),
-            0,
-            "stdout: {}\nstderr: {}",
-            self.stdout(),
-            self.stderr()
-        );
-        serde_json::from_str(&self.stdout()).unwrap()
-    }
-    fn fails(&self) -> String {
-        assert_eq!(
-            self.code(),
-            1,
-            "stdout: {}\nstderr: {}",
-            self.stdout(),
-            self.stderr()
-        );
-        assert!(
-            self.stdout().is_empty(),
-            "nothing on stdout on failure: {}",
-            self.stdout()
-        );
-        self.stderr()
-    }
-}
 
 fn setup() -> (Registry, StandardFixtures) {
     let reg = Registry::start();

@@ -8,6 +8,7 @@
 //! credentials never travel over plain HTTP to a registry nobody marked insecure.
 
 mod layout;
+mod push;
 mod remote;
 
 use std::future::Future;

@@ -60,6 +60,8 @@ impl Remote {
         let config = ClientConfig {
             protocol,
             platform_resolver: None,
+            // Uploads stream the whole blob in one PUT (chunked PATCHes are slow on distribution).
+            use_monolithic_push: true,
             connect_timeout: Some(Duration::from_secs(30)),
             read_timeout: Some(Duration::from_secs(120)),
             user_agent: USER_AGENT,

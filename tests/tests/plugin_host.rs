@@ -404,7 +404,7 @@ fn cases_11_to_13_both_execute_layouts_with_conninfo_before_and_after() {
             .execute("list", &[]);
         let report = launch.run();
         let ex = assert_ok(&report);
-        assert_eq!(ex["stdout"], "null\n", "{layout}/{conninfo}");
+        assert_eq!(ex["stdout"], "[]\n", "{layout}/{conninfo}");
         assert!(
             launch.porter_cache().is_dir(),
             "the cache from the broker config was used ({layout}/{conninfo})"
@@ -422,7 +422,7 @@ fn case_14_without_broker_id_config_comes_from_ds_environment_variables() {
         .flags(&["-env", &format!("DS_CACHE_DIR={}", cache.display())])
         .execute("list", &[]);
     let report = launch.run();
-    assert_eq!(assert_ok(&report)["stdout"], "null\n");
+    assert_eq!(assert_ok(&report)["stdout"], "[]\n");
     assert!(cache.join("porter").is_dir());
 
     let defaults = Launch::new()
@@ -517,19 +517,79 @@ fn cases_31_32_help_and_version_texts_need_no_config() {
 }
 
 #[test]
-fn case_33_unknown_operations_and_push_fail_clearly() {
+fn case_33_unknown_operations_fail_clearly() {
     let report = Launch::new().cache_config().execute("unknown", &[]).run();
     assert_eq!(execute(&report)["error"], "unknown operation: unknown");
     assert_error(&report, "unknown operation: unknown");
 
     let report = Launch::new().cache_config().execute("--help", &[]).run();
     assert_error(&report, "unknown operation: --help");
+}
 
+#[test]
+fn cases_71_72_push_arguments_are_checked() {
     let report = Launch::new()
         .cache_config()
-        .execute("push", &["arg0=./tool", "arg1=r/x:1"])
+        .execute("push", &["arg0=./bin/tool"])
         .run();
-    assert_error(&report, "push is not available in this build");
+    assert_error(&report, "artifact path and reference required");
+    let report = Launch::new()
+        .cache_config()
+        .execute("push", &["manifest=ds.manifest.yaml"])
+        .run();
+    assert_error(&report, "registry reference required");
+}
+
+#[test]
+fn cases_73_75_push_through_the_host_prints_json_in_every_mode() {
+    let reg = Registry::start();
+    let launch = Launch::new();
+    std::fs::write(launch.dir.path().join("tool"), b"tool bytes").unwrap();
+    std::fs::write(
+        launch.dir.path().join("ds.manifest.yaml"),
+        "manifests:\n  - platform: linux/amd64\n    path: tool\n  - platform: linux/arm64\n    path: tool\n",
+    )
+    .unwrap();
+    let single = reg.reference("demo/hosted:1.0");
+    let report = launch
+        .cache_config()
+        .execute(
+            "push",
+            &["arg0=tool", &format!("arg1={single}"), "insecure=true"],
+        )
+        .run();
+    let result: Value =
+        serde_json::from_str(assert_ok(&report)["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(result["reference"], single.as_str());
+    assert_eq!(result["cached"], false);
+
+    let launch = Launch::new();
+    std::fs::write(launch.dir.path().join("tool"), b"tool bytes").unwrap();
+    std::fs::write(
+        launch.dir.path().join("ds.manifest.yaml"),
+        "manifests:\n  - platform: linux/amd64\n    path: tool\n  - platform: linux/arm64\n    path: tool\n",
+    )
+    .unwrap();
+    let release = reg.reference("demo/hosted-release:0.1.0");
+    let report = launch
+        .cache_config()
+        .execute(
+            "push",
+            &[
+                &format!("arg0={release}"),
+                "manifest=ds.manifest.yaml",
+                "insecure=true",
+            ],
+        )
+        .run();
+    let result: Value =
+        serde_json::from_str(assert_ok(&report)["stdout"].as_str().unwrap()).unwrap();
+    assert!(
+        result["metadata"]["manifest.linux/arm64"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
 }
 
 #[test]
@@ -595,9 +655,10 @@ fn seed_cache(launch: &Launch) {
 }
 
 #[test]
-fn cases_41_42_list_prints_null_for_an_empty_cache_and_go_written_entries() {
+fn cases_41_42_list_prints_an_empty_array_for_an_empty_cache_and_go_written_entries() {
+    // Case 41, intentional fix of §10.16: an empty cache is `[]`, not Go's `null`.
     let report = Launch::new().cache_config().execute("list", &[]).run();
-    assert_eq!(assert_ok(&report)["stdout"], "null\n");
+    assert_eq!(assert_ok(&report)["stdout"], "[]\n");
 
     let launch = Launch::new().cache_config().execute("list", &[]);
     seed_cache(&launch);

@@ -1,5 +1,5 @@
-//! The operations DS runs through `Execute`: `pull`, `list`, `execute-plugin`, `help`,
-//! `version`, and `push` (not in this build). Each returns what DS shows: stdout, finalizers,
+//! The operations DS runs through `Execute`: `pull`, `push`, `list`, `execute-plugin`, `help`,
+//! `version`. Each returns what DS shows: stdout, finalizers,
 //! or an error string (ds-contract §6.4, §7).
 
 use std::path::PathBuf;
@@ -9,7 +9,9 @@ use porter_core::artifact::{self, ArtifactResult};
 use porter_core::config::Settings;
 use porter_core::digest::Digest;
 use porter_core::progress::Progress;
-use porter_core::{Finalizer, PlatformRequest, Porter, PullRequest, platform};
+use porter_core::{
+    Finalizer, PlatformRequest, Porter, PullRequest, PushRequest, PushSource, platform,
+};
 
 use super::args::{PluginArgs, cleaned};
 use super::hclog;
@@ -72,7 +74,7 @@ impl Output {
 /// Operations that need the host's configuration.
 pub fn needs_config(operation: &str, args: &PluginArgs) -> bool {
     match operation {
-        "list" | "execute-plugin" => true,
+        "list" | "execute-plugin" | "push" => true,
         "pull" => args.bool_any(&["help", "h"]) != Some(true),
         _ => false,
     }
@@ -84,7 +86,6 @@ pub fn run_without_config(operation: &str, args: &PluginArgs) -> Option<Result<O
         "help" => Ok(Output::stdout(HELP)),
         "version" => Ok(Output::stdout(crate::commands::version_text())),
         "pull" if !needs_config(operation, args) => Ok(Output::stdout(PULL_USAGE)),
-        "push" => Err("push is not available in this build".into()),
         _ if needs_config(operation, args) => return None,
         other => Err(format!("unknown operation: {other}")),
     })
@@ -107,6 +108,7 @@ pub async fn run_with_config(
     let porter = Arc::new(porter);
     match operation {
         "pull" => pull(&porter, args).await,
+        "push" => push(&porter, args).await,
         "list" => list(porter).await,
         "execute-plugin" => execute_plugin(&porter, args),
         other => Err(format!("unknown operation: {other}")),
@@ -159,17 +161,43 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     })
 }
 
+/// `push`: `arg0=<path> arg1=<ref>`, or `manifest=<file> arg0=<ref>` (ds-contract §7.9), with
+/// `insecure` and `no-latest`. The result is JSON in every mode.
+async fn push(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
+    let manifest = args
+        .first_any(&["manifest", "m"])
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
+    let positionals = args.cleaned_positionals();
+    let (source, reference) = match manifest {
+        Some(m) => {
+            let reference = positionals.first().ok_or("registry reference required")?;
+            (PushSource::Manifest(PathBuf::from(m)), reference.clone())
+        }
+        None => match positionals.as_slice() {
+            [path, reference, ..] => (PushSource::Path(PathBuf::from(path)), reference.clone()),
+            _ => return Err("artifact path and reference required".into()),
+        },
+    };
+    let mut request = PushRequest::new(source, &reference).map_err(|e| e.to_string())?;
+    request.insecure = args.bool("insecure").unwrap_or(false);
+    request.tag_latest = !args.bool("no-latest").unwrap_or(false);
+    tracing::info!(reference = %request.original, "pushing artifact");
+    let result = porter
+        .push(&request, &LogProgress)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(digest = %result.digest, "artifact pushed");
+    Ok(Output::stdout(result.to_stdout_json()))
+}
+
 async fn list(porter: Arc<Porter>) -> Result<Output, String> {
     let entries = tokio::task::spawn_blocking(move || porter.list())
         .await
         .map_err(|e| format!("failed to read cache directory: {e}"))?
         .map_err(|e| e.to_string())?;
-    // The Go plugin prints a nil slice as `null`; DS users' scripts expect that.
-    let mut stdout = if entries.is_empty() {
-        "null".to_owned()
-    } else {
-        artifact::go_json(&entries, false)
-    };
+    // An empty cache is `[]` (the Go plugin printed `null`, which breaks `jq '.[]'`).
+    let mut stdout = artifact::go_json(&entries, false);
     stdout.push('\n');
     if stdout.len() > MAX_STDOUT {
         return Err(format!(
@@ -289,7 +317,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_operations_and_push_fail_clearly() {
+    fn unknown_operations_fail_and_others_need_configuration() {
         let none = PluginArgs::default();
         assert_eq!(
             run_without_config("unknown", &none).unwrap().unwrap_err(),
@@ -299,10 +327,7 @@ mod tests {
             run_without_config("--help", &none).unwrap().unwrap_err(),
             "unknown operation: --help"
         );
-        assert_eq!(
-            run_without_config("push", &none).unwrap().unwrap_err(),
-            "push is not available in this build"
-        );
+        assert!(run_without_config("push", &none).is_none());
         assert!(run_without_config("list", &none).is_none());
         assert!(run_without_config("pull", &PluginArgs::new(&["h=true", "help=false"])).is_none());
     }

@@ -7,12 +7,20 @@ DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 export DS_PORTER_COMMIT := $(COMMIT)
 export DS_PORTER_BUILD_DATE := $(DATE)
 
-.PHONY: build run test deps lint fmt clean go-host bench-plugin
+.PHONY: build run test deps lint fmt clean release-build-all release-push go-host bench-plugin
 
 ## build: release binary at bin/ds-porter
 build:
 	$(CARGO) build --release -p porter-plugin --bin ds-porter
 	mkdir -p bin && cp target/release/ds-porter bin/ds-porter
+
+## release-build-all: bin/<os>/<arch>/ds-porter[.exe] for every ds.manifest.yaml platform whose Rust target is installed
+release-build-all:
+	./scripts/release-build-all.sh $(VERSION)
+
+## release-push: push the built release with ds-porter itself (REF=registry/repo:tag)
+release-push:
+	$(CARGO) run -q --release -p porter-plugin --bin ds-porter -- push --manifest ds.manifest.yaml $(REF)
 
 ## run: pull the bundled example artifact and export this platform's binary into ./dist (offline)
 run:

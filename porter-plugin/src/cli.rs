@@ -21,7 +21,7 @@ pub const EXIT_FAILURE: u8 = 1;
 #[derive(Debug, Parser)]
 #[command(
     name = "ds-porter",
-    version = porter_core_version(),
+    version = commands::VERSION,
     disable_version_flag = true,
     after_help = "Configuration: DS's YAML config (~/.config/ds/config.yaml or --config) and DS_* \
                   environment variables. The cache lives at <cache dir>/porter.\n\
@@ -181,10 +181,6 @@ impl PushArgs {
     }
 }
 
-const fn porter_core_version() -> &'static str {
-    env!("CARGO_PKG_VERSION")
-}
-
 /// Parses argv and runs the command.
 pub fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -195,7 +191,7 @@ pub fn run() -> ExitCode {
         }
     };
     if cli.version {
-        return print_stdout(&format!("porter version {}\n", env!("CARGO_PKG_VERSION")));
+        return print_stdout(&format!("porter version {}\n", commands::VERSION));
     }
     let Some(command) = &cli.command else {
         let _ = Cli::command().print_help();

@@ -8,11 +8,18 @@ use porter_core::{Error, ErrorKind, Porter};
 use crate::cli::{Cli, EXIT_FAILURE, PullArgs, PushArgs, print_stdout};
 use crate::{logging, progress_bar};
 
+/// The version reported everywhere: `DS_PORTER_VERSION` at build time (release builds set it,
+/// without a leading `v`), else the crate version.
+pub const VERSION: &str = match option_env!("DS_PORTER_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+
 /// Version text of the `version` command (the Go plugin's format, without a final newline).
 pub fn version_text() -> String {
     format!(
         "porter version {}\n  commit: {}\n  built:  {}",
-        env!("CARGO_PKG_VERSION"),
+        VERSION,
         option_env!("DS_PORTER_COMMIT").unwrap_or("none"),
         option_env!("DS_PORTER_BUILD_DATE").unwrap_or("unknown"),
     )

@@ -99,7 +99,7 @@ impl DsPlugin for Service {
     ) -> Result<Response<GetManifestResponse>, Status> {
         Ok(Response::new(GetManifestResponse {
             name: NAME.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: crate::commands::VERSION.into(),
             description: DESCRIPTION.into(),
             commands: COMMANDS
                 .iter()
@@ -119,7 +119,7 @@ impl DsPlugin for Service {
     ) -> Result<Response<GetMetadataResponse>, Status> {
         Ok(Response::new(GetMetadataResponse {
             name: NAME.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: crate::commands::VERSION.into(),
             description: DESCRIPTION.into(),
             operations: COMMANDS
                 .iter()

@@ -7,7 +7,7 @@ DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 export DS_PORTER_COMMIT := $(COMMIT)
 export DS_PORTER_BUILD_DATE := $(DATE)
 
-.PHONY: build run test deps lint fmt clean release-build-all release-push go-host bench-plugin
+.PHONY: build run test deps lint fmt clean release-build-all release-push go-host bench-plugin bench
 
 ## build: release binary at bin/ds-porter
 build:
@@ -42,6 +42,11 @@ go-host:
 ## bench-plugin: spawn → `list` through the go-plugin host, ds-porter vs a Go plugin (median of 20)
 bench-plugin: build
 	./tests/go-host/bench.sh 20
+
+## bench: every benchmark case against skopeo, oras-py, curl and a Go plugin; writes target/bench.md
+bench:
+	./bench/setup.sh
+	python3 bench/bench.py --runs 5 --out target/bench.md
 
 ## test: everything CI runs
 test: deps lint go-host

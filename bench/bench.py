@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+"""ds-porter benchmarks against skopeo, the ORAS Python SDK, curl and a Go go-plugin plugin.
+
+Starts a loopback distribution registry, creates the fixtures, runs every case for ds-porter and
+its peers alternately (the machine is shared and noisy, so only ratios measured in the same run
+mean anything) and prints one Markdown table: median wall time, MB/s, peak RSS, bytes the
+registry sent or received, and each peer's time as a ratio to ds-porter's.
+
+Usage: bench.py [--runs N] [--quick] [--out FILE]   (run through `make bench`)
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PORTER = os.path.join(ROOT, "target", "release", "ds-porter")
+GO_HOST = os.path.join(ROOT, "target", "go-host", "go-host")
+REF_PLUGIN = os.path.join(ROOT, "target", "go-host", "refplugin")
+VENV_PY = os.path.join(ROOT, "target", "bench-venv", "bin", "python")
+MIB = 1 << 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Registry:
+    """docker-registry on 127.0.0.1 with an access log we can count bytes from."""
+
+    LINE = re.compile(r'"(GET|HEAD|PUT|POST|PATCH) (\S+) HTTP/[0-9.]+" (\d+) (\d+)')
+
+    def __init__(self, work):
+        self.dir = os.path.join(work, "registry")
+        os.makedirs(self.dir)
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        config = os.path.join(self.dir, "config.yml")
+        with open(config, "w") as f:
+            f.write(
+                "version: 0.1\nlog:\n  level: error\n  formatter: json\n"
+                f"storage:\n  filesystem:\n    rootdirectory: {self.dir}/data\n  delete:\n    enabled: true\n"
+                f"http:\n  addr: {self.host}\n"
+            )
+        self.log_path = os.path.join(self.dir, "access.log")
+        self.log = open(self.log_path, "ab")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        self.proc = subprocess.Popen(["docker-registry", "serve", config], stdout=self.log, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+                return
+            except Exception:
+                time.sleep(0.1)
+        raise SystemExit("docker-registry did not start")
+
+    def mark(self):
+        self.sync()
+        return os.path.getsize(self.log_path)
+
+    def sync(self):
+        # The access log line is written after the response; a marker request flushes ordering.
+        token = f"bench-sync-{time.time_ns()}"
+        urllib.request.urlopen(f"http://{self.host}/v2/?{token}", timeout=5).read()
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            with open(self.log_path, "rb") as f:
+                if token.encode() in f.read():
+                    return
+            time.sleep(0.01)
+
+    def traffic_since(self, mark):
+        """(bytes sent in blob GET responses, number of blob GETs, number of upload requests)."""
+        self.sync()
+        with open(self.log_path, "rb") as f:
+            f.seek(mark)
+            text = f.read().decode(errors="replace")
+        sent = gets = uploads = 0
+        for m in self.LINE.finditer(text):
+            method, path, _status, size = m.groups()
+            if method == "GET" and "/blobs/sha256:" in path:
+                sent += int(size)
+                gets += 1
+            if "/blobs/uploads" in path:
+                uploads += 1
+        return sent, gets, uploads
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def run(cmd, env=None, cwd=None):
+    """Runs a command; returns (wall seconds, peak RSS KiB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode(errors="replace")
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err[-2000:]}")
+    return wall, usage.ru_maxrss
+
+
+def write_random(path, size, seed):
+    h = hashlib.sha256()
+    rnd = hashlib.sha256(seed.encode()).digest()
+    # A fast deterministic stream: one random MiB, varied per MiB so nothing compresses or dedups.
+    base = os.urandom(MIB)
+    with open(path, "wb") as f:
+        for i in range(size // MIB):
+            chunk = (i.to_bytes(8, "little") + rnd[:8]) + base[16:]
+            f.write(chunk)
+            h.update(chunk)
+    return "sha256:" + h.hexdigest(), size
+
+
+def write_blob(layout, data_path=None, data=None):
+    blobs = os.path.join(layout, "blobs", "sha256")
+    os.makedirs(blobs, exist_ok=True)
+    if data is not None:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        with open(os.path.join(blobs, digest[7:]), "wb") as f:
+            f.write(data)
+        return digest, len(data)
+    h = hashlib.sha256()
+    with open(data_path, "rb") as f:
+        for chunk in iter(lambda: f.read(MIB), b""):
+            h.update(chunk)
+    digest = "sha256:" + h.hexdigest()
+    os.replace(data_path, os.path.join(blobs, digest[7:]))
+    return digest, os.path.getsize(os.path.join(blobs, digest[7:]))
+
+
+EMPTY = {"mediaType": "application/vnd.oci.empty.v1+json",
+         "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2}
+LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
+
+
+def make_big_layout(work, layers, layer_size):
+    """An OCI layout `big:1` holding one manifest with `layers` random layers."""
+    layout = os.path.join(work, "big-layout")
+    os.makedirs(layout)
+    write_blob(layout, data=b"{}")
+    descs = []
+    for i in range(layers):
+        tmp = os.path.join(work, f"layer{i}")
+        write_random(tmp, layer_size, f"layer{i}")
+        digest, size = write_blob(layout, data_path=tmp)
+        descs.append({"mediaType": LAYER_TYPE, "digest": digest, "size": size,
+                      "annotations": {"org.opencontainers.image.title": f"part{i}.bin"}})
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "artifactType": "application/vnd.example.bench", "config": EMPTY, "layers": descs}).encode()
+    mdigest, msize = write_blob(layout, data=manifest)
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                   "digest": mdigest, "size": msize, "annotations": {"org.opencontainers.image.ref.name": "1"}}]}, f)
+    with open(os.path.join(layout, "oci-layout"), "w") as f:
+        f.write('{"imageLayoutVersion":"1.0.0"}')
+    return layout, descs
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+class Results:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, case, tool, walls, rss, nbytes=None, note=""):
+        self.rows.append({"case": case, "tool": tool, "wall": median(walls), "runs": len(walls),
+                          "rss": max(rss) if rss else None, "bytes": nbytes, "note": note})
+
+    def table(self):
+        out = ["| case | tool | median wall | MB/s | peak RSS | registry bytes | ratio (tool ÷ ds-porter) |",
+               "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        base = {}
+        for r in self.rows:
+            if r["tool"] == "ds-porter":
+                base.setdefault(r["case"], r["wall"])
+        for r in self.rows:
+            b = base.get(r["case"])
+            ratio = "1.00" if r["tool"] == "ds-porter" else (f"{r['wall'] / b:.2f}" if b else "–")
+            mbps = f"{r['bytes'] / MIB / r['wall']:.0f}" if r["bytes"] else "–"
+            rss = f"{r['rss'] / 1024:.1f} MiB" if r["rss"] else "–"
+            nbytes = f"{r['bytes']:,}" if r["bytes"] is not None else "–"
+            wall = f"{r['wall'] * 1000:.1f} ms" if r["wall"] < 1 else f"{r['wall']:.2f} s"
+            out.append(f"| {r['case']} | {r['tool']}{(' ' + r['note']) if r['note'] else ''} | {wall} | {mbps} | {rss} | {nbytes} | {ratio} |")
+        return "\n".join(out)
+
+
+def porter_env(cache):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DS_")}
+    env["DS_CACHE_DIR"] = cache
+    env["HOME"] = os.path.dirname(cache)
+    return env
+
+
+def alternate(runs, fns):
+    """Calls each fn once per round, rounds alternating, returning per-fn lists of results."""
+    out = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            out[name].append(fn())
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="small sizes, for checking the harness")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    layer_size = (8 if args.quick else 256) * MIB
+    plat_size = (2 if args.quick else 20) * MIB
+    runs = max(1, args.runs)
+
+    work = tempfile.mkdtemp(prefix="ds-porter-bench-")
+    reg = Registry(work)
+    res = Results()
+    try:
+        host = reg.host
+        # Fixtures.
+        layout, layers = make_big_layout(work, 4, layer_size)
+        big_total = sum(l["size"] for l in layers)
+        subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{host}/bench/big:1"], check=True)
+        plat_dir = os.path.join(work, "plat")
+        os.makedirs(plat_dir)
+        platforms = ["linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64"]
+        yaml = ["manifests:"]
+        for p in platforms:
+            name = p.replace("/", "-")
+            write_random(os.path.join(plat_dir, name), plat_size, name)
+            yaml += [f"  - platform: {p}", f"    path: {name}"]
+        with open(os.path.join(plat_dir, "ds.manifest.yaml"), "w") as f:
+            f.write("\n".join(yaml) + "\n")
+        env0 = porter_env(os.path.join(work, "fixture-cache"))
+        subprocess.run([PORTER, "push", "--manifest", os.path.join(plat_dir, "ds.manifest.yaml"), f"{host}/bench/plat:1", "--insecure"],
+                       check=True, env=env0, stdout=subprocess.DEVNULL)
+
+        counter = [0]
+
+        def fresh(name):
+            counter[0] += 1
+            d = os.path.join(work, "runs", f"{name}-{counter[0]}")
+            os.makedirs(d)
+            return d
+
+        # Case 1: cold pull of 1 GiB.
+        big = f"{host}/bench/big:1"
+        blobs = [l["digest"] for l in layers]
+
+        def porter_cold():
+            d = fresh("porter")
+            return run([PORTER, "pull", big, "--insecure"], env=porter_env(os.path.join(d, "cache")))
+
+        def skopeo_cold():
+            d = fresh("skopeo")
+            return run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{big}", f"oci:{d}/layout:1"])
+
+        def oras_cold():
+            d = fresh("oras")
+            code = ("import oras.client,sys; c=oras.client.OrasClient(hostname=sys.argv[1], insecure=True); "
+                    "c.pull(target=sys.argv[2], outdir=sys.argv[3])")
+            return run([VENV_PY, "-c", code, host, big, d])
+
+        def curl_cold():
+            d = fresh("curl")
+            cmd = ["curl", "-sf", "--parallel", "--parallel-max", "4"]
+            for b in blobs:
+                cmd += ["-o", os.path.join(d, b[7:]), f"http://{host}/v2/bench/big/blobs/{b}"]
+            return run(cmd)
+
+        tools = {"ds-porter": porter_cold, "skopeo copy docker:// oci:": skopeo_cold, "curl (4 parallel, files)": curl_cold}
+        if os.path.exists(VENV_PY):
+            tools["oras-py pull"] = oras_cold
+        marks = {}
+        out = {name: [] for name in tools}
+        for _ in range(runs):
+            for name, fn in tools.items():
+                m = reg.mark()
+                out[name].append(fn())
+                marks.setdefault(name, reg.traffic_since(m)[0])
+        for name, vals in out.items():
+            res.add("1. cold pull 1 GiB (4 × 256 MiB)" if not args.quick else "1. cold pull (quick)", name,
+                    [v[0] for v in vals], [v[1] for v in vals], marks[name])
+
+        # Case 2 and 3: one platform of six (pull + export), and all six.
+        plat = f"{host}/bench/plat:1"
+
+        def porter_one():
+            d = fresh("p1")
+            return run([PORTER, "pull", plat, "--insecure", "--platform", "linux/arm64", "-o", os.path.join(d, "out")],
+                       env=porter_env(os.path.join(d, "cache")))
+
+        def skopeo_one():
+            d = fresh("s1")
+            return run(["skopeo", "copy", "-q", "--src-tls-verify=false", "--override-os", "linux", "--override-arch", "arm64",
+                        f"docker://{plat}", f"oci:{d}/layout:1"])
+
+        def porter_all():
+            d = fresh("pa")
+            return run([PORTER, "pull", plat, "--insecure", "--all-arch", "-o", os.path.join(d, "out")],
+                       env=porter_env(os.path.join(d, "cache")))
+
+        def skopeo_all():
+            d = fresh("sa")
+            return run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{plat}", f"oci:{d}/layout:1"])
+
+        for case, fns in [("2. pull + export 1 of 6 platforms (6 × 20 MiB)", {"ds-porter": porter_one, "skopeo --override-os/arch": skopeo_one}),
+                          ("3. pull all 6 platforms", {"ds-porter": porter_all, "skopeo copy --all": skopeo_all})]:
+            out = {name: [] for name in fns}
+            traffic = {}
+            for _ in range(runs):
+                for name, fn in fns.items():
+                    m = reg.mark()
+                    out[name].append(fn())
+                    traffic.setdefault(name, reg.traffic_since(m)[0])
+            for name, vals in out.items():
+                res.add(case, name, [v[0] for v in vals], [v[1] for v in vals], traffic[name])
+
+        # Case 4: warm re-pull by tag and by digest.
+        warm = fresh("warm")
+        wenv = porter_env(os.path.join(warm, "cache"))
+        run([PORTER, "pull", plat, "--insecure", "--all-arch"], env=wenv)
+        digest = json.loads(subprocess.run([PORTER, "list"], env=wenv, capture_output=True, check=True).stdout)[0]["digest"]
+        swarm = os.path.join(warm, "skopeo")
+        run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{plat}", f"oci:{swarm}:1"])
+        fns = {
+            "ds-porter": lambda: run([PORTER, "pull", plat, "--insecure", "--all-arch"], env=wenv),
+            "ds-porter (by digest)": lambda: run([PORTER, "pull", f"{host}/bench/plat@{digest}", "--insecure", "--all-arch"], env=wenv),
+            "skopeo copy --all (warm)": lambda: run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{plat}", f"oci:{swarm}:1"]),
+        }
+        out = {name: [] for name in fns}
+        traffic = {}
+        for _ in range(runs):
+            for name, fn in fns.items():
+                m = reg.mark()
+                out[name].append(fn())
+                traffic.setdefault(name, reg.traffic_since(m)[0])
+        for name, vals in out.items():
+            res.add("4. warm re-pull (cached, unchanged)", name, [v[0] for v in vals], [v[1] for v in vals], traffic[name])
+
+        # Case 5: push of 1 GiB (4 layers), fresh repository each run, then a re-push.
+        blobdir = os.path.join(layout, "blobs", "sha256")
+        rel = os.path.join(work, "release")
+        os.makedirs(rel)
+        yaml = ["manifests:"]
+        for i, l in enumerate(layers):
+            yaml += [f"  - platform: linux/p{i}", f"    path: {os.path.join(blobdir, l['digest'][7:])}"]
+        with open(os.path.join(rel, "ds.manifest.yaml"), "w") as f:
+            f.write("\n".join(yaml).replace("linux/p0", "linux/amd64").replace("linux/p1", "linux/arm64")
+                    .replace("linux/p2", "darwin/amd64").replace("linux/p3", "darwin/arm64") + "\n")
+
+        def porter_push():
+            counter[0] += 1
+            return run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), f"{host}/push/p{counter[0]}:1", "--insecure"],
+                       env=porter_env(os.path.join(work, "push-cache")))
+
+        def skopeo_push():
+            counter[0] += 1
+            return run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{host}/push/s{counter[0]}:1"])
+
+        def curl_push():
+            counter[0] += 1
+            repo = f"push/c{counter[0]}"
+            start = time.perf_counter()
+            peak = 0
+            for l in layers:
+                req = urllib.request.Request(f"http://{host}/v2/{repo}/blobs/uploads/", method="POST")
+                loc = urllib.request.urlopen(req).headers["Location"]
+                url = (loc if loc.startswith("http") else f"http://{host}{loc}") + ("&" if "?" in loc else "?") + f"digest={l['digest']}"
+                _, rss = run(["curl", "-sf", "-X", "PUT", "-H", "Content-Type: application/octet-stream", "-T", os.path.join(blobdir, l["digest"][7:]), url])
+                peak = max(peak, rss)
+            return time.perf_counter() - start, peak
+
+        fns = {"ds-porter": porter_push, "skopeo copy oci: docker://": skopeo_push, "curl -T (monolithic, sequential)": curl_push}
+        out = {name: [] for name in fns}
+        for _ in range(runs):
+            for name, fn in fns.items():
+                out[name].append(fn())
+        for name, vals in out.items():
+            res.add("5. push 1 GiB (4 × 256 MiB)", name, [v[0] for v in vals], [v[1] for v in vals], big_total)
+        repush_ref = f"{host}/push/again:1"
+        run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), repush_ref, "--insecure"], env=porter_env(os.path.join(work, "push-cache")))
+        m = reg.mark()
+        w, rss = run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), repush_ref, "--insecure"], env=porter_env(os.path.join(work, "push-cache")))
+        uploads = reg.traffic_since(m)[2]
+        res.add("5b. re-push unchanged", "ds-porter", [w], [rss], 0, note=f"({uploads} upload requests)")
+
+        # Case 6: plugin round trips through the go-plugin host.
+        if os.path.exists(GO_HOST) and os.path.exists(REF_PLUGIN):
+            pwork = fresh("plugin")
+            cfg = os.path.join(pwork, "config.json")
+            with open(cfg, "w") as f:
+                json.dump({"Cache": {"Dir": os.path.join(pwork, "cache")}}, f)
+
+            def host_call(plugin, extra):
+                return run([GO_HOST, "-plugin", plugin, "-config", cfg] + extra)
+
+            n = max(runs, 20)
+            for case, extra_list in [("6a. plugin spawn → list result", [["-op", "list"]]),
+                                     ("6b. DS-style call (GetManifest launch + Execute launch)", [["-rpcs", "manifest"], ["-op", "list"]])]:
+                out = {"ds-porter": [], "Go go-plugin plugin": []}
+                for _ in range(n):
+                    for name, plugin in [("ds-porter", PORTER), ("Go go-plugin plugin", REF_PLUGIN)]:
+                        total, peak = 0.0, 0
+                        for extra in extra_list:
+                            w, rss = host_call(plugin, extra)
+                            total += w
+                            peak = max(peak, rss)
+                        out[name].append((total, peak))
+                for name, vals in out.items():
+                    res.add(case, name, [v[0] for v in vals], [], None, note="(incl. host start)")
+
+        # Case 7: list with 200 and 10,000 cached artifacts.
+        for count in (200, 10000):
+            lwork = fresh(f"list{count}")
+            cache = os.path.join(lwork, "cache")
+            root = os.path.join(cache, "porter")
+            os.makedirs(root)
+            for i in range(count):
+                hexid = hashlib.sha256(str(i).encode()).hexdigest()
+                d = os.path.join(root, hexid[:16])
+                os.makedirs(d)
+                with open(os.path.join(d, "metadata.json"), "w") as f:
+                    json.dump({"id": hexid[:16], "reference": f"{host}/demo/a{i}:1", "digest": "sha256:" + hexid,
+                               "size": 1000, "local_path": d, "metadata": {"name": "x"}, "cached": True,
+                               "cached_at": "2026-01-01T00:00:00Z"}, f, indent=2)
+            env = porter_env(cache)
+            vals = [run([PORTER, "list"], env=env) for _ in range(runs)]
+            res.add(f"7. list {count:,} cached artifacts", "ds-porter", [v[0] for v in vals], [v[1] for v in vals])
+    finally:
+        reg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    notes = (f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
+             f"{runs} alternating runs per case (case 6: {max(runs, 20)}), medians; registry bytes from the "
+             f"registry's access log (blob bytes sent for pulls, blob bytes uploaded for pushes).")
+    text = res.table() + "\n\n" + notes + "\n"
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

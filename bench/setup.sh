@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs and builds what bench.py needs: docker-registry, skopeo and curl (apt-get), the ORAS
+# Python SDK in a virtualenv under target/, ds-porter (release) and the go-plugin test host with
+# its reference Go plugin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/ensure-deps.sh
+if ! command -v curl >/dev/null 2>&1; then
+  apt-get install -y -qq curl >/dev/null
+fi
+if [ ! -x target/bench-venv/bin/python ]; then
+  python3 -m venv target/bench-venv
+  target/bench-venv/bin/pip install -q "oras==0.2.43"
+fi
+cargo build --release -p porter-plugin --bin ds-porter
+(cd tests/go-host && go build -mod=readonly -o ../../target/go-host/ . ./refplugin)

@@ -51,7 +51,7 @@ bench:
 ## test: everything CI runs
 test: deps lint go-host
 	$(CARGO) build -p porter-plugin --bin ds-porter
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 fmt:
 	$(CARGO) fmt --all

@@ -347,9 +347,11 @@ fn an_unreachable_registry_fails_and_leaves_nothing_behind() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
+    // Lock files may exist; nothing else but the empty layout may.
     let mut names: Vec<String> = entries
         .iter()
         .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
         .collect();
     names.sort();
     assert_eq!(names, [".ingest", "blobs", "oci-layout"]);
@@ -915,4 +917,45 @@ fn list_output_after_pulls_is_stable() {
     ]}, {
         insta::assert_snapshot!(list);
     });
+}
+
+#[test]
+fn the_default_ds_config_file_is_read_from_home() {
+    let user = User::new();
+    let config = user.path().join(".config/ds/config.yaml");
+    fs::create_dir_all(config.parent().unwrap()).unwrap();
+    fs::write(
+        &config,
+        format!("cache:\n  dir: {}/from-yaml\n", user.path().display()),
+    )
+    .unwrap();
+    let mut cmd = user.command(&["list"]);
+    cmd.env_remove("DS_CACHE_DIR");
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        user.path().join("from-yaml/porter/oci-layout").is_file(),
+        "cache created where the YAML says"
+    );
+}
+
+#[test]
+fn help_completions_and_version_work_without_configuration() {
+    let user = User::new();
+    let help = user.run(&["pull", "--help"]);
+    assert_eq!(help.code(), 0);
+    for flag in ["--output", "--platform", "--all-arch", "--insecure"] {
+        assert!(help.stdout().contains(flag), "{flag} documented");
+    }
+    let completions = user.run(&["completions", "bash"]);
+    assert_eq!(completions.code(), 0);
+    assert!(completions.stdout().contains("ds-porter"));
+    let version = user.run(&["--version"]);
+    assert!(version.stdout().starts_with("porter version "));
+    let bad = user.run(&["pull", "--no-such-flag", "x"]);
+    assert_eq!(bad.code(), 2, "command-line syntax errors exit 2");
 }

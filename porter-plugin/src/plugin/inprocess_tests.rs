@@ -113,7 +113,7 @@ async fn execute_fetches_host_config_announced_after_it_started() {
             response.error.as_str(),
             response.stdout.as_str()
         ),
-        (0, "", "null\n")
+        (0, "", "[]\n")
     );
     assert!(cache.join("porter").is_dir());
 }

@@ -105,16 +105,19 @@ class Registry:
 
 
 def run(cmd, env=None, cwd=None):
-    """Runs a command; returns (wall seconds, peak RSS KiB)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace")
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err[-2000:]}")
-    return wall, usage.ru_maxrss
+    """Runs a command under GNU time; returns (wall seconds, peak RSS KiB).
+
+    Peak RSS comes from `/usr/bin/time -f %M`: a child forked from this Python process would
+    report Python's own RSS as its floor (ru_maxrss survives execve)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
+        start = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file.name] + cmd, env=env, cwd=cwd,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
+        lines = [l for l in rss_file.read().split() if l.strip().isdigit()]
+    return wall, int(lines[-1]) if lines else 0
 
 
 def write_random(path, size, seed):

@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/ensure-deps.sh
-if ! command -v curl >/dev/null 2>&1; then
-  apt-get install -y -qq curl >/dev/null
-fi
+for tool in curl:curl /usr/bin/time:time; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+    apt-get install -y -qq "${tool##*:}" >/dev/null
+  fi
+done
 if [ ! -x target/bench-venv/bin/python ]; then
   python3 -m venv target/bench-venv
   target/bench-venv/bin/pip install -q "oras==0.2.43"

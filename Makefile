@@ -7,7 +7,7 @@ DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 export DS_PORTER_COMMIT := $(COMMIT)
 export DS_PORTER_BUILD_DATE := $(DATE)
 
-.PHONY: build run test deps lint fmt clean release-build-all release-push go-host bench-plugin bench
+.PHONY: build run test deps lint fmt clean release-build-all release-push go-host bench-plugin bench ffi
 
 ## build: release binary at bin/ds-porter
 build:
@@ -48,8 +48,16 @@ bench:
 	./bench/setup.sh
 	python3 bench/bench.py --runs 5 --out target/bench.md
 
+## ffi: build porter-ffi (libporter_ffi.a and .so) and its uniffi-bindgen helper, check and vet the cgo caller;
+## `cargo test --workspace` then runs the header staleness test and the cgo and Python suites (tests/tests/ffi_callers.rs)
+FFI_LIB_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/debug
+ffi:
+	$(CARGO) build -p porter-ffi -p porter-ffi-bindgen
+	test -z "$$(gofmt -l tests/cgo)" || { gofmt -l tests/cgo; exit 1; }
+	cd tests/cgo && CGO_LDFLAGS="-L$(FFI_LIB_DIR)" CGO_LDFLAGS_ALLOW='-Wl,--gc-sections' $(GO) vet ./...
+
 ## test: everything CI runs
-test: deps lint go-host
+test: deps lint go-host ffi
 	$(CARGO) build -p porter-plugin --bin ds-porter
 	$(CARGO) test --workspace --no-fail-fast
 

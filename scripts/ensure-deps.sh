@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing: the CNCF distribution registry
-# (Debian `docker-registry`) and skopeo (used to check that the cache is a valid OCI layout).
+# (Debian `docker-registry`), skopeo (used to check that the cache is a valid OCI layout) and
+# valgrind (the cgo caller of porter-ffi runs under memcheck).
 set -euo pipefail
 
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing: ${missing[*]}" >&2

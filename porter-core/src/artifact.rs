@@ -57,6 +57,10 @@ pub struct ArtifactResult {
         deserialize_with = "null_default"
     )]
     pub exported_files: Vec<String>,
+    /// Served from the cache because ds-porter is offline or the registry could not be
+    /// reached (not part of the Go plugin's output; omitted when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offline: bool,
 }
 
 /// Plugin details declared through `ds.plugin.*` annotations.
@@ -268,6 +272,7 @@ mod tests {
             cached: false,
             cached_at: ZERO_TIME.into(),
             exported_files: vec![],
+            offline: false,
         };
         assert_eq!(
             r.to_stdout_json(),

@@ -11,6 +11,9 @@
 //! atomically under a cross-process lock, so several `ds-porter` processes can share one cache and
 //! a killed pull leaves nothing half-visible.
 
+mod prune;
+mod verify;
+
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +28,9 @@ use crate::artifact::ArtifactResult;
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
 use crate::manifest::{ANNOTATION_REF_NAME, Descriptor, MAX_MANIFEST_BYTES};
+
+pub use prune::{PrunePolicy, PruneReport, PullGuard};
+pub use verify::{BlobProblem, VerifyReport};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 const INGEST_DIR: &str = ".ingest";
@@ -66,6 +72,11 @@ impl Cache {
     /// Where a blob lives (whether or not it is present).
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.blobs_dir().join(digest.hex())
+    }
+
+    /// Whether a blob file is present, whatever its size.
+    pub fn has_blob_any_size(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
     }
 
     /// Whether the blob is present with the expected size.
@@ -470,6 +481,7 @@ mod tests {
             cached: true,
             cached_at: crate::artifact::ZERO_TIME.into(),
             exported_files: vec![],
+            offline: false,
         };
         cache.record("r/x:1", &root, &result).unwrap();
         cache.record("r/x:2", &root, &result).unwrap();

@@ -4,18 +4,20 @@
 use std::path::{Path, PathBuf};
 
 use crate::artifact::{self, ArtifactResult, Finalizer};
-use crate::cache::Cache;
+use crate::cache::{Cache, PrunePolicy, PruneReport, VerifyReport};
 use crate::config::Settings;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::export::{self, ExportLayer, ExportManifest, ExportPlan, ExtractLimits};
 use crate::manifest::{Node, PlatformRequest};
 use crate::progress::Progress;
 use crate::pull::{self, Pulled};
 use crate::reference::ArtifactRef;
-use crate::registry::{self, LayoutSource, Remote};
+use crate::registry::{self, CacheOnly, LayoutSource, Remote, Served};
 
 /// Blobs downloaded at once.
 const DEFAULT_CONCURRENCY: usize = 4;
+/// How long `cache prune` waits for running pulls.
+const PRUNE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A pull, validated before any I/O.
 #[derive(Debug, Clone)]
@@ -30,6 +32,8 @@ pub struct PullRequest {
     pub insecure: bool,
     /// Export destination, when exporting.
     pub output: Option<PathBuf>,
+    /// Serve only from the cache, never touching the network (also `Settings::offline`).
+    pub offline: bool,
 }
 
 impl PullRequest {
@@ -41,6 +45,7 @@ impl PullRequest {
             platforms,
             insecure: false,
             output: None,
+            offline: false,
         })
     }
 }
@@ -52,6 +57,25 @@ pub struct PullOutcome {
     pub result: ArtifactResult,
     /// Finalizer requests derived from the artifact's annotations.
     pub finalizers: Vec<Finalizer>,
+    /// Where the artifact's manifests and blobs came from.
+    pub origin: Origin,
+}
+
+/// Where a pull got what it needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// The registry the reference names (perhaps partly through mirrors).
+    Registry,
+    /// Only the named mirror was contacted.
+    Mirror(String),
+    /// An OCI image layout on disk.
+    Layout,
+    /// Everything was cached; the network was not needed.
+    Cache,
+    /// Served from the cache without the network: offline mode, or the registry could not be
+    /// reached (`offline: true` in the result).
+    Offline,
 }
 
 /// The engine.
@@ -84,6 +108,123 @@ impl Porter {
         self.cache.list()
     }
 
+    /// Prunes the cache by `policy` (by default `Cache.TTL` and `Cache.MaxSize`), waiting up to
+    /// a minute for running pulls. Blocking.
+    pub fn prune(&self, policy: &PrunePolicy) -> Result<PruneReport> {
+        self.cache.prune(policy, PRUNE_WAIT)
+    }
+
+    /// The prune policy the configuration asks for.
+    pub fn prune_policy(&self) -> PrunePolicy {
+        PrunePolicy {
+            ttl: self.settings.cache_ttl,
+            max_size: self.settings.cache_max_size,
+            keep: None,
+        }
+    }
+
+    /// Re-hashes every cached blob and checks cached artifacts are complete; with `repair`,
+    /// deletes damaged blobs and fetches damaged or missing ones again from the references that
+    /// cached them (`insecure` allows plain HTTP to their registries).
+    pub async fn verify_cache(
+        &self,
+        repair: bool,
+        insecure: bool,
+        progress: &dyn Progress,
+    ) -> Result<VerifyReport> {
+        let cache = self.cache.clone();
+        let guard = tokio::task::spawn_blocking(move || cache.pull_guard())
+            .await
+            .map_err(|e| Error::InvalidInput(format!("cache lock failed: {e}")))??;
+        let cache = self.cache.clone();
+        let mut report = tokio::task::spawn_blocking(move || cache.verify())
+            .await
+            .map_err(|e| Error::InvalidInput(format!("cache verify failed: {e}")))??;
+        if !repair || self.settings.offline {
+            return Ok(report);
+        }
+        let users = self.cache.blob_users()?;
+        let corrupt = report.corrupt.iter().map(|p| (p, true));
+        let missing = report.missing.iter().map(|p| (p, false));
+        let mut repaired = Vec::new();
+        let mut unrepaired = Vec::new();
+        for (problem, is_corrupt) in corrupt.chain(missing) {
+            let digest: crate::digest::Digest = problem.digest.parse()?;
+            if is_corrupt {
+                self.cache.remove_blob(&digest)?;
+            }
+            let Some((names, desc)) = users.get(digest.hex()) else {
+                repaired.push(problem.digest.clone());
+                continue;
+            };
+            let mut last_error = None;
+            for name in names {
+                match self.refetch(name, desc, insecure, progress).await {
+                    Ok(()) => {
+                        last_error = None;
+                        break;
+                    }
+                    Err(err) => last_error = Some(err),
+                }
+            }
+            match last_error {
+                None => repaired.push(problem.digest.clone()),
+                Some(err) => unrepaired.push(format!("{}: {err}", problem.digest)),
+            }
+        }
+        drop(guard);
+        report.repaired = repaired;
+        report.unrepaired = unrepaired;
+        Ok(report)
+    }
+
+    /// Fetches one blob or manifest of the artifact cached as `name` again.
+    async fn refetch(
+        &self,
+        name: &str,
+        desc: &crate::manifest::Descriptor,
+        insecure: bool,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let is_manifest = [
+            crate::manifest::OCI_INDEX,
+            crate::manifest::OCI_MANIFEST,
+            crate::manifest::DOCKER_LIST,
+            crate::manifest::DOCKER_MANIFEST,
+        ]
+        .contains(&desc.media_type.as_str());
+        async fn from<S: registry::Source>(
+            source: &S,
+            cache: &Cache,
+            desc: &crate::manifest::Descriptor,
+            is_manifest: bool,
+            progress: &dyn Progress,
+        ) -> Result<()> {
+            if is_manifest {
+                let bytes = source.fetch_manifest(desc).await?;
+                cache.put_blob(&desc.digest, &bytes)
+            } else {
+                source.fetch_blob(desc, cache, progress).await
+            }
+        }
+        match name.parse::<ArtifactRef>()? {
+            ArtifactRef::Registry(r) => {
+                let source = Remote::new(&self.settings, &r, insecure)?;
+                from(&source, &self.cache, desc, is_manifest, progress).await
+            }
+            ArtifactRef::Layout(l) => {
+                from(
+                    &LayoutSource::new(&l),
+                    &self.cache,
+                    desc,
+                    is_manifest,
+                    progress,
+                )
+                .await
+            }
+        }
+    }
+
     /// Pulls an artifact into the cache and, when `request.output` is set, exports it.
     ///
     /// Pull failures read `failed to copy artifact: …`, export failures
@@ -93,7 +234,20 @@ impl Porter {
         request: &PullRequest,
         progress: &dyn Progress,
     ) -> Result<PullOutcome> {
-        let pulled = self.fetch(request, progress).await.map_err(|e| match e {
+        let resolved;
+        let request = match self.resolve_short(request)? {
+            Some(r) => {
+                resolved = r;
+                &resolved
+            }
+            None => request,
+        };
+        // Prune waits while pulls hold this; a pull waits only while a prune runs.
+        let cache = self.cache.clone();
+        let guard = tokio::task::spawn_blocking(move || cache.pull_guard())
+            .await
+            .map_err(|e| Error::InvalidInput(format!("cache lock failed: {e}")))??;
+        let (pulled, origin) = self.fetch(request, progress).await.map_err(|e| match e {
             // The platform request cannot be met: DS users know this as an export failure.
             Error::Export(_) => wrap("failed to export artifact", e),
             e => wrap("failed to copy artifact", e),
@@ -111,13 +265,19 @@ impl Porter {
             cached: true,
             cached_at: artifact::now_rfc3339(),
             exported_files: Vec::new(),
+            offline: false,
         };
         let cache = self.cache.clone();
         let name = request.reference.cache_name();
         let (root, stored) = (pulled.root.clone(), result.clone());
-        tokio::task::spawn_blocking(move || cache.record(&name, &root, &stored))
-            .await
-            .map_err(|e| Error::InvalidInput(format!("cache update failed: {e}")))??;
+        tokio::task::spawn_blocking(move || {
+            cache.record(&name, &root, &stored)?;
+            cache.touch(&stored.id);
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(|e| Error::InvalidInput(format!("cache update failed: {e}")))??;
+        result.offline = origin == Origin::Offline;
 
         if let Some(output) = &request.output {
             let plan = self
@@ -136,16 +296,66 @@ impl Porter {
                 );
             }
         }
+        drop(guard);
+        if !(self.settings.offline || request.offline) {
+            self.prune_after_pull(&result.id).await;
+        }
         let finalizers = artifact::finalizers(&result.metadata);
-        Ok(PullOutcome { result, finalizers })
+        Ok(PullOutcome {
+            result,
+            finalizers,
+            origin,
+        })
     }
 
-    async fn fetch(&self, request: &PullRequest, progress: &dyn Progress) -> Result<Pulled> {
+    /// The request with a short reference resolved against `Registry.Default`, when it has one.
+    fn resolve_short(&self, request: &PullRequest) -> Result<Option<PullRequest>> {
+        if !matches!(request.reference, ArtifactRef::Registry(_)) {
+            return Ok(None);
+        }
+        let resolved =
+            ArtifactRef::parse_with_default(&request.original, &self.settings.default_registry)?;
+        if resolved == request.reference {
+            return Ok(None);
+        }
+        tracing::debug!(reference = %request.original, resolved = %resolved, "short reference resolved against Registry.Default");
+        Ok(Some(PullRequest {
+            reference: resolved,
+            ..request.clone()
+        }))
+    }
+
+    /// Prunes by `Cache.TTL` and `Cache.MaxSize` when due; never fails the pull.
+    async fn prune_after_pull(&self, keep: &str) {
+        let cache = self.cache.clone();
+        let (ttl, max_size) = (self.settings.cache_ttl, self.settings.cache_max_size);
+        let keep = keep.to_owned();
+        let pruned =
+            tokio::task::spawn_blocking(move || cache.prune_if_due(ttl, max_size, Some(&keep)));
+        match pruned.await {
+            Ok(Ok(Some(report))) if !report.removed.is_empty() => tracing::info!(
+                removed = report.removed.len(),
+                freed_bytes = report.freed_bytes,
+                "pruned the cache"
+            ),
+            Ok(Err(err)) => tracing::warn!(error = %err, "automatic cache prune failed"),
+            _ => {}
+        }
+    }
+
+    async fn fetch(
+        &self,
+        request: &PullRequest,
+        progress: &dyn Progress,
+    ) -> Result<(Pulled, Origin)> {
         let pinned = request.reference.digest();
-        let pulled = match &request.reference {
+        let (pulled, origin) = match &request.reference {
+            ArtifactRef::Registry(_) if self.settings.offline || request.offline => {
+                (self.fetch_cached(request, progress).await?, Origin::Offline)
+            }
             ArtifactRef::Registry(r) => {
                 let source = Remote::new(&self.settings, r, request.insecure)?;
-                pull::pull(
+                let pulled = pull::pull(
                     &source,
                     pinned,
                     &self.cache,
@@ -153,11 +363,34 @@ impl Porter {
                     progress,
                     DEFAULT_CONCURRENCY,
                 )
-                .await?
+                .await;
+                match pulled {
+                    Ok(pulled) => {
+                        let origin = match source.served() {
+                            Served::Nothing => Origin::Cache,
+                            Served::Mirror(host) => Origin::Mirror(host),
+                            Served::Upstream => Origin::Registry,
+                        };
+                        (pulled, origin)
+                    }
+                    Err(err) if err.kind() == ErrorKind::Network => {
+                        match self.fetch_cached(request, progress).await {
+                            Ok(pulled) => {
+                                tracing::warn!(
+                                    reference = %request.original,
+                                    "the registry cannot be reached ({err}); serving the cached copy, which may be out of date"
+                                );
+                                (pulled, Origin::Offline)
+                            }
+                            Err(_) => return Err(err),
+                        }
+                    }
+                    Err(err) => return Err(err),
+                }
             }
             ArtifactRef::Layout(l) => {
                 let source = LayoutSource::new(l);
-                pull::pull(
+                let pulled = pull::pull(
                     &source,
                     pinned,
                     &self.cache,
@@ -165,7 +398,8 @@ impl Porter {
                     progress,
                     DEFAULT_CONCURRENCY,
                 )
-                .await?
+                .await?;
+                (pulled, Origin::Layout)
             }
         };
         if pulled.manifests.is_empty() && matches!(pulled.node, Node::Index(_)) {
@@ -181,7 +415,40 @@ impl Porter {
                 "the index has no manifest for this platform; cached the index only"
             );
         }
-        Ok(pulled)
+        Ok((pulled, origin))
+    }
+
+    /// Pulls from the cache alone: a digest reference as pinned, a tag as `index.json` last
+    /// recorded it.
+    async fn fetch_cached(&self, request: &PullRequest, progress: &dyn Progress) -> Result<Pulled> {
+        let source = CacheOnly::new(request.original.clone());
+        let root = match request.reference.digest() {
+            Some(digest) => digest.clone(),
+            None => {
+                self.cache
+                    .resolve_name(&request.reference.cache_name())?
+                    .ok_or_else(|| Error::NotCached {
+                        reference: request.original.clone(),
+                        what: "the tag".into(),
+                    })?
+                    .digest
+            }
+        };
+        if !self.cache.has_blob_any_size(&root) {
+            return Err(Error::NotCached {
+                reference: request.original.clone(),
+                what: format!("manifest {root}"),
+            });
+        }
+        pull::pull(
+            &source,
+            Some(&root),
+            &self.cache,
+            &request.platforms,
+            progress,
+            DEFAULT_CONCURRENCY,
+        )
+        .await
     }
 
     fn export_plan(

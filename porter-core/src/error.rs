@@ -126,6 +126,10 @@ pub enum Error {
     #[error("blob {digest} is not in the cache; pull the artifact again")]
     MissingBlob { digest: String },
 
+    /// Working offline, and something the pull needs is not in the cache.
+    #[error("{reference} is not available offline: {what} is not in the cache")]
+    NotCached { reference: String, what: String },
+
     /// The operation was cancelled.
     #[error("operation cancelled")]
     Cancelled,
@@ -152,7 +156,9 @@ impl Error {
                 404 => ErrorKind::NotFound,
                 _ => ErrorKind::Network,
             },
-            Error::NotFound { .. } | Error::MissingBlob { .. } => ErrorKind::NotFound,
+            Error::NotFound { .. } | Error::MissingBlob { .. } | Error::NotCached { .. } => {
+                ErrorKind::NotFound
+            }
             Error::Network { .. } => ErrorKind::Network,
             Error::DigestMismatch { .. }
             | Error::SizeMismatch { .. }

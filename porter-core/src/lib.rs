@@ -19,12 +19,14 @@ pub mod platform;
 pub mod progress;
 mod pull;
 mod push;
+pub mod push_layer;
 pub mod reference;
 mod registry;
+pub mod tags;
 
 pub use artifact::{ArtifactResult, Finalizer, PluginInfo};
-pub use engine::{Porter, PullOutcome, PullRequest};
+pub use engine::{Origin, Porter, PullOutcome, PullRequest};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::PlatformRequest;
 pub use push::{PushRequest, PushSource};
-pub use registry::install_crypto_provider;
+pub use registry::{RetryPolicy, install_crypto_provider};

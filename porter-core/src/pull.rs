@@ -18,7 +18,8 @@ use crate::registry::Source;
 
 /// How deep indexes may nest before the graph is considered hostile.
 const MAX_INDEX_DEPTH: usize = 4;
-/// Most manifests an artifact may select.
+/// Most manifests (leaves and nested indexes together) one pull may fetch while it walks the
+/// index graph; an index asking for more is refused before any of its children is fetched.
 const MAX_SELECTED: usize = 1024;
 
 /// What a pull brought into the cache.
@@ -70,14 +71,17 @@ pub(crate) async fn pull<S: Source>(
             manifests.push((selected, m.clone()));
         }
         Node::Index(index) => {
-            let mut ancestors = vec![root.digest.clone()];
+            let mut walk = Walk {
+                ancestors: vec![root.digest.clone()],
+                fetched: 0,
+            };
             collect(
                 source,
                 cache,
                 index,
                 None,
                 request,
-                &mut ancestors,
+                &mut walk,
                 &mut manifests,
             )
             .await?;
@@ -121,11 +125,16 @@ async fn fetch_blob<S: Source>(
         return Ok(());
     }
     progress.blob_started(&desc.digest, desc.size, title.as_deref());
-    let mut writer = cache.blob_writer(desc.digest.clone(), desc.size)?;
-    source.fetch_blob(&desc, &mut writer, progress).await?;
-    writer.finish().await?;
+    source.fetch_blob(&desc, cache, progress).await?;
     progress.blob_done(&desc.digest, false);
     Ok(())
+}
+
+/// Where a walk of the index graph is: the indexes above the current one, and how many
+/// manifests it has fetched so far.
+struct Walk {
+    ancestors: Vec<Digest>,
+    fetched: usize,
 }
 
 /// Walks an index depth-first, keeping wanted leaves in index order.
@@ -135,25 +144,35 @@ async fn collect<S: Source>(
     index: &manifest::Index,
     inherited: Option<&crate::platform::Platform>,
     request: &PlatformRequest,
-    ancestors: &mut Vec<Digest>,
+    walk: &mut Walk,
     out: &mut Vec<(Selected, Manifest)>,
 ) -> Result<()> {
     let (leaves, nested) = manifest::select_children(index, inherited, request);
+    let wanted = leaves
+        .iter()
+        .chain(&nested)
+        .map(|s| &s.descriptor.digest)
+        .collect::<HashSet<_>>()
+        .len();
+    if walk.fetched + wanted > MAX_SELECTED {
+        return Err(Error::InvalidManifest {
+            digest: walk
+                .ancestors
+                .last()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            reason: format!(
+                "lists {wanted} manifests to fetch; more than {MAX_SELECTED} in one pull are refused"
+            ),
+        });
+    }
+    walk.fetched += wanted;
     for leaf in leaves {
         if out
             .iter()
             .any(|(s, _)| s.descriptor.digest == leaf.descriptor.digest)
         {
             continue;
-        }
-        if out.len() >= MAX_SELECTED {
-            return Err(Error::InvalidManifest {
-                digest: ancestors
-                    .last()
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
-                reason: format!("selects more than {MAX_SELECTED} manifests"),
-            });
         }
         let bytes = manifest_bytes(source, cache, &leaf.descriptor).await?;
         let media_type = manifest::detect_media_type(
@@ -172,13 +191,13 @@ async fn collect<S: Source>(
         }
     }
     for child in nested {
-        if ancestors.contains(&child.descriptor.digest) {
+        if walk.ancestors.contains(&child.descriptor.digest) {
             return Err(Error::InvalidManifest {
                 digest: child.descriptor.digest.to_string(),
                 reason: "index refers to itself (cycle)".into(),
             });
         }
-        if ancestors.len() >= MAX_INDEX_DEPTH {
+        if walk.ancestors.len() >= MAX_INDEX_DEPTH {
             return Err(Error::InvalidManifest {
                 digest: child.descriptor.digest.to_string(),
                 reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH} levels"),
@@ -198,18 +217,18 @@ async fn collect<S: Source>(
                 reason: "listed as an index but is a manifest".into(),
             });
         };
-        ancestors.push(child.descriptor.digest.clone());
+        walk.ancestors.push(child.descriptor.digest.clone());
         Box::pin(collect(
             source,
             cache,
             &nested_index,
             child.platform.as_ref(),
             request,
-            ancestors,
+            walk,
             out,
         ))
         .await?;
-        ancestors.pop();
+        walk.ancestors.pop();
     }
     Ok(())
 }

@@ -216,6 +216,7 @@ impl Porter {
             cached: false,
             cached_at: ZERO_TIME.to_owned(),
             exported_files: Vec::new(),
+            offline: false,
         })
     }
 }

@@ -78,6 +78,53 @@ impl ArtifactRef {
     }
 }
 
+impl ArtifactRef {
+    /// Parses `text`, resolving a short reference against `default` (`Registry.Default`, such
+    /// as `ghcr.io/delivery-station`):
+    ///
+    /// - a reference is fully qualified when the part before its first `/` looks like a host
+    ///   (contains `.` or `:`, or is `localhost`); it is used as written;
+    /// - a one-segment name (`porter:0.2.0`) goes under the default, namespace included:
+    ///   `ghcr.io/delivery-station/porter:0.2.0`;
+    /// - a multi-segment name (`delivery-station/porter:0.2.0`) is a repository path on the
+    ///   default's registry host: `ghcr.io/delivery-station/porter:0.2.0`.
+    ///
+    /// With an empty default, short names expand as on Docker Hub (`busybox` →
+    /// `docker.io/library/busybox:latest`).
+    pub fn parse_with_default(text: &str, default: &str) -> Result<ArtifactRef, Error> {
+        let trimmed = text.trim();
+        let default = default
+            .trim()
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        if default.is_empty() || trimmed.starts_with("oci:") || !is_short(trimmed) {
+            return trimmed.parse();
+        }
+        let expanded = if trimmed.contains('/') {
+            let host = default.split('/').next().unwrap_or(default);
+            format!("{host}/{trimmed}")
+        } else {
+            format!("{default}/{trimmed}")
+        };
+        expanded.parse().map_err(|e| match e {
+            Error::InvalidReference { reason, .. } => Error::InvalidReference {
+                reference: trimmed.to_owned(),
+                reason: format!("{reason} (resolved against Registry.Default as {expanded})"),
+            },
+            other => other,
+        })
+    }
+}
+
+/// Whether a registry reference names no registry host (docker's rule).
+fn is_short(text: &str) -> bool {
+    match text.split_once('/') {
+        None => true,
+        Some((first, _)) => !(first.contains('.') || first.contains(':') || first == "localhost"),
+    }
+}
+
 impl RegistryRef {
     /// The tag or digest part as a registry URL path component.
     pub fn identifier(&self) -> String {
@@ -264,6 +311,57 @@ mod tests {
             reg("busybox").to_string(),
             "docker.io/library/busybox:latest"
         );
+    }
+
+    #[test]
+    fn short_references_resolve_against_the_default_registry() {
+        let default = "ghcr.io/delivery-station";
+        let resolve = |s: &str| {
+            ArtifactRef::parse_with_default(s, default)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            resolve("porter:0.2.0"),
+            "ghcr.io/delivery-station/porter:0.2.0"
+        );
+        assert_eq!(resolve("porter"), "ghcr.io/delivery-station/porter:latest");
+        assert_eq!(
+            resolve("delivery-station/porter:0.2.0"),
+            "ghcr.io/delivery-station/porter:0.2.0"
+        );
+        assert_eq!(resolve("a/b/c:1"), "ghcr.io/a/b/c:1");
+        for full in [
+            "127.0.0.1:5000/demo/tool:1.0",
+            "quay.io/a/b:1",
+            "localhost/a:1",
+            "oci:examples/store:1.0.0",
+        ] {
+            assert_eq!(
+                ArtifactRef::parse_with_default(full, default).unwrap(),
+                full.parse::<ArtifactRef>().unwrap(),
+                "{full}"
+            );
+        }
+        let d = Digest::of(b"x");
+        assert_eq!(
+            resolve(&format!("porter@{d}")),
+            format!("ghcr.io/delivery-station/porter@{d}")
+        );
+        assert_eq!(
+            ArtifactRef::parse_with_default("busybox", "")
+                .unwrap()
+                .to_string(),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            ArtifactRef::parse_with_default("busybox", "https://docker.io/")
+                .unwrap()
+                .to_string(),
+            "docker.io/library/busybox:latest"
+        );
+        let err = ArtifactRef::parse_with_default("Porter:1", default).unwrap_err();
+        assert!(err.to_string().contains(r#""Porter:1""#), "{err}");
     }
 
     #[test]

@@ -76,6 +76,10 @@ fn settings(cache: &Path) -> Settings {
         cache_ttl: None,
         cache_max_size: None,
         logging: LoggingSettings::default(),
+        ca_files: vec![],
+        certs_dirs: vec![],
+        offline: false,
+        retry: Default::default(),
     }
 }
 

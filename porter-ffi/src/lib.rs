@@ -1,4 +1,27 @@
-//! `porter-ffi`: the C ABI (for cgo) and uniffi bindings of the engine.
+//! `porter-ffi`: ds-porter's engine for programs not written in Rust.
 //!
-//! Not built yet: this crate is an empty member of the workspace, kept out of `default-members`
-//! so the default build stays lean. See the project's open issues.
+//! Go tooling links the C ABI ([`capi`], header `include/porter.h`, made by cbindgen) through cgo
+//! and calls pull, export, list, push, the cache commands and the adapter's operations
+//! in-process instead of launching a plugin process. Python, Kotlin and Swift use the uniffi
+//! bindings ([`bindings`]) of the same operations.
+//!
+//! Both surfaces are thin: `engine` turns their options into `porter-core` requests, `adapter`
+//! parses adapter requests for `porter-adapter`, and both run on the one tokio runtime this
+//! library owns (`runtime`); [`status`] maps engine and adapter errors to the small, stable
+//! error surface both share. The conventions every C function follows are
+//! in this crate's `README.md` ("API conventions").
+
+// The workspace denies `unsafe_code`; only the C ABI needs it, and it allows it for itself.
+#![deny(unsafe_code)]
+
+mod adapter;
+pub mod bindings;
+pub mod capi;
+mod engine;
+mod options;
+mod runtime;
+pub mod status;
+
+pub use options::{ExportOptions, PruneOptions, PullOptions, PushOptions, VerifyOptions};
+
+uniffi::setup_scaffolding!("porter");

@@ -53,6 +53,11 @@ pub enum Command {
     Push(PushArgs),
     /// List cached artifacts as JSON.
     List,
+    /// Prune or verify the cache.
+    Cache {
+        #[command(subcommand)]
+        command: crate::cache_cmd::CacheCommand,
+    },
     /// Show version information.
     Version,
     /// Print a shell completion script.
@@ -92,6 +97,10 @@ pub struct PullArgs {
     /// Allow plain HTTP to this reference's registry.
     #[arg(long)]
     pub insecure: bool,
+
+    /// Serve only from the cache; never touch the network (also DS_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 impl PullArgs {
@@ -117,6 +126,7 @@ impl PullArgs {
         let mut request = PullRequest::new(&self.reference, platforms)?;
         request.insecure = self.insecure;
         request.output = self.output.clone();
+        request.offline = self.offline;
         Ok(request)
     }
 }
@@ -207,6 +217,9 @@ pub fn run() -> ExitCode {
         Command::Pull(args) => commands::run(&cli, |porter| commands::pull(porter, args)),
         Command::Push(args) => commands::run(&cli, |porter| commands::push(porter, args)),
         Command::List => commands::run(&cli, commands::list),
+        Command::Cache { command } => {
+            commands::run(&cli, |porter| crate::cache_cmd::run(porter, command))
+        }
     }
 }
 

@@ -94,7 +94,7 @@ pub fn list(porter: &Porter) -> Result<String, Error> {
     Ok(out)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

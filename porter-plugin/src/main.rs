@@ -4,6 +4,7 @@
 //! JSON on stdout, messages and progress on stderr. Launched by DS (no arguments, magic cookie in
 //! the environment) it serves DS's plugin protocol over go-plugin (see [`plugin`]).
 
+mod cache_cmd;
 mod cli;
 mod commands;
 mod logging;

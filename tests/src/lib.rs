@@ -10,20 +10,31 @@
 //!   [`publish_docker_list`], [`publish_large`], and the conformance set [`publish_standard`]),
 //!   written as raw JSON so the bytes on the registry are exactly what ds-porter's push writes
 //!   (`spec/ds-contract.md` §7.11) and the digests are the same in every run;
+//! - [`Registry::start_tls`] (HTTPS with a leaf certificate signed by a throw-away [`TestCa`]) and
+//!   [`Registry::start_pull_through`] (a pull-through cache of another registry, for mirrors);
+//! - [`FaultProxy`]: an HTTP proxy on loopback that injects [`Fault`]s (statuses with
+//!   `Retry-After`, dropped connections, corrupted bytes, resets) and records every request;
+//! - [`FakeRegistry`]: a programmable registry that lies (wrong digests and sizes, endless
+//!   bodies, redirects to other hosts, garbage challenges) and records every request's headers;
 //! - [`ds_porter_bin`]: where the binary under test is.
 #![allow(clippy::unwrap_used)]
 
 mod access_log;
 mod binary;
 pub mod cli;
+mod fake_registry;
+mod fault_proxy;
 mod http;
 mod layer;
 mod publish;
 mod registry;
 mod standard;
+mod tls;
 
 pub use access_log::{AccessLogEntry, BlobGet, ManifestGet};
 pub use binary::ds_porter_bin;
+pub use fake_registry::{Body, FakeRegistry, Reply, SeenRequest};
+pub use fault_proxy::{Fault, FaultProxy, ProxiedRequest};
 pub use http::RawResponse;
 pub use layer::{
     ARCHIVE_MEDIA_TYPE, BINARY_MEDIA_TYPE, DOCKER_LAYER_MEDIA_TYPE, LayerSpec,
@@ -38,3 +49,4 @@ pub use publish::{
 };
 pub use registry::{LogMark, Registry};
 pub use standard::{StandardFixtures, publish_standard};
+pub use tls::TestCa;

@@ -156,14 +156,29 @@ pub fn install_crypto_provider() {
     });
 }
 
-/// An `oci-client` client that speaks plain HTTP to `reg` (and HTTPS to anything else).
+/// An `oci-client` client for `reg`: plain HTTP, or HTTPS trusting its CA for a TLS registry.
 pub fn client(reg: &Registry) -> Client {
     install_crypto_provider();
-    Client::try_from(ClientConfig {
-        protocol: ClientProtocol::HttpsExcept(vec![reg.host()]),
-        ..ClientConfig::default()
-    })
-    .expect("build an oci-client client")
+    Client::try_from(client_config(reg)).expect("build an oci-client client")
+}
+
+/// Plain HTTP to `reg`, or HTTPS trusting its test CA when it serves TLS.
+fn client_config(reg: &Registry) -> ClientConfig {
+    match reg.ca_pem() {
+        // A TLS registry: HTTPS, trusting its test CA.
+        Some(ca) => ClientConfig {
+            protocol: ClientProtocol::Https,
+            extra_root_certificates: vec![oci_client::client::Certificate {
+                encoding: oci_client::client::CertificateEncoding::Pem,
+                data: ca.as_bytes().to_vec(),
+            }],
+            ..ClientConfig::default()
+        },
+        None => ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(vec![reg.host()]),
+            ..ClientConfig::default()
+        },
+    }
 }
 
 /// Basic auth for a registry with htpasswd, anonymous otherwise.
@@ -425,9 +440,8 @@ impl Publisher {
         install_crypto_provider();
         // Monolithic uploads (POST + PUT) cost a request less per blob than chunked ones.
         let client = Client::try_from(ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(vec![reg.host()]),
             use_monolithic_push: true,
-            ..ClientConfig::default()
+            ..client_config(reg)
         })
         .expect("build an oci-client client");
         let reference_text = reg.reference(repo_tag);

@@ -16,6 +16,7 @@ use tempfile::TempDir;
 
 use crate::access_log::{AccessLogEntry, BlobGet, ManifestGet};
 use crate::http::{self, RawResponse};
+use crate::tls::TestCa;
 
 /// Environment variable naming the registry binary; default `docker-registry` on `PATH`.
 const REGISTRY_BIN_ENV: &str = "PORTER_E2E_REGISTRY_BIN";
@@ -39,6 +40,16 @@ pub struct Registry {
     log_path: PathBuf,
     credentials: Option<(String, String)>,
     sync_counter: AtomicU64,
+    tls_ca: Option<String>,
+}
+
+/// How a registry is started besides its credentials.
+#[derive(Debug, Default)]
+struct Mode {
+    /// Serve HTTPS with this CA's leaf certificate.
+    tls: Option<TestCa>,
+    /// Be a pull-through cache of this registry URL.
+    proxy_of: Option<String>,
 }
 
 /// A position in the access log; see [`Registry::mark`].
@@ -57,13 +68,44 @@ impl Registry {
     /// Panics with the registry's log if it does not answer `GET /v2/` within 15 s, and with an
     /// install hint if `docker-registry` is missing.
     pub fn start() -> Self {
-        Self::launch(None)
+        Self::launch(None, Mode::default())
+    }
+
+    /// Starts an anonymous registry that serves HTTPS only, with a leaf certificate for
+    /// `127.0.0.1` signed by `ca` (see [`Registry::ca_pem`]). [`Registry::requests`] and
+    /// [`Registry::raw_get`] speak plain HTTP and do not work with it.
+    pub fn start_tls(ca: TestCa) -> Self {
+        Self::launch(
+            None,
+            Mode {
+                tls: Some(ca),
+                proxy_of: None,
+            },
+        )
+    }
+
+    /// Starts a registry in pull-through-cache mode (distribution's `proxy.remoteurl`) in
+    /// front of `upstream`: it fetches what it is asked for from `upstream` and keeps it, and
+    /// still serves what it has seen once `upstream` is gone.
+    pub fn start_pull_through(upstream: &Registry) -> Self {
+        Self::launch(
+            None,
+            Mode {
+                tls: None,
+                proxy_of: Some(upstream.url()),
+            },
+        )
+    }
+
+    /// The CA certificate (PEM) a TLS registry's certificate chains to.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls_ca.as_deref()
     }
 
     /// Starts a registry that demands basic auth (htpasswd, bcrypt, realm `basic-realm`) for
     /// every request, with one account `user`/`pass`.
     pub fn start_with_htpasswd(user: &str, pass: &str) -> Self {
-        Self::launch(Some((user.to_owned(), pass.to_owned())))
+        Self::launch(Some((user.to_owned(), pass.to_owned())), Mode::default())
     }
 
     /// `127.0.0.1:PORT`.
@@ -71,9 +113,14 @@ impl Registry {
         self.host.clone()
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS registry).
     pub fn url(&self) -> String {
-        format!("http://{}", self.host)
+        let scheme = if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.host)
     }
 
     /// `127.0.0.1:PORT/<repo_and_tag>`, e.g. `reference("demo/app:1.0")`.
@@ -152,7 +199,7 @@ impl Registry {
         manifest_gets(&self.requests_since(mark))
     }
 
-    fn launch(credentials: Option<(String, String)>) -> Self {
+    fn launch(credentials: Option<(String, String)>, mode: Mode) -> Self {
         let bin = registry_binary();
         let dir = tempfile::Builder::new()
             .prefix("porter-e2e-registry-")
@@ -167,19 +214,35 @@ impl Registry {
             fs::write(&path, format!("{user}:{hash}\n")).expect("write htpasswd");
             path
         });
+        let tls_files = mode.tls.as_ref().map(|ca| {
+            let (_, cert, key) = ca.write_to(&dir.path().join("tls"));
+            (cert, key)
+        });
         let config_path = dir.path().join("config.yml");
         let log_path = dir.path().join("registry.log");
 
         for attempt in 1..=START_ATTEMPTS {
             let host = format!("127.0.0.1:{}", free_port());
-            fs::write(
-                &config_path,
-                config_yaml(&host, &storage, htpasswd.as_deref()),
-            )
-            .expect("write the registry config");
+            let mut config = config_yaml(&host, &storage, htpasswd.as_deref());
+            if let Some((cert, key)) = &tls_files {
+                let secret = "  secret: porter-e2e-not-a-secret\n";
+                config = config.replacen(
+                    secret,
+                    &format!(
+                        "{secret}  tls:\n    certificate: {}\n    key: {}\n",
+                        quote_path(cert),
+                        quote_path(key)
+                    ),
+                    1,
+                );
+            }
+            if let Some(remote) = &mode.proxy_of {
+                config.push_str(&format!("proxy:\n  remoteurl: {remote}\n"));
+            }
+            fs::write(&config_path, config).expect("write the registry config");
             let mut child = spawn(&bin, &config_path, &log_path);
             let log_text = || fs::read_to_string(&log_path).unwrap_or_default();
-            match wait_ready(&mut child, &host) {
+            match wait_ready(&mut child, &host, tls_files.is_some()) {
                 Startup::Ready => {
                     return Self {
                         child,
@@ -188,6 +251,7 @@ impl Registry {
                         log_path,
                         credentials,
                         sync_counter: AtomicU64::new(0),
+                        tls_ca: mode.tls.as_ref().map(|ca| ca.ca_pem.clone()),
                     };
                 }
                 // Another process took the port between our probe and the registry's bind.
@@ -280,7 +344,8 @@ impl fmt::Debug for Registry {
     }
 }
 
-fn wait_ready(child: &mut Child, host: &str) -> Startup {
+/// Waits for `GET /v2/`; a TLS registry answers plain HTTP with 400, which counts as ready.
+fn wait_ready(child: &mut Child, host: &str, tls: bool) -> Startup {
     let deadline = Instant::now() + READY_TIMEOUT;
     let max_polls = READY_TIMEOUT.as_millis() / READY_POLL.as_millis() + 1;
     for _ in 0..max_polls {
@@ -288,7 +353,7 @@ fn wait_ready(child: &mut Child, host: &str) -> Startup {
             return Startup::Exited(status);
         }
         if let Ok(response) = http::get(host, "/v2/", None)
-            && (response.status == 200 || response.status == 401)
+            && (response.status == 200 || response.status == 401 || (tls && response.status == 400))
         {
             return Startup::Ready;
         }
@@ -356,6 +421,11 @@ fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("bind an ephemeral port on 127.0.0.1")
         .port()
+}
+
+/// A path as a YAML double-quoted scalar.
+fn quote_path(p: &Path) -> String {
+    serde_json::to_string(&p.to_string_lossy()).expect("quote a path")
 }
 
 fn config_yaml(host: &str, storage: &Path, htpasswd: Option<&Path>) -> String {

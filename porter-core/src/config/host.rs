@@ -308,6 +308,15 @@ impl HostConfig {
         if let Some(value) = get("DS_AUTH_DOCKER_CONFIG") {
             self.auth.docker_config = Some(PathBuf::from(value));
         }
+        for key in super::porter::KEYS {
+            let name = format!("DS_SETTINGS_PORTER_{}", key.to_ascii_uppercase());
+            if let Some(value) = get(&name) {
+                self.settings
+                    .entry("porter".to_owned())
+                    .or_default()
+                    .insert(key.to_owned(), Value::String(value));
+            }
+        }
         if let Some(value) = get("DS_AUTH_CREDENTIALS") {
             let credentials = parse_credentials_env(&value)
                 .map_err(|reason| error("DS_AUTH_CREDENTIALS", reason))?;
@@ -418,6 +427,7 @@ impl HostConfig {
                 })
         };
         let field = |value: &Option<String>| value.as_deref().unwrap_or_default().to_owned();
+        let porter = super::porter::resolve(self.settings.get("porter"), env, home, expand);
 
         Settings {
             cache_dir,
@@ -452,6 +462,10 @@ impl HostConfig {
                 &field(&self.logging.output),
                 "",
             ),
+            ca_files: porter.ca_files,
+            certs_dirs: porter.certs_dirs,
+            offline: porter.offline,
+            retry: porter.retry,
         }
     }
 
@@ -560,6 +574,7 @@ mod tests {
 
     use super::super::decode::MAX_CONFIG_BYTES;
     use super::*;
+    use crate::registry::RetryPolicy;
 
     const HOME: &str = "/home/u";
 
@@ -650,6 +665,14 @@ mod tests {
                     output: "stdout".into(),
                     warnings: vec![],
                 },
+                ca_files: vec![],
+                certs_dirs: vec![
+                    "/home/u/.config/ds/certs.d".into(),
+                    "/etc/containers/certs.d".into(),
+                    "/etc/docker/certs.d".into(),
+                ],
+                offline: false,
+                retry: RetryPolicy::default(),
             }
         );
     }

@@ -10,6 +10,7 @@ mod decode;
 mod docker;
 mod expand;
 mod host;
+mod porter;
 mod units;
 
 use std::fmt;
@@ -22,8 +23,10 @@ pub use host::{
     AuthConfig, CacheConfig, CredentialConfig, HostConfig, LoggingConfig, ProxyConfig,
     RegistryConfig,
 };
+pub use units::{parse_duration, parse_size};
 
 use crate::error::Result;
+use crate::registry::RetryPolicy;
 
 /// A secret that never shows up in `Debug` output or logs.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -161,6 +164,19 @@ pub struct Settings {
     pub cache_max_size: Option<u64>,
     /// Logging configuration.
     pub logging: LoggingSettings,
+    /// CA bundles trusted for every registry, besides the system roots
+    /// (`settings.porter.ca_file`).
+    pub ca_files: Vec<PathBuf>,
+    /// `certs.d`-style directories: `<dir>/<host[:port]>/*.crt` are trusted for that registry
+    /// (`settings.porter.certs_dir`; default `~/.config/ds/certs.d`, `/etc/containers/certs.d`,
+    /// `/etc/docker/certs.d`).
+    pub certs_dirs: Vec<PathBuf>,
+    /// Never touch the network; serve only what is cached (`--offline`, `DS_OFFLINE=1`,
+    /// `settings.porter.offline`).
+    pub offline: bool,
+    /// Retries and timeouts of registry requests (`settings.porter.retries`,
+    /// `settings.porter.request_timeout`).
+    pub retry: RetryPolicy,
 }
 
 /// Log levels hclog (and so DS's plugin logger) accepts.

@@ -8,7 +8,7 @@ use std::time::Duration;
 /// Parses a byte size: `10GB`, `512MB`, `1GiB`, `1.5 GB`, `4096`.
 ///
 /// Every unit is binary (`KB` = `KiB` = 1024), as in DS. Returns the reason on failure.
-pub(super) fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, String> {
     let invalid = || format!("expected a size like 10GB, 512MB or a number of bytes, got {text:?}");
     let trimmed = text.trim();
     let split = trimmed
@@ -41,7 +41,7 @@ pub(super) fn parse_size(text: &str) -> Result<u64, String> {
 
 /// Parses a duration: Go `ParseDuration` syntax plus `d` (`7d`, `1h30m`, `1.5h`, `250ms`), or
 /// a plain number of seconds (`3600`).
-pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid =
         || format!("expected a duration like 7d, 24h, 1h30m or a number of seconds, got {text:?}");
     let trimmed = text.trim();

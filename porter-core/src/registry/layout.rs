@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
 use super::{Source, check_size, root_descriptor};
-use crate::cache::BlobWriter;
+use crate::cache::Cache;
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
 use crate::manifest::{self, ANNOTATION_REF_NAME, Descriptor};
@@ -113,9 +113,10 @@ impl Source for LayoutSource {
     async fn fetch_blob(
         &self,
         desc: &Descriptor,
-        sink: &mut BlobWriter,
+        cache: &Cache,
         progress: &dyn Progress,
     ) -> Result<()> {
+        let mut sink = cache.blob_writer(desc.digest.clone(), desc.size)?;
         let path = self.blob_path(&desc.digest);
         let mut file = tokio::fs::File::open(&path)
             .await
@@ -127,7 +128,7 @@ impl Source for LayoutSource {
                 .await
                 .map_err(|e| Error::io("failed to read", &path, e))?;
             if n == 0 {
-                return Ok(());
+                return sink.finish().await;
             }
             progress.blob_progress(&desc.digest, n as u64);
             sink.write(Bytes::copy_from_slice(&buf[..n])).await?;

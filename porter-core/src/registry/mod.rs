@@ -8,21 +8,29 @@
 //! credentials never travel over plain HTTP to a registry nobody marked insecure.
 
 mod layout;
+mod mirror;
+mod offline;
 mod push;
 mod remote;
+mod retry;
+pub(crate) mod tags;
+mod tls;
+mod transport;
 
 use std::future::Future;
 
 use bytes::Bytes;
 
-use crate::cache::BlobWriter;
+use crate::cache::Cache;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Descriptor};
 use crate::progress::Progress;
 
 pub(crate) use layout::LayoutSource;
-pub(crate) use remote::Remote;
+pub(crate) use offline::CacheOnly;
+pub(crate) use remote::{Remote, Served};
+pub use retry::RetryPolicy;
 
 /// A place manifests and blobs are fetched from.
 pub(crate) trait Source: Send + Sync {
@@ -30,11 +38,12 @@ pub(crate) trait Source: Send + Sync {
     fn fetch_root(&self) -> impl Future<Output = Result<(Descriptor, Bytes)>> + Send;
     /// Fetches a manifest by descriptor, verified against digest and size.
     fn fetch_manifest(&self, desc: &Descriptor) -> impl Future<Output = Result<Bytes>> + Send;
-    /// Streams a blob into `sink`, reporting progress.
+    /// Streams a blob into `cache`, reporting progress; it becomes visible only once its size
+    /// and digest are verified.
     fn fetch_blob(
         &self,
         desc: &Descriptor,
-        sink: &mut BlobWriter,
+        cache: &Cache,
         progress: &dyn Progress,
     ) -> impl Future<Output = Result<()>> + Send;
 }

@@ -1,21 +1,28 @@
-//! A registry repository spoken to through `oci-client`: client construction under the transport
-//! policy, credentials, and error mapping.
+//! A registry repository: the upstream registry a reference names and the mirrors in front of it.
+//!
+//! Pulls go through [`Endpoint`]s (mirrors in configured order, then the upstream) under the
+//! retry policy; a mirror that fails is skipped for the rest of the pull with a warning naming it
+//! and why. Pushes use `oci-client` against the upstream only.
 
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 
+use super::mirror::mirrors_for;
+use super::tls::ExtraRoots;
+use super::transport::{Download, Endpoint, InsecureHosts, Role};
 use super::{Source, check_size, install_crypto_provider, root_descriptor};
-use crate::cache::BlobWriter;
+use crate::cache::Cache;
 use crate::config::{CredentialSecret, Settings};
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
-use crate::manifest::{self, ACCEPTED_MANIFEST_TYPES, Descriptor};
+use crate::manifest::{self, Descriptor};
 use crate::progress::Progress;
 use crate::reference::RegistryRef;
 
@@ -27,6 +34,23 @@ pub(crate) struct Remote {
     pub(super) auth: RegistryAuth,
     pub(super) reference: RegistryRef,
     pub(super) plain_http: bool,
+    /// Mirrors in configured order, then the upstream registry.
+    endpoints: Vec<Endpoint>,
+    /// Index of the first endpoint still in use (failed mirrors are skipped).
+    first: AtomicUsize,
+    /// Hosts that served something, in order.
+    served: Mutex<Vec<(Role, String)>>,
+}
+
+/// Where a pull's network requests were answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Served {
+    /// Nothing was fetched.
+    Nothing,
+    /// Only mirrors answered; the first one is named.
+    Mirror(String),
+    /// The upstream registry answered (perhaps after mirrors).
+    Upstream,
 }
 
 impl Remote {
@@ -68,6 +92,7 @@ impl Remote {
             https_proxy: settings.proxy.https.clone(),
             http_proxy: settings.proxy.http.clone(),
             no_proxy: settings.proxy.no_proxy.clone(),
+            extra_root_certificates: ExtraRoots::for_host(settings, &host)?.to_oci(),
             ..Default::default()
         };
         let client = oci_client::Client::try_from(config).map_err(|e| Error::Network {
@@ -91,12 +116,91 @@ impl Remote {
             },
             None => RegistryAuth::Anonymous,
         };
+        let insecure_hosts = Arc::new(InsecureHosts::new(settings, insecure.then_some(&*host)));
+        let mut endpoints = Vec::new();
+        for mirror in mirrors_for(&settings.mirrors, &host, &reference.repository) {
+            let plain = mirror.plain_http || insecure_hosts.contains(&mirror.host);
+            endpoints.push(Endpoint::new(
+                settings,
+                &mirror.host,
+                &mirror.repository,
+                Role::Mirror,
+                plain,
+                Arc::clone(&insecure_hosts),
+            )?);
+        }
+        endpoints.push(Endpoint::new(
+            settings,
+            &host,
+            &reference.repository,
+            Role::Upstream,
+            plain_http,
+            insecure_hosts,
+        )?);
         Ok(Remote {
             client,
             auth,
             reference: reference.clone(),
             plain_http,
+            endpoints,
+            first: AtomicUsize::new(0),
+            served: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Who answered this pull's requests.
+    pub(crate) fn served(&self) -> Served {
+        let served = self.served.lock().unwrap_or_else(|p| p.into_inner());
+        if served.iter().any(|(role, _)| *role == Role::Upstream) {
+            Served::Upstream
+        } else {
+            served
+                .first()
+                .map_or(Served::Nothing, |(_, host)| Served::Mirror(host.clone()))
+        }
+    }
+
+    /// Runs `op` against the endpoints in order, from the first one still in use: a mirror's
+    /// failure is logged and the next endpoint tried; the upstream's failure is the result.
+    async fn each_endpoint<'s, T, F, Fut>(&'s self, what: &str, mut op: F) -> Result<T>
+    where
+        F: FnMut(&'s Endpoint) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let last = self.endpoints.len() - 1;
+        let mut index = self.first.load(Ordering::Relaxed).min(last);
+        loop {
+            let endpoint = &self.endpoints[index];
+            match op(endpoint).await {
+                Ok(value) => {
+                    let mut served = self.served.lock().unwrap_or_else(|p| p.into_inner());
+                    let entry = (endpoint.role(), endpoint.host().to_owned());
+                    if !served.contains(&entry) {
+                        served.push(entry);
+                    }
+                    return Ok(value);
+                }
+                Err(err) if index < last => {
+                    let skipped = self.first.fetch_max(index + 1, Ordering::Relaxed) <= index;
+                    if skipped {
+                        let next = &self.endpoints[index + 1];
+                        tracing::warn!(
+                            mirror = endpoint.host(),
+                            "mirror {} skipped for {what}, trying {} {}: {err}",
+                            endpoint.host(),
+                            if next.role() == Role::Mirror {
+                                "mirror"
+                            } else {
+                                "registry"
+                            },
+                            next.host(),
+                        );
+                    }
+                    index += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     pub(super) fn oci_ref(&self, identifier: Option<&Digest>) -> oci_client::Reference {
@@ -201,16 +305,18 @@ fn map_oci_error(
 
 impl Source for Remote {
     async fn fetch_root(&self) -> Result<(Descriptor, Bytes)> {
-        let oci_ref = self.oci_ref(None);
-        let (bytes, _) = self
-            .client
-            .pull_manifest_raw(&oci_ref, &self.auth, ACCEPTED_MANIFEST_TYPES)
-            .await
-            .map_err(|e| self.map_err(e, "manifest request"))?;
+        let identifier = self.reference.identifier();
+        let pinned = self.reference.digest.as_ref();
+        let bytes = self
+            .each_endpoint(&format!("{}", self.reference), |endpoint| async {
+                let bytes = endpoint.manifest(&identifier).await?;
+                if let Some(pinned) = pinned {
+                    digest::verify(&bytes, pinned, &format!("manifest {}", self.reference))?;
+                }
+                Ok(bytes)
+            })
+            .await?;
         let digest = Digest::of(&bytes);
-        if let Some(pinned) = &self.reference.digest {
-            digest::verify(&bytes, pinned, &format!("manifest {}", self.reference))?;
-        }
         Ok((root_descriptor(&bytes, digest, None)?, bytes))
     }
 
@@ -225,52 +331,27 @@ impl Source for Remote {
                 ),
             });
         }
-        let oci_ref = self.oci_ref(Some(&desc.digest));
-        let (bytes, _) = self
-            .client
-            .pull_manifest_raw(&oci_ref, &self.auth, ACCEPTED_MANIFEST_TYPES)
-            .await
-            .map_err(|e| self.map_err(e, "manifest request"))?;
-        digest::verify(&bytes, &desc.digest, &format!("manifest {}", desc.digest))?;
-        check_size(desc, bytes.len())?;
-        Ok(bytes)
+        let identifier = desc.digest.to_string();
+        self.each_endpoint(&format!("manifest {}", desc.digest), |endpoint| async {
+            let bytes = endpoint.manifest(&identifier).await?;
+            digest::verify(&bytes, &desc.digest, &format!("manifest {}", desc.digest))?;
+            check_size(desc, bytes.len())?;
+            Ok(bytes)
+        })
+        .await
     }
 
     async fn fetch_blob(
         &self,
         desc: &Descriptor,
-        sink: &mut BlobWriter,
+        cache: &Cache,
         progress: &dyn Progress,
     ) -> Result<()> {
-        let oci_ref = self.oci_ref(None);
-        let layer = OciDescriptor {
-            media_type: desc.media_type.clone(),
-            digest: desc.digest.to_string(),
-            size: desc.size as i64,
-            ..Default::default()
-        };
-        let mut stream = self
-            .client
-            .pull_blob_stream(&oci_ref, &layer)
-            .await
-            .map_err(|e| self.map_err(e, &format!("blob {} request", desc.digest)))?;
-        if let Some(len) = stream.content_length
-            && len != desc.size
-        {
-            return Err(Error::SizeMismatch {
-                digest: desc.digest.to_string(),
-                expected: desc.size,
-                found: len,
-            });
-        }
-        while let Some(chunk) = stream.stream.next().await {
-            let chunk = chunk.map_err(|e| Error::Network {
-                registry: self.reference.registry.clone(),
-                reason: format!("download of {} broke off: {e}", desc.digest),
-            })?;
-            progress.blob_progress(&desc.digest, chunk.len() as u64);
-            sink.write(chunk).await?;
-        }
-        Ok(())
+        self.each_endpoint(&format!("blob {}", desc.digest), |endpoint| async {
+            let mut download = Download::new(cache, desc)?;
+            endpoint.blob(&mut download, progress).await?;
+            download.finish().await
+        })
+        .await
     }
 }

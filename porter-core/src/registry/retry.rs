@@ -265,7 +265,10 @@ mod tests {
             );
         }
         let err = retrier.next_delay(status(503)).unwrap_err();
-        assert!(err.to_string().contains("gave up after 6 attempts"), "{err}");
+        assert!(
+            err.to_string().contains("gave up after 6 attempts"),
+            "{err}"
+        );
     }
 
     #[test]

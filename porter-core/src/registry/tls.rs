@@ -23,7 +23,8 @@ impl ExtraRoots {
     pub(crate) fn for_host(settings: &Settings, host: &str) -> Result<ExtraRoots> {
         let mut bundles = Vec::new();
         for file in &settings.ca_files {
-            let pem = std::fs::read(file).map_err(|e| Error::io("failed to read CA file", file, e))?;
+            let pem =
+                std::fs::read(file).map_err(|e| Error::io("failed to read CA file", file, e))?;
             bundles.push((file.clone(), pem));
         }
         for dir in &settings.certs_dirs {
@@ -109,7 +110,11 @@ mod tests {
             .collect();
         assert_eq!(names, ["b.crt", "ca.crt"]);
         assert!(certs_d(dir.path(), "other.example").unwrap().is_empty());
-        assert!(certs_d(dir.path(), "../reg.example:5000").unwrap().is_empty());
+        assert!(
+            certs_d(dir.path(), "../reg.example:5000")
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

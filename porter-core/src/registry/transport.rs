@@ -38,7 +38,7 @@ const MAX_RESUMES: u32 = 64;
 /// Hint appended to failures that look like talking TLS to a plain-HTTP registry.
 const PLAIN_HTTP_HINT: &str = "if this registry only speaks plain HTTP, pass --insecure or list it in Registry.InsecureRegistries";
 /// Hint appended to certificate failures.
-const CA_HINT: &str = "to trust a private CA, set settings.porter.ca_file or put it in <certs dir>/<host>/ca.crt";
+const CA_HINT: &str = "to trust a private CA, set settings.porter.ca_file (DS_SETTINGS_PORTER_CA_FILE) or put it in ~/.config/ds/certs.d/<host:port>/ca.crt";
 
 /// Which hosts were explicitly marked insecure (plain HTTP allowed, credentials allowed there).
 #[derive(Debug, Clone, Default)]
@@ -159,14 +159,12 @@ impl Endpoint {
             registry: host.to_owned(),
             reason: format!("cannot build HTTP client: {e}"),
         })?;
-        let credential = settings
-            .credential_for(host)?
-            .and_then(|c| match c.secret {
-                CredentialSecret::Password(p) => Some((c.username, p)),
-                CredentialSecret::Token(t) if c.username.is_empty() => Some(("token".into(), t)),
-                CredentialSecret::Token(t) => Some((c.username, t)),
-                CredentialSecret::None => None,
-            });
+        let credential = settings.credential_for(host)?.and_then(|c| match c.secret {
+            CredentialSecret::Password(p) => Some((c.username, p)),
+            CredentialSecret::Token(t) if c.username.is_empty() => Some(("token".into(), t)),
+            CredentialSecret::Token(t) => Some((c.username, t)),
+            CredentialSecret::None => None,
+        });
         Ok(Endpoint {
             http,
             scheme: if plain_http { "http" } else { "https" },
@@ -498,9 +496,7 @@ impl Endpoint {
                 }
                 let response = tokio::time::timeout(self.policy.attempt_timeout, request.send())
                     .await
-                    .map_err(|_| {
-                        Failure::transient(self.network(format!("{what}: no response")))
-                    })?
+                    .map_err(|_| Failure::transient(self.network(format!("{what}: no response"))))?
                     .map_err(|e| self.request_failure(&e, what))?;
                 let response = self.check(response, what).await?;
                 let body = self.read_small(response, what).await?;
@@ -581,9 +577,20 @@ impl Endpoint {
                 format!("response larger than {MAX_MANIFEST_BYTES} bytes"),
             )));
         }
+        let status = response.status().as_u16();
         read_capped(response, MAX_MANIFEST_BYTES, self.policy.attempt_timeout)
             .await
-            .map_err(|reason| Failure::transient(self.network(format!("{what}: {reason}"))))
+            .map_err(|e| match e {
+                // A registry that streams an oversized document would do it again: no retry.
+                BodyError::TooLarge(cap) => Failure::permanent(self.registry_error(
+                    what,
+                    status,
+                    format!("response larger than {cap} bytes"),
+                )),
+                BodyError::Broken(reason) => {
+                    Failure::transient(self.network(format!("{what}: {reason}")))
+                }
+            })
     }
 
     fn request_failure(&self, e: &reqwest::Error, what: &str) -> Failure {
@@ -641,7 +648,9 @@ fn build_http(
             None => host,
         };
         if downgrade && !insecure.contains(&host) {
-            return attempt.error(format!("refusing a redirect from HTTPS to plain HTTP ({host})"));
+            return attempt.error(format!(
+                "refusing a redirect from HTTPS to plain HTTP ({host})"
+            ));
         }
         attempt.follow()
     });
@@ -678,18 +687,37 @@ fn build_http(
     })
 }
 
+/// Why a capped body could not be read.
+#[derive(Debug)]
+enum BodyError {
+    /// The body went past the cap (in bytes).
+    TooLarge(usize),
+    /// The body stalled or broke off.
+    Broken(String),
+}
+
 /// Reads a body of at most `cap` bytes, each chunk within `idle`.
-async fn read_capped(response: Response, cap: usize, idle: Duration) -> Result<Bytes, String> {
+async fn read_capped(response: Response, cap: usize, idle: Duration) -> Result<Bytes, BodyError> {
     let mut body = response.bytes_stream();
     let mut out = BytesMut::new();
     loop {
         match tokio::time::timeout(idle, body.next()).await {
-            Err(_) => return Err(format!("body stalled for {}s", idle.as_secs())),
+            Err(_) => {
+                return Err(BodyError::Broken(format!(
+                    "body stalled for {}s",
+                    idle.as_secs()
+                )));
+            }
             Ok(None) => return Ok(out.freeze()),
-            Ok(Some(Err(e))) => return Err(format!("body broke off: {}", error_chain(&e))),
+            Ok(Some(Err(e))) => {
+                return Err(BodyError::Broken(format!(
+                    "body broke off: {}",
+                    error_chain(&e)
+                )));
+            }
             Ok(Some(Ok(chunk))) => {
                 if out.len() + chunk.len() > cap {
-                    return Err(format!("body larger than {cap} bytes"));
+                    return Err(BodyError::TooLarge(cap));
                 }
                 out.extend_from_slice(&chunk);
             }
@@ -741,14 +769,22 @@ fn content_range_matches(header: &str, first: u64, last: u64, size: u64) -> bool
 /// The rustls error in an error's source chain, if any.
 fn tls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut hops = 0;
     while let Some(s) = source {
+        hops += 1;
+        if hops > 32 {
+            break;
+        }
         if let Some(tls) = s.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+        // `io::Error::source` skips the error it wraps; look inside.
+        if let Some(inner) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
         {
-            return Some(tls);
+            source = Some(inner);
+            continue;
         }
         source = s.source();
     }

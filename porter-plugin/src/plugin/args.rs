@@ -104,6 +104,10 @@ pub fn cleaned(values: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Highest `arg<N>` slot that fills a positional; a higher one is an ordinary key, so a host
+/// cannot make the plugin allocate a slot table of any size it likes.
+const MAX_POSITIONAL_SLOT: usize = 1024;
+
 /// `arg<N>` → N, with Go `strconv.Atoi` rules (an optional sign; negative slots do not count).
 fn positional_slot(key: &str) -> Option<usize> {
     let digits = key.strip_prefix("arg")?;
@@ -111,7 +115,10 @@ fn positional_slot(key: &str) -> Option<usize> {
     if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    unsigned.parse().ok()
+    unsigned
+        .parse()
+        .ok()
+        .filter(|slot| *slot <= MAX_POSITIONAL_SLOT)
 }
 
 /// Converts raw CLI tokens into `key=value` strings as DS's `parsePluginInvocation` does.
@@ -278,5 +285,18 @@ mod tests {
         assert_eq!(a.positionals(), ["REF"]);
         let b = PluginArgs::from_request(&strings(&["arg0=REF", "o=out"]));
         assert_eq!(b.first("o"), Some("out"));
+    }
+
+    #[test]
+    fn a_huge_arg_slot_is_an_ordinary_key_not_a_positional() {
+        // Found by `fuzz_tests`: `arg861112804025855447` made the plugin abort allocating slots.
+        let parsed = args(&[
+            "arg0=a",
+            "arg861112804025855447=x",
+            "arg18446744073709551615=y",
+        ]);
+        assert_eq!(parsed.positionals(), ["a"]);
+        assert_eq!(parsed.first("arg861112804025855447"), Some("x"));
+        assert_eq!(args(&["arg1024=z"]).positionals().len(), 1025);
     }
 }

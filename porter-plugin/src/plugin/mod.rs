@@ -8,6 +8,8 @@
 //! SIGINT is ignored (the host owns the plugin's life).
 
 mod args;
+#[cfg(test)]
+mod fuzz_tests;
 mod goplugin;
 mod hclog;
 mod hostconfig;

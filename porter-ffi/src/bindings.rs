@@ -1,0 +1,446 @@
+//! The uniffi surface (namespace `porter`): a [`PorterClient`] object, records for options and
+//! results, one [`PorterError`] enum, a [`Cancellation`] that stops calls from another thread,
+//! and a foreign-implementable [`ProgressListener`].
+//!
+//! Methods block the calling thread, as the C functions do (run them on a worker thread:
+//! `asyncio.to_thread`, `Dispatchers.IO`, a `Task.detached`). They are deliberately not uniffi
+//! async methods: those are completed by a waker on one of the runtime's threads calling into
+//! the foreign language, and a Python interpreter that is shutting down at that moment
+//! terminates the thread with a forced unwind, which aborts the process. Blocking calls run the
+//! operation, and its progress callbacks, on the caller's own thread.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use porter_core::ArtifactResult;
+use porter_core::cache::{BlobProblem, PruneReport, VerifyReport};
+use porter_core::digest::Digest;
+use porter_core::progress::Progress;
+
+use crate::adapter::Adapter;
+use crate::engine::Engine;
+use crate::options::{ExportOptions, PruneOptions, PullOptions, PushOptions, VerifyOptions};
+use crate::runtime::{Cancel, block_on};
+use crate::status::{Failure, porter_status};
+
+/// A failure, classified like the C statuses (same names, same meaning).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+#[non_exhaustive]
+pub enum PorterError {
+    /// Malformed input: reference, platform, options, configuration.
+    #[error("{message}")]
+    InvalidInput { message: String },
+    /// The registry, layout or cache does not have what was asked for.
+    #[error("{message}")]
+    NotFound { message: String },
+    /// The registry refused the credentials.
+    #[error("{message}")]
+    Unauthorized { message: String },
+    /// The registry could not be reached, or answered with a server error.
+    #[error("{message}")]
+    Network { message: String },
+    /// Content did not match its digest or size, or a manifest was malformed.
+    #[error("{message}")]
+    Integrity { message: String },
+    /// Reading or writing local files failed.
+    #[error("{message}")]
+    Io { message: String },
+    /// An export would write outside the destination or through a link.
+    #[error("{message}")]
+    Unsafe { message: String },
+    /// The operation was cancelled.
+    #[error("{message}")]
+    Cancelled { message: String },
+    /// An adapter state or metadata entry has expired.
+    #[error("{message}")]
+    Expired { message: String },
+    /// The adapter's metadata store failed.
+    #[error("{message}")]
+    Store { message: String },
+    /// Anything else, including a panic inside the library.
+    #[error("{message}")]
+    Other { message: String },
+}
+
+impl From<Failure> for PorterError {
+    fn from(failure: Failure) -> Self {
+        use porter_status::*;
+        let message = failure.message;
+        match failure.status {
+            PORTER_INVALID_INPUT | PORTER_NULL_PARAMETER | PORTER_INVALID_UTF8 => {
+                PorterError::InvalidInput { message }
+            }
+            PORTER_NOT_FOUND => PorterError::NotFound { message },
+            PORTER_UNAUTHORIZED => PorterError::Unauthorized { message },
+            PORTER_NETWORK => PorterError::Network { message },
+            PORTER_INTEGRITY => PorterError::Integrity { message },
+            PORTER_IO => PorterError::Io { message },
+            PORTER_UNSAFE => PorterError::Unsafe { message },
+            PORTER_CANCELLED => PorterError::Cancelled { message },
+            PORTER_EXPIRED => PorterError::Expired { message },
+            PORTER_STORE => PorterError::Store { message },
+            PORTER_OK
+            | PORTER_PANIC
+            | PORTER_CALLED_FROM_CALLBACK
+            | PORTER_RUNTIME_UNAVAILABLE
+            | PORTER_OTHER => PorterError::Other { message },
+        }
+    }
+}
+
+/// A cached, pulled or pushed artifact: DS's `ArtifactResult`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Artifact {
+    /// First 16 hex digits of the root digest.
+    pub id: String,
+    /// The reference as given.
+    pub reference: String,
+    /// Root digest (`sha256:…`).
+    pub digest: String,
+    /// Size of the root index or manifest in bytes.
+    pub size: i64,
+    /// The cache entry directory.
+    pub local_path: String,
+    /// The artifact's annotations.
+    pub metadata: HashMap<String, String>,
+    /// Present when the artifact declares `ds.plugin.name`.
+    pub plugin_info: Option<PluginInfo>,
+    /// Whether the artifact is in the cache.
+    pub cached: bool,
+    /// When it was cached (RFC 3339).
+    pub cached_at: String,
+    /// Paths written by an export.
+    pub exported_files: Vec<String>,
+    /// Served from the cache without the network.
+    pub offline: bool,
+    /// The same result as the JSON `ds-porter` prints.
+    pub json: String,
+}
+
+/// Plugin details declared through `ds.plugin.*` annotations.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PluginInfo {
+    /// `ds.plugin.name`.
+    pub plugin_name: String,
+    /// `ds.plugin.version`.
+    pub version: String,
+    /// `ds.plugin.param.<name>` values.
+    pub parameters: HashMap<String, String>,
+}
+
+impl From<ArtifactResult> for Artifact {
+    fn from(result: ArtifactResult) -> Self {
+        let json = porter_core::artifact::go_json(&result, false);
+        Artifact {
+            id: result.id,
+            reference: result.reference,
+            digest: result.digest,
+            size: result.size,
+            local_path: result.local_path,
+            metadata: result.metadata.into_iter().collect(),
+            plugin_info: result.plugin_info.map(|p| PluginInfo {
+                plugin_name: p.plugin_name,
+                version: p.version,
+                parameters: p.parameters.into_iter().collect(),
+            }),
+            cached: result.cached,
+            cached_at: result.cached_at,
+            exported_files: result.exported_files,
+            offline: result.offline,
+            json,
+        }
+    }
+}
+
+/// What a cache prune removed.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PruneSummary {
+    /// Ids of the removed artifacts, oldest first.
+    pub removed: Vec<String>,
+    /// Number of blobs deleted.
+    pub removed_blobs: u64,
+    /// Bytes of the deleted blobs.
+    pub freed_bytes: u64,
+    /// Bytes the remaining blobs take.
+    pub remaining_bytes: u64,
+}
+
+impl From<PruneReport> for PruneSummary {
+    fn from(r: PruneReport) -> Self {
+        PruneSummary {
+            removed: r.removed,
+            removed_blobs: r.removed_blobs as u64,
+            freed_bytes: r.freed_bytes,
+            remaining_bytes: r.remaining_bytes,
+        }
+    }
+}
+
+/// A damaged or missing blob and the cached references that need it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BlobIssue {
+    /// `sha256:…`.
+    pub digest: String,
+    /// References whose artifact needs the blob.
+    pub needed_by: Vec<String>,
+}
+
+/// What a cache verify found (and, after a repair, fixed).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct VerifySummary {
+    /// Blobs hashed.
+    pub checked: u64,
+    /// Bytes hashed.
+    pub checked_bytes: u64,
+    /// Blobs whose content does not match their digest.
+    pub corrupt: Vec<BlobIssue>,
+    /// Blobs cached artifacts need that are not in the cache.
+    pub missing: Vec<BlobIssue>,
+    /// Digests fetched again by a repair.
+    pub repaired: Vec<String>,
+    /// Problems a repair could not fix, with the reason.
+    pub unrepaired: Vec<String>,
+}
+
+impl From<VerifyReport> for VerifySummary {
+    fn from(r: VerifyReport) -> Self {
+        let issues = |list: Vec<BlobProblem>| {
+            list.into_iter()
+                .map(|p| BlobIssue {
+                    digest: p.digest,
+                    needed_by: p.needed_by,
+                })
+                .collect()
+        };
+        VerifySummary {
+            checked: r.checked as u64,
+            checked_bytes: r.checked_bytes,
+            corrupt: issues(r.corrupt),
+            missing: issues(r.missing),
+            repaired: r.repaired,
+            unrepaired: r.unrepaired,
+        }
+    }
+}
+
+/// A transfer event.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum ProgressEvent {
+    /// A blob transfer starts.
+    Started {
+        digest: String,
+        size: u64,
+        title: Option<String>,
+    },
+    /// `bytes` more bytes of the blob were transferred.
+    Bytes { digest: String, bytes: u64 },
+    /// The blob is complete and verified; `reused` when nothing had to be transferred.
+    Done { digest: String, reused: bool },
+}
+
+/// Receives transfer events while a call runs (on the calling thread, or on one of the library's
+/// threads); it must return quickly and must not call the client (transfers fail with
+/// `PorterError::Other`). It may call `Cancellation::cancel`.
+#[uniffi::export(with_foreign)]
+pub trait ProgressListener: Send + Sync {
+    /// One event.
+    fn on_progress(&self, event: ProgressEvent);
+}
+
+/// A foreign listener as the engine's [`Progress`].
+struct Listener(Option<Arc<dyn ProgressListener>>);
+
+impl Listener {
+    fn send(&self, event: ProgressEvent) {
+        if let Some(listener) = &self.0 {
+            listener.on_progress(event);
+        }
+    }
+}
+
+impl Progress for Listener {
+    fn blob_started(&self, digest: &Digest, size: u64, title: Option<&str>) {
+        self.send(ProgressEvent::Started {
+            digest: digest.to_string(),
+            size,
+            title: title.map(str::to_owned),
+        });
+    }
+
+    fn blob_progress(&self, digest: &Digest, bytes: u64) {
+        self.send(ProgressEvent::Bytes {
+            digest: digest.to_string(),
+            bytes,
+        });
+    }
+
+    fn blob_done(&self, digest: &Digest, reused: bool) {
+        self.send(ProgressEvent::Done {
+            digest: digest.to_string(),
+            reused,
+        });
+    }
+}
+
+/// Cancels the calls it is passed to, from any thread: they fail with
+/// `PorterError::Cancelled` promptly, their transfers abandoned. Calls started with it after
+/// `cancel()` fail at once.
+#[derive(Debug, Default, uniffi::Object)]
+pub struct Cancellation(Cancel);
+
+#[uniffi::export]
+impl Cancellation {
+    /// A cancellation that has not fired.
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Cancellation::default())
+    }
+
+    /// Cancels every call using it, now and later. Safe from any thread, also from a progress
+    /// listener.
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+}
+
+/// The version of the library.
+#[uniffi::export]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}
+
+/// A client: the engine on one configuration, safe to share between threads.
+#[derive(Debug, uniffi::Object)]
+pub struct PorterClient {
+    engine: Engine,
+}
+
+#[uniffi::export]
+impl PorterClient {
+    /// Opens a client. `config_json` is DS's configuration as DS hands it to plugins (the JSON
+    /// encoding of `types.Config`); without it, the configuration is read as the `ds-porter` CLI
+    /// reads it (defaults < `~/.config/ds/config.yaml` < `DS_*` variables).
+    #[uniffi::constructor(default(config_json = None))]
+    pub fn new(config_json: Option<String>) -> Result<Arc<Self>, PorterError> {
+        Ok(Arc::new(PorterClient {
+            engine: Engine::open(config_json.as_deref())?,
+        }))
+    }
+
+    /// Every cached artifact, sorted by id.
+    pub fn list(&self) -> Result<Vec<Artifact>, PorterError> {
+        Ok(self
+            .engine
+            .list()?
+            .into_iter()
+            .map(Artifact::from)
+            .collect())
+    }
+
+    /// Pulls `reference` into the cache and, with `options.output`, exports it.
+    #[uniffi::method(default(options = None, listener = None, cancellation = None))]
+    pub fn pull(
+        &self,
+        reference: String,
+        options: Option<PullOptions>,
+        listener: Option<Arc<dyn ProgressListener>>,
+        cancellation: Option<Arc<Cancellation>>,
+    ) -> Result<Artifact, PorterError> {
+        let listener = Listener(listener);
+        let work = self
+            .engine
+            .pull(&reference, options.unwrap_or_default(), &listener);
+        Ok(block_on(cancellation.as_deref().map(|c| &c.0), work)?.into())
+    }
+
+    /// Exports a cached artifact into `output` without touching the network (a digest as
+    /// pinned, a tag as last pulled).
+    #[uniffi::method(default(options = None, listener = None, cancellation = None))]
+    pub fn export(
+        &self,
+        reference: String,
+        output: String,
+        options: Option<ExportOptions>,
+        listener: Option<Arc<dyn ProgressListener>>,
+        cancellation: Option<Arc<Cancellation>>,
+    ) -> Result<Artifact, PorterError> {
+        let listener = Listener(listener);
+        let work = self
+            .engine
+            .export(&reference, &output, options.unwrap_or_default(), &listener);
+        Ok(block_on(cancellation.as_deref().map(|c| &c.0), work)?.into())
+    }
+
+    /// Pushes `source` (a binary, a directory, or a `ds.manifest.yaml` release) to `reference`
+    /// (a registry reference or `oci:<dir>[:tag]`).
+    #[uniffi::method(default(options = None, listener = None, cancellation = None))]
+    pub fn push(
+        &self,
+        source: String,
+        reference: String,
+        options: Option<PushOptions>,
+        listener: Option<Arc<dyn ProgressListener>>,
+        cancellation: Option<Arc<Cancellation>>,
+    ) -> Result<Artifact, PorterError> {
+        let listener = Listener(listener);
+        let work = self
+            .engine
+            .push(&source, &reference, options.unwrap_or_default(), &listener);
+        Ok(block_on(cancellation.as_deref().map(|c| &c.0), work)?.into())
+    }
+
+    /// Prunes the cache by the configured limits or those in `options`. Blocks while running
+    /// pulls finish (up to a minute).
+    #[uniffi::method(default(options = None))]
+    pub fn cache_prune(&self, options: Option<PruneOptions>) -> Result<PruneSummary, PorterError> {
+        Ok(self.engine.prune(options.unwrap_or_default())?.into())
+    }
+
+    /// Re-hashes every cached blob; with `options.repair`, fetches damaged or missing ones again.
+    #[uniffi::method(default(options = None, listener = None, cancellation = None))]
+    pub fn cache_verify(
+        &self,
+        options: Option<VerifyOptions>,
+        listener: Option<Arc<dyn ProgressListener>>,
+        cancellation: Option<Arc<Cancellation>>,
+    ) -> Result<VerifySummary, PorterError> {
+        let listener = Listener(listener);
+        let work = self.engine.verify(options.unwrap_or_default(), &listener);
+        Ok(block_on(cancellation.as_deref().map(|c| &c.0), work)?.into())
+    }
+}
+
+/// The adapter: installations and bundles as OCI artifacts, state and bundle metadata with
+/// TTLs, the event log and the installation store. Operations are JSON requests
+/// (`{"op":"publish","type":"deploy.done","data":{…}}`), answered with JSON, exactly as the C
+/// function `porter_adapter_call` takes them.
+#[derive(Debug, uniffi::Object)]
+pub struct PorterAdapterClient {
+    adapter: Adapter,
+}
+
+#[uniffi::export]
+impl PorterAdapterClient {
+    /// Opens the adapter. `config_json` as for [`PorterClient::new`]; `options_json`:
+    /// `{"store_path":"…","plugin_id":"porter","busy_timeout_ms":30000}`.
+    #[uniffi::constructor(default(config_json = None, options_json = None))]
+    pub fn new(
+        config_json: Option<String>,
+        options_json: Option<String>,
+    ) -> Result<Arc<Self>, PorterError> {
+        Ok(Arc::new(PorterAdapterClient {
+            adapter: Adapter::open(config_json.as_deref(), options_json.as_deref())?,
+        }))
+    }
+
+    /// Runs one operation; the answer is JSON.
+    #[uniffi::method(default(cancellation = None))]
+    pub fn call(
+        &self,
+        request_json: String,
+        cancellation: Option<Arc<Cancellation>>,
+    ) -> Result<String, PorterError> {
+        let work = self.adapter.call(&request_json);
+        Ok(block_on(cancellation.as_deref().map(|c| &c.0), work)?)
+    }
+}

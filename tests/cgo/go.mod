@@ -1,0 +1,3 @@
+module ds-porter.test/cgo
+
+go 1.22

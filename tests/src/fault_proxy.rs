@@ -1,0 +1,348 @@
+//! A fault-injecting HTTP reverse proxy on 127.0.0.1, between ds-porter and a registry.
+//!
+//! ds-porter talks to the proxy as if it were the registry (plain HTTP). Each request is
+//! forwarded to the registry on a fresh connection; rules added with [`FaultProxy::inject`]
+//! change what comes back for the first `times` requests whose path contains a pattern: an
+//! error status (with `Retry-After`), a connection dropped after some body bytes, a corrupted
+//! byte, or a reset before any answer. Every request is recorded with its `Range` header and
+//! what was done to it. Responses always carry `Connection: close`.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(20);
+const ACCEPT_POLL: Duration = Duration::from_millis(10);
+/// Largest request head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Longest the proxy runs; a leaked proxy stops by itself.
+const MAX_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// What to do to a matching request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status (and `Retry-After` when given) without asking the registry.
+    Status {
+        /// HTTP status code.
+        code: u16,
+        /// `Retry-After` header value.
+        retry_after: Option<String>,
+    },
+    /// Forward, but close the connection after the headers and this many body bytes.
+    DropAfter(usize),
+    /// Forward with the body byte at this offset inverted.
+    CorruptByte(usize),
+    /// Close the connection without answering.
+    Reset,
+}
+
+/// A request the proxy saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxiedRequest {
+    /// `GET`, `HEAD`, …
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The `Range` header, if any.
+    pub range: Option<String>,
+    /// The fault applied, if any.
+    pub fault: Option<Fault>,
+    /// Status sent back (0 when the connection was reset first).
+    pub status: u16,
+}
+
+#[derive(Debug)]
+struct Rule {
+    pattern: String,
+    remaining: usize,
+    fault: Fault,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rules: Vec<Rule>,
+    log: Vec<ProxiedRequest>,
+}
+
+/// The proxy; stops when dropped.
+pub struct FaultProxy {
+    host: String,
+    upstream: String,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultProxy")
+            .field("host", &self.host)
+            .field("upstream", &self.upstream)
+            .finish()
+    }
+}
+
+impl FaultProxy {
+    /// Starts a proxy in front of `upstream` (`127.0.0.1:PORT`, plain HTTP).
+    pub fn start(upstream: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fault proxy");
+        listener
+            .set_nonblocking(true)
+            .expect("make the proxy listener non-blocking");
+        let host = listener.local_addr().expect("proxy address").to_string();
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (state, stop, upstream) =
+                (Arc::clone(&state), Arc::clone(&stop), upstream.to_owned());
+            thread::spawn(move || accept_loop(&listener, &upstream, &state, &stop))
+        };
+        FaultProxy {
+            host,
+            upstream: upstream.to_owned(),
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the proxy.
+    pub fn host(&self) -> String {
+        self.host.clone()
+    }
+
+    /// `127.0.0.1:PORT/<repo_and_tag>` through the proxy.
+    pub fn reference(&self, repo_and_tag: &str) -> String {
+        format!("{}/{repo_and_tag}", self.host)
+    }
+
+    /// Applies `fault` to the next `times` requests whose path contains `pattern`. Rules are
+    /// matched in the order they were added.
+    pub fn inject(&self, pattern: &str, times: usize, fault: Fault) {
+        self.state().rules.push(Rule {
+            pattern: pattern.to_owned(),
+            remaining: times,
+            fault,
+        });
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<ProxiedRequest> {
+        self.state().log.clone()
+    }
+
+    /// Requests whose path contains `pattern`.
+    pub fn requests_to(&self, pattern: &str) -> Vec<ProxiedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.contains(pattern))
+            .collect()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn accept_loop(
+    listener: &TcpListener,
+    upstream: &str,
+    state: &Arc<Mutex<State>>,
+    stop: &AtomicBool,
+) {
+    let started = Instant::now();
+    let max_polls = MAX_LIFETIME.as_millis() / ACCEPT_POLL.as_millis();
+    for _ in 0..max_polls {
+        if stop.load(Ordering::Relaxed) || started.elapsed() > MAX_LIFETIME {
+            return;
+        }
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let (state, upstream) = (Arc::clone(state), upstream.to_owned());
+                thread::spawn(move || {
+                    let _ = serve(stream, &upstream, &state);
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(ACCEPT_POLL),
+            Err(_) => thread::sleep(ACCEPT_POLL),
+        }
+    }
+}
+
+/// Serves one request on `client` and closes it.
+fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> io::Result<()> {
+    client.set_nonblocking(false)?;
+    client.set_read_timeout(Some(IO_TIMEOUT))?;
+    client.set_write_timeout(Some(IO_TIMEOUT))?;
+    let (head, body) = read_request(&mut client)?;
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_owned();
+    let mut parts = request_line.split(' ');
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let range = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("range"))
+        .map(|(_, v)| v.clone());
+
+    let fault = {
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        let rule = state
+            .rules
+            .iter_mut()
+            .find(|r| r.remaining > 0 && path.contains(&r.pattern));
+        rule.map(|r| {
+            r.remaining -= 1;
+            r.fault.clone()
+        })
+    };
+    let record = |status: u16| {
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        state.log.push(ProxiedRequest {
+            method: method.clone(),
+            path: path.clone(),
+            range: range.clone(),
+            fault: fault.clone(),
+            status,
+        });
+    };
+
+    match &fault {
+        Some(Fault::Reset) => {
+            record(0);
+            return client.shutdown(Shutdown::Both);
+        }
+        Some(Fault::Status { code, retry_after }) => {
+            record(*code);
+            let mut response = format!(
+                "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            );
+            if let Some(value) = retry_after {
+                response.push_str(&format!("Retry-After: {value}\r\n"));
+            }
+            let body = format!(
+                r#"{{"errors":[{{"code":"INJECTED","message":"injected status {code}"}}]}}"#
+            );
+            response.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+            client.write_all(response.as_bytes())?;
+            return client.shutdown(Shutdown::Both);
+        }
+        _ => {}
+    }
+
+    // Forward on a fresh connection that closes after the response.
+    let mut forwarded = format!("{request_line}\r\n");
+    for (name, value) in &headers {
+        if !name.eq_ignore_ascii_case("connection") && !name.eq_ignore_ascii_case("keep-alive") {
+            forwarded.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    forwarded.push_str("Connection: close\r\n\r\n");
+    let mut server = TcpStream::connect(upstream)?;
+    server.set_read_timeout(Some(IO_TIMEOUT))?;
+    server.set_write_timeout(Some(IO_TIMEOUT))?;
+    server.write_all(forwarded.as_bytes())?;
+    server.write_all(&body)?;
+    let mut raw = Vec::new();
+    server.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no end of headers"))?;
+    let response_head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut response_body = raw[split + 4..].to_vec();
+    let status = response_head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    record(status);
+
+    let mut out_head = String::new();
+    for (i, line) in response_head.split("\r\n").enumerate() {
+        let lower = line.to_ascii_lowercase();
+        if i > 0 && (lower.starts_with("connection:") || lower.starts_with("keep-alive:")) {
+            continue;
+        }
+        out_head.push_str(line);
+        out_head.push_str("\r\n");
+    }
+    out_head.push_str("Connection: close\r\n\r\n");
+    client.write_all(out_head.as_bytes())?;
+    match fault {
+        Some(Fault::DropAfter(n)) => {
+            client.write_all(&response_body[..n.min(response_body.len())])?;
+            client.flush()?;
+        }
+        Some(Fault::CorruptByte(offset)) => {
+            if let Some(byte) = response_body.get_mut(offset) {
+                *byte ^= 0xff;
+            }
+            client.write_all(&response_body)?;
+        }
+        _ => client.write_all(&response_body)?,
+    }
+    client.shutdown(Shutdown::Both)
+}
+
+/// Reads a request head and its `Content-Length` body.
+fn read_request(client: &mut TcpStream) -> io::Result<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
+        }
+        let n = client.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "no request"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if !buf[0].is_ascii_uppercase() {
+            // Not HTTP (a TLS ClientHello, say): hang up at once.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not an HTTP request",
+            ));
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut body = buf[end + 4..].to_vec();
+    let length = head
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    while body.len() < length {
+        let n = client.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok((head, body))
+}

@@ -200,6 +200,20 @@ impl Cache {
         Ok(None)
     }
 
+    /// Every name `index.json` records, in file order.
+    pub fn names(&self) -> Result<Vec<String>> {
+        let index = self.read_index()?;
+        let Some(Value::Array(manifests)) = index.get("manifests") else {
+            return Ok(Vec::new());
+        };
+        Ok(manifests
+            .iter()
+            .filter_map(|m| m.pointer("/annotations/org.opencontainers.image.ref.name"))
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect())
+    }
+
     fn read_index(&self) -> Result<Map<String, Value>> {
         let path = self.root.join("index.json");
         match fs::read(&path) {

@@ -135,9 +135,17 @@ impl Porter {
                         .upload_bytes(&config_digest, Bytes::from_static(EMPTY_CONFIG))
                         .await?;
                 }
+                let mount_sources = self.mount_sources(r);
                 for layer in &layers {
                     if uploaded.contains(&layer.digest) || remote.has_blob(&layer.digest).await? {
                         tracing::debug!(digest = %layer.digest, "blob already in the registry");
+                        progress.blob_done(&layer.digest, true);
+                        continue;
+                    }
+                    if self.cache().has_blob(&layer.digest, layer.size)
+                        && mount(&remote, &mount_sources, &layer.digest).await
+                    {
+                        uploaded.push(layer.digest.clone());
                         progress.blob_done(&layer.digest, true);
                         continue;
                     }
@@ -219,6 +227,38 @@ impl Porter {
             offline: false,
         })
     }
+}
+
+/// Most repositories a blob mount is tried from before uploading.
+const MAX_MOUNT_SOURCES: usize = 3;
+
+impl Porter {
+    /// Other repositories of the target's registry this cache pulled from: where a blob we
+    /// hold locally can be mounted from instead of uploaded.
+    fn mount_sources(&self, target: &crate::reference::RegistryRef) -> Vec<String> {
+        let mut repos: Vec<String> = Vec::new();
+        for name in self.cache().names().unwrap_or_default() {
+            if let Ok(ArtifactRef::Registry(r)) = name.parse::<ArtifactRef>()
+                && crate::config::same_registry(&r.registry, &target.registry)
+                && r.repository != target.repository
+                && !repos.contains(&r.repository)
+            {
+                repos.push(r.repository);
+            }
+        }
+        repos
+    }
+}
+
+/// Tries to mount `digest` from each candidate repository; `true` once one succeeds.
+async fn mount(remote: &Remote, sources: &[String], digest: &Digest) -> bool {
+    for repo in sources.iter().take(MAX_MOUNT_SOURCES) {
+        if remote.mount_from(repo, digest).await {
+            tracing::debug!(%digest, from = %repo, "blob mounted from another repository");
+            return true;
+        }
+    }
+    false
 }
 
 /// The tags (or the digest) the index is stored under.

@@ -452,3 +452,112 @@ fn ds_porter_publishes_itself_and_installs_like_ds() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("porter version "));
 }
+
+#[test]
+fn a_blob_pulled_from_another_repository_is_mounted_not_uploaded() {
+    // Cross-repository mount: the cache knows which repository of this registry had the blob.
+    let reg = Registry::start();
+    let user = User::new();
+    write(&user.path().join("tool"), b"promoted tool");
+    let staging = reg.reference("staging/tool:1.0");
+    user.run(&["push", "tool", &staging, "--insecure"]).ok();
+    user.run(&["pull", &staging, "--insecure", "-o", "got"])
+        .ok();
+    let mark = reg.mark();
+    user.run(&[
+        "push",
+        "got/tool",
+        &reg.reference("release/tool:1.0"),
+        "--insecure",
+    ])
+    .ok();
+    let requests = reg.requests_since(&mark);
+    let layer = porter_e2e::sha256_digest(b"promoted tool");
+    assert!(
+        requests.iter().any(|r| r.method == "POST"
+            && r.status == 201
+            && r.query
+                .as_deref()
+                .is_some_and(|q| q.contains("mount=") && q.contains("from=staging"))),
+        "{requests:?}"
+    );
+    assert!(
+        !requests.iter().any(|r| r.method == "PUT"
+            && r.query
+                .as_deref()
+                .is_some_and(|q| q.contains(&layer.replace(':', "%3A")) || q.contains(&layer))),
+        "the layer was uploaded again: {requests:?}"
+    );
+    user.run(&[
+        "pull",
+        &reg.reference("release/tool:1.0"),
+        "--insecure",
+        "-o",
+        "final",
+    ])
+    .ok();
+    assert_eq!(
+        fs::read(user.path().join("final/tool")).unwrap(),
+        b"promoted tool"
+    );
+}
+
+#[test]
+fn transient_upload_failures_are_retried_and_permanent_ones_fail_at_once() {
+    use porter_e2e::{Fault, FaultProxy};
+    let reg = Registry::start();
+    let proxy = FaultProxy::start(&reg.host());
+    let user = User::new();
+    write(&user.path().join("tool"), b"pushed through a flaky proxy");
+    let unavailable = Fault::Status {
+        code: 503,
+        retry_after: None,
+    };
+    proxy.inject("/blobs/uploads/", 2, unavailable);
+    proxy.inject("/manifests/1.0", 1, Fault::Reset);
+    let reference = proxy.reference("demo/flaky:1.0");
+    user.run(&["push", "tool", &reference, "--insecure"]).ok();
+    let statuses: Vec<u16> = proxy
+        .requests_to("/blobs/uploads/")
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert!(statuses.starts_with(&[503, 503]), "{statuses:?}");
+    assert!(
+        proxy.requests_to("/manifests/1.0").len() >= 2,
+        "the reset manifest PUT was retried"
+    );
+    user.run(&[
+        "pull",
+        &reg.reference("demo/flaky:1.0"),
+        "--insecure",
+        "-o",
+        "back",
+    ])
+    .ok();
+    assert_eq!(
+        fs::read(user.path().join("back/tool")).unwrap(),
+        b"pushed through a flaky proxy"
+    );
+
+    let denied = Fault::Status {
+        code: 403,
+        retry_after: None,
+    };
+    proxy.inject("/blobs/uploads/", 1, denied);
+    write(&user.path().join("other"), b"another tool");
+    let err = user
+        .run(&[
+            "push",
+            "other",
+            &proxy.reference("demo/denied:1.0"),
+            "--insecure",
+        ])
+        .fails();
+    assert!(err.contains("403") && err.contains("demo/denied"), "{err}");
+    assert_eq!(
+        proxy.requests_to("/v2/demo/denied/blobs/uploads/").len(),
+        1,
+        "403 is not retried"
+    );
+}

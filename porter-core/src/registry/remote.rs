@@ -34,6 +34,8 @@ pub(crate) struct Remote {
     pub(super) auth: RegistryAuth,
     pub(super) reference: RegistryRef,
     pub(super) plain_http: bool,
+    /// How uploads are retried (pulls retry inside each endpoint).
+    pub(super) retry: super::RetryPolicy,
     /// Mirrors in configured order, then the upstream registry.
     endpoints: Vec<Endpoint>,
     /// Index of the first endpoint still in use (failed mirrors are skipped).
@@ -142,6 +144,7 @@ impl Remote {
             auth,
             reference: reference.clone(),
             plain_http,
+            retry: settings.retry.clone(),
             endpoints,
             first: AtomicUsize::new(0),
             served: Mutex::new(Vec::new()),

@@ -229,10 +229,15 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="small sizes, for checking the harness")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--only", default="", help="comma list of case numbers to run (default: all)")
     args = ap.parse_args()
     layer_size = (8 if args.quick else 256) * MIB
     plat_size = (2 if args.quick else 20) * MIB
     runs = max(1, args.runs)
+    selected = {c.strip() for c in args.only.split(",") if c.strip()}
+
+    def want(case):
+        return not selected or case in selected
 
     work = tempfile.mkdtemp(prefix="ds-porter-bench-")
     reg = Registry(work)
@@ -240,9 +245,11 @@ def main():
     try:
         host = reg.host
         # Fixtures.
-        layout, layers = make_big_layout(work, 4, layer_size)
-        big_total = sum(l["size"] for l in layers)
-        subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{host}/bench/big:1"], check=True)
+        layout, layers, big_total = None, [], 0
+        if want("1") or want("5"):
+            layout, layers = make_big_layout(work, 4, layer_size)
+            big_total = sum(l["size"] for l in layers)
+            subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{host}/bench/big:1"], check=True)
         plat_dir = os.path.join(work, "plat")
         os.makedirs(plat_dir)
         platforms = ["linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64", "windows/arm64"]
@@ -253,6 +260,7 @@ def main():
             yaml += [f"  - platform: {p}", f"    path: {name}"]
         with open(os.path.join(plat_dir, "ds.manifest.yaml"), "w") as f:
             f.write("\n".join(yaml) + "\n")
+        plat = f"{host}/bench/plat:1"
         env0 = porter_env(os.path.join(work, "fixture-cache"))
         subprocess.run([PORTER, "push", "--manifest", os.path.join(plat_dir, "ds.manifest.yaml"), f"{host}/bench/plat:1", "--insecure"],
                        check=True, env=env0, stdout=subprocess.DEVNULL)
@@ -265,69 +273,93 @@ def main():
             os.makedirs(d)
             return d
 
-        # Case 1: cold pull of 1 GiB.
-        big = f"{host}/bench/big:1"
-        blobs = [l["digest"] for l in layers]
+        if want("1"):
+            # Case 1: cold pull of 1 GiB.
+            big = f"{host}/bench/big:1"
+            blobs = [l["digest"] for l in layers]
 
-        def porter_cold():
-            d = fresh("porter")
-            return run([PORTER, "pull", big, "--insecure"], env=porter_env(os.path.join(d, "cache")))
+            def porter_cold():
+                d = fresh("porter")
+                return run([PORTER, "pull", big, "--insecure"], env=porter_env(os.path.join(d, "cache")))
 
-        def skopeo_cold():
-            d = fresh("skopeo")
-            return run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{big}", f"oci:{d}/layout:1"])
+            def skopeo_cold():
+                d = fresh("skopeo")
+                return run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{big}", f"oci:{d}/layout:1"])
 
-        def oras_cold():
-            d = fresh("oras")
-            code = ("import oras.client,sys; c=oras.client.OrasClient(hostname=sys.argv[1], insecure=True); "
-                    "c.pull(target=sys.argv[2], outdir=sys.argv[3])")
-            return run([VENV_PY, "-c", code, host, big, d])
+            def oras_cold():
+                d = fresh("oras")
+                code = ("import oras.client,sys; c=oras.client.OrasClient(hostname=sys.argv[1], insecure=True); "
+                        "c.pull(target=sys.argv[2], outdir=sys.argv[3])")
+                return run([VENV_PY, "-c", code, host, big, d])
 
-        def curl_cold():
-            d = fresh("curl")
-            cmd = ["curl", "-sf", "--parallel", "--parallel-max", "4"]
-            for b in blobs:
-                cmd += ["-o", os.path.join(d, b[7:]), f"http://{host}/v2/bench/big/blobs/{b}"]
-            return run(cmd)
+            def curl_cold():
+                d = fresh("curl")
+                cmd = ["curl", "-sf", "--parallel", "--parallel-max", "4"]
+                for b in blobs:
+                    cmd += ["-o", os.path.join(d, b[7:]), f"http://{host}/v2/bench/big/blobs/{b}"]
+                return run(cmd)
 
-        tools = {"ds-porter": porter_cold, "skopeo copy docker:// oci:": skopeo_cold, "curl (4 parallel, files)": curl_cold}
-        if os.path.exists(VENV_PY):
-            tools["oras-py pull"] = oras_cold
-        marks = {}
-        out = {name: [] for name in tools}
-        for _ in range(runs):
-            for name, fn in tools.items():
-                m = reg.mark()
-                out[name].append(fn())
-                marks.setdefault(name, reg.traffic_since(m)[0])
-        for name, vals in out.items():
-            res.add("1. cold pull 1 GiB (4 × 256 MiB)" if not args.quick else "1. cold pull (quick)", name,
-                    [v[0] for v in vals], [v[1] for v in vals], marks[name])
+            tools = {"ds-porter": porter_cold, "skopeo copy docker:// oci:": skopeo_cold, "curl (4 parallel, files)": curl_cold}
+            if os.path.exists(VENV_PY):
+                tools["oras-py pull"] = oras_cold
+            marks = {}
+            out = {name: [] for name in tools}
+            for _ in range(runs):
+                for name, fn in tools.items():
+                    m = reg.mark()
+                    out[name].append(fn())
+                    marks.setdefault(name, reg.traffic_since(m)[0])
+            for name, vals in out.items():
+                res.add("1. cold pull 1 GiB (4 × 256 MiB)" if not args.quick else "1. cold pull (quick)", name,
+                        [v[0] for v in vals], [v[1] for v in vals], marks[name])
 
-        # Case 2 and 3: one platform of six (pull + export), and all six.
-        plat = f"{host}/bench/plat:1"
+        if want("2") or want("3"):
+            # Case 2 and 3: one platform of six (pull + export), and all six.
 
-        def porter_one():
-            d = fresh("p1")
-            return run([PORTER, "pull", plat, "--insecure", "--platform", "linux/arm64", "-o", os.path.join(d, "out")],
-                       env=porter_env(os.path.join(d, "cache")))
+            def porter_one():
+                d = fresh("p1")
+                return run([PORTER, "pull", plat, "--insecure", "--platform", "linux/arm64", "-o", os.path.join(d, "out")],
+                           env=porter_env(os.path.join(d, "cache")))
 
-        def skopeo_one():
-            d = fresh("s1")
-            return run(["skopeo", "copy", "-q", "--src-tls-verify=false", "--override-os", "linux", "--override-arch", "arm64",
-                        f"docker://{plat}", f"oci:{d}/layout:1"])
+            def skopeo_one():
+                d = fresh("s1")
+                return run(["skopeo", "copy", "-q", "--src-tls-verify=false", "--override-os", "linux", "--override-arch", "arm64",
+                            f"docker://{plat}", f"oci:{d}/layout:1"])
 
-        def porter_all():
-            d = fresh("pa")
-            return run([PORTER, "pull", plat, "--insecure", "--all-arch", "-o", os.path.join(d, "out")],
-                       env=porter_env(os.path.join(d, "cache")))
+            def porter_all():
+                d = fresh("pa")
+                return run([PORTER, "pull", plat, "--insecure", "--all-arch", "-o", os.path.join(d, "out")],
+                           env=porter_env(os.path.join(d, "cache")))
 
-        def skopeo_all():
-            d = fresh("sa")
-            return run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{plat}", f"oci:{d}/layout:1"])
+            def skopeo_all():
+                d = fresh("sa")
+                return run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{plat}", f"oci:{d}/layout:1"])
 
-        for case, fns in [("2. pull + export 1 of 6 platforms (6 × 20 MiB)", {"ds-porter": porter_one, "skopeo --override-os/arch": skopeo_one}),
-                          ("3. pull all 6 platforms", {"ds-porter": porter_all, "skopeo copy --all": skopeo_all})]:
+            for case, fns in [("2. pull + export 1 of 6 platforms (6 × 20 MiB)", {"ds-porter": porter_one, "skopeo --override-os/arch": skopeo_one}),
+                              ("3. pull all 6 platforms", {"ds-porter": porter_all, "skopeo copy --all": skopeo_all})]:
+                out = {name: [] for name in fns}
+                traffic = {}
+                for _ in range(runs):
+                    for name, fn in fns.items():
+                        m = reg.mark()
+                        out[name].append(fn())
+                        traffic.setdefault(name, reg.traffic_since(m)[0])
+                for name, vals in out.items():
+                    res.add(case, name, [v[0] for v in vals], [v[1] for v in vals], traffic[name])
+
+        if want("4"):
+            # Case 4: warm re-pull by tag and by digest.
+            warm = fresh("warm")
+            wenv = porter_env(os.path.join(warm, "cache"))
+            run([PORTER, "pull", plat, "--insecure", "--all-arch"], env=wenv)
+            digest = json.loads(subprocess.run([PORTER, "list"], env=wenv, capture_output=True, check=True).stdout)[0]["digest"]
+            swarm = os.path.join(warm, "skopeo")
+            run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{plat}", f"oci:{swarm}:1"])
+            fns = {
+                "ds-porter": lambda: run([PORTER, "pull", plat, "--insecure", "--all-arch"], env=wenv),
+                "ds-porter (by digest)": lambda: run([PORTER, "pull", f"{host}/bench/plat@{digest}", "--insecure", "--all-arch"], env=wenv),
+                "skopeo copy --all (warm)": lambda: run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{plat}", f"oci:{swarm}:1"]),
+            }
             out = {name: [] for name in fns}
             traffic = {}
             for _ in range(runs):
@@ -336,119 +368,112 @@ def main():
                     out[name].append(fn())
                     traffic.setdefault(name, reg.traffic_since(m)[0])
             for name, vals in out.items():
-                res.add(case, name, [v[0] for v in vals], [v[1] for v in vals], traffic[name])
+                res.add("4. warm re-pull (cached, unchanged)", name, [v[0] for v in vals], [v[1] for v in vals], traffic[name])
 
-        # Case 4: warm re-pull by tag and by digest.
-        warm = fresh("warm")
-        wenv = porter_env(os.path.join(warm, "cache"))
-        run([PORTER, "pull", plat, "--insecure", "--all-arch"], env=wenv)
-        digest = json.loads(subprocess.run([PORTER, "list"], env=wenv, capture_output=True, check=True).stdout)[0]["digest"]
-        swarm = os.path.join(warm, "skopeo")
-        run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{plat}", f"oci:{swarm}:1"])
-        fns = {
-            "ds-porter": lambda: run([PORTER, "pull", plat, "--insecure", "--all-arch"], env=wenv),
-            "ds-porter (by digest)": lambda: run([PORTER, "pull", f"{host}/bench/plat@{digest}", "--insecure", "--all-arch"], env=wenv),
-            "skopeo copy --all (warm)": lambda: run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{plat}", f"oci:{swarm}:1"]),
-        }
-        out = {name: [] for name in fns}
-        traffic = {}
-        for _ in range(runs):
-            for name, fn in fns.items():
-                m = reg.mark()
-                out[name].append(fn())
-                traffic.setdefault(name, reg.traffic_since(m)[0])
-        for name, vals in out.items():
-            res.add("4. warm re-pull (cached, unchanged)", name, [v[0] for v in vals], [v[1] for v in vals], traffic[name])
+        if want("5"):
+            # Case 5: push of 1 GiB (4 layers), fresh repository each run, then a re-push.
+            blobdir = os.path.join(layout, "blobs", "sha256")
+            rel = os.path.join(work, "release")
+            os.makedirs(rel)
+            yaml = ["manifests:"]
+            for i, l in enumerate(layers):
+                yaml += [f"  - platform: linux/p{i}", f"    path: {os.path.join(blobdir, l['digest'][7:])}"]
+            with open(os.path.join(rel, "ds.manifest.yaml"), "w") as f:
+                f.write("\n".join(yaml).replace("linux/p0", "linux/amd64").replace("linux/p1", "linux/arm64")
+                        .replace("linux/p2", "darwin/amd64").replace("linux/p3", "darwin/arm64") + "\n")
 
-        # Case 5: push of 1 GiB (4 layers), fresh repository each run, then a re-push.
-        blobdir = os.path.join(layout, "blobs", "sha256")
-        rel = os.path.join(work, "release")
-        os.makedirs(rel)
-        yaml = ["manifests:"]
-        for i, l in enumerate(layers):
-            yaml += [f"  - platform: linux/p{i}", f"    path: {os.path.join(blobdir, l['digest'][7:])}"]
-        with open(os.path.join(rel, "ds.manifest.yaml"), "w") as f:
-            f.write("\n".join(yaml).replace("linux/p0", "linux/amd64").replace("linux/p1", "linux/arm64")
-                    .replace("linux/p2", "darwin/amd64").replace("linux/p3", "darwin/arm64") + "\n")
+            def porter_push():
+                counter[0] += 1
+                return run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), f"{host}/push/p{counter[0]}:1", "--insecure"],
+                           env=porter_env(os.path.join(work, "push-cache")))
 
-        def porter_push():
-            counter[0] += 1
-            return run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), f"{host}/push/p{counter[0]}:1", "--insecure"],
-                       env=porter_env(os.path.join(work, "push-cache")))
+            def skopeo_push():
+                counter[0] += 1
+                return run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{host}/push/s{counter[0]}:1"])
 
-        def skopeo_push():
-            counter[0] += 1
-            return run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{host}/push/s{counter[0]}:1"])
+            def curl_push():
+                counter[0] += 1
+                repo = f"push/c{counter[0]}"
+                start = time.perf_counter()
+                peak = 0
+                for l in layers:
+                    req = urllib.request.Request(f"http://{host}/v2/{repo}/blobs/uploads/", method="POST")
+                    loc = urllib.request.urlopen(req).headers["Location"]
+                    url = (loc if loc.startswith("http") else f"http://{host}{loc}") + ("&" if "?" in loc else "?") + f"digest={l['digest']}"
+                    _, rss = run(["curl", "-sf", "-X", "PUT", "-H", "Content-Type: application/octet-stream", "-T", os.path.join(blobdir, l["digest"][7:]), url])
+                    peak = max(peak, rss)
+                return time.perf_counter() - start, peak
 
-        def curl_push():
-            counter[0] += 1
-            repo = f"push/c{counter[0]}"
-            start = time.perf_counter()
-            peak = 0
-            for l in layers:
-                req = urllib.request.Request(f"http://{host}/v2/{repo}/blobs/uploads/", method="POST")
-                loc = urllib.request.urlopen(req).headers["Location"]
-                url = (loc if loc.startswith("http") else f"http://{host}{loc}") + ("&" if "?" in loc else "?") + f"digest={l['digest']}"
-                _, rss = run(["curl", "-sf", "-X", "PUT", "-H", "Content-Type: application/octet-stream", "-T", os.path.join(blobdir, l["digest"][7:]), url])
-                peak = max(peak, rss)
-            return time.perf_counter() - start, peak
+            fns = {"ds-porter": porter_push, "skopeo copy oci: docker://": skopeo_push, "curl -T (monolithic, sequential)": curl_push}
+            out = {name: [] for name in fns}
+            for _ in range(runs):
+                for name, fn in fns.items():
+                    out[name].append(fn())
+            for name, vals in out.items():
+                res.add("5. push 1 GiB (4 × 256 MiB)", name, [v[0] for v in vals], [v[1] for v in vals], big_total)
+            repush_ref = f"{host}/push/again:1"
+            run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), repush_ref, "--insecure"], env=porter_env(os.path.join(work, "push-cache")))
+            m = reg.mark()
+            w, rss = run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), repush_ref, "--insecure"], env=porter_env(os.path.join(work, "push-cache")))
+            uploads = reg.traffic_since(m)[2]
+            res.add("5b. re-push unchanged", "ds-porter", [w], [rss], 0, note=f"({uploads} upload requests)")
 
-        fns = {"ds-porter": porter_push, "skopeo copy oci: docker://": skopeo_push, "curl -T (monolithic, sequential)": curl_push}
-        out = {name: [] for name in fns}
-        for _ in range(runs):
-            for name, fn in fns.items():
-                out[name].append(fn())
-        for name, vals in out.items():
-            res.add("5. push 1 GiB (4 × 256 MiB)", name, [v[0] for v in vals], [v[1] for v in vals], big_total)
-        repush_ref = f"{host}/push/again:1"
-        run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), repush_ref, "--insecure"], env=porter_env(os.path.join(work, "push-cache")))
-        m = reg.mark()
-        w, rss = run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), repush_ref, "--insecure"], env=porter_env(os.path.join(work, "push-cache")))
-        uploads = reg.traffic_since(m)[2]
-        res.add("5b. re-push unchanged", "ds-porter", [w], [rss], 0, note=f"({uploads} upload requests)")
+        if want("6"):
+            # Case 6: plugin round trips through the go-plugin host.
+            if os.path.exists(GO_HOST) and os.path.exists(REF_PLUGIN):
+                pwork = fresh("plugin")
+                cfg = os.path.join(pwork, "config.json")
+                with open(cfg, "w") as f:
+                    json.dump({"Cache": {"Dir": os.path.join(pwork, "cache")}}, f)
 
-        # Case 6: plugin round trips through the go-plugin host.
-        if os.path.exists(GO_HOST) and os.path.exists(REF_PLUGIN):
-            pwork = fresh("plugin")
-            cfg = os.path.join(pwork, "config.json")
-            with open(cfg, "w") as f:
-                json.dump({"Cache": {"Dir": os.path.join(pwork, "cache")}}, f)
+                def host_bench(plugin):
+                    """(spawn → Execute result, spawn → process gone) in seconds, timed inside the host."""
+                    out = subprocess.run([GO_HOST, "-plugin", plugin, "-config", cfg, "-bench", "1", "-op", "list"],
+                                         capture_output=True, check=True).stdout
+                    b = json.loads(out)["bench"]
+                    return b["result_millis"][0] / 1000, b["total_millis"][0] / 1000
 
-            def host_call(plugin, extra):
-                return run([GO_HOST, "-plugin", plugin, "-config", cfg] + extra)
+                def ds_style(plugin):
+                    """A DS command's two launches (GetManifest, then Execute), host process starts included."""
+                    w1, _ = run([GO_HOST, "-plugin", plugin, "-config", cfg, "-rpcs", "manifest"])
+                    w2, _ = run([GO_HOST, "-plugin", plugin, "-config", cfg, "-op", "list"])
+                    return w1 + w2
 
-            n = max(runs, 20)
-            for case, extra_list in [("6a. plugin spawn → list result", [["-op", "list"]]),
-                                     ("6b. DS-style call (GetManifest launch + Execute launch)", [["-rpcs", "manifest"], ["-op", "list"]])]:
-                out = {"ds-porter": [], "Go go-plugin plugin": []}
+                n = max(runs, 20)
+                peers = [("ds-porter", PORTER), ("Go go-plugin plugin", REF_PLUGIN)]
+                results = {name: [] for name, _ in peers}
+                totals = {name: [] for name, _ in peers}
+                styles = {name: [] for name, _ in peers}
                 for _ in range(n):
-                    for name, plugin in [("ds-porter", PORTER), ("Go go-plugin plugin", REF_PLUGIN)]:
-                        total, peak = 0.0, 0
-                        for extra in extra_list:
-                            w, rss = host_call(plugin, extra)
-                            total += w
-                            peak = max(peak, rss)
-                        out[name].append((total, peak))
-                for name, vals in out.items():
-                    res.add(case, name, [v[0] for v in vals], [], None, note="(incl. host start)")
+                    for name, plugin in peers:
+                        r, t = host_bench(plugin)
+                        results[name].append(r)
+                        totals[name].append(t)
+                        styles[name].append(ds_style(plugin))
+                for name, _ in peers:
+                    res.add("6a. plugin spawn → list result (timed in the host)", name, results[name], [])
+                    res.add("6b. plugin spawn → exited after Shutdown (timed in the host)", name, totals[name], [])
+                    res.add("6c. DS-style call: GetManifest launch + Execute launch", name, styles[name], [],
+                            note="(incl. the Go host's own start, twice)")
 
-        # Case 7: list with 200 and 10,000 cached artifacts.
-        for count in (200, 10000):
-            lwork = fresh(f"list{count}")
-            cache = os.path.join(lwork, "cache")
-            root = os.path.join(cache, "porter")
-            os.makedirs(root)
-            for i in range(count):
-                hexid = hashlib.sha256(str(i).encode()).hexdigest()
-                d = os.path.join(root, hexid[:16])
-                os.makedirs(d)
-                with open(os.path.join(d, "metadata.json"), "w") as f:
-                    json.dump({"id": hexid[:16], "reference": f"{host}/demo/a{i}:1", "digest": "sha256:" + hexid,
-                               "size": 1000, "local_path": d, "metadata": {"name": "x"}, "cached": True,
-                               "cached_at": "2026-01-01T00:00:00Z"}, f, indent=2)
-            env = porter_env(cache)
-            vals = [run([PORTER, "list"], env=env) for _ in range(runs)]
-            res.add(f"7. list {count:,} cached artifacts", "ds-porter", [v[0] for v in vals], [v[1] for v in vals])
+        if want("7"):
+            # Case 7: list with 200 and 10,000 cached artifacts.
+            for count in (200, 10000):
+                lwork = fresh(f"list{count}")
+                cache = os.path.join(lwork, "cache")
+                root = os.path.join(cache, "porter")
+                os.makedirs(root)
+                for i in range(count):
+                    hexid = hashlib.sha256(str(i).encode()).hexdigest()
+                    d = os.path.join(root, hexid[:16])
+                    os.makedirs(d)
+                    with open(os.path.join(d, "metadata.json"), "w") as f:
+                        json.dump({"id": hexid[:16], "reference": f"{host}/demo/a{i}:1", "digest": "sha256:" + hexid,
+                                   "size": 1000, "local_path": d, "metadata": {"name": "x"}, "cached": True,
+                                   "cached_at": "2026-01-01T00:00:00Z"}, f, indent=2)
+                env = porter_env(cache)
+                vals = [run([PORTER, "list"], env=env) for _ in range(runs)]
+                res.add(f"7. list {count:,} cached artifacts", "ds-porter", [v[0] for v in vals], [v[1] for v in vals])
     finally:
         reg.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -323,6 +323,19 @@ mod tests {
     }
 
     #[test]
+    fn newlines_and_control_characters_stay_inside_one_json_line() {
+        let hostile = "line one\nline two\r\n\t\u{1b}[31mred\u{0}\u{7f}\u{2028}end";
+        let mut rec = record(hostile);
+        rec.fields.insert("detail".into(), "a\nb".into());
+        let line = rec.json_line();
+        assert_eq!(line.matches('\n').count(), 1, "one line: {line:?}");
+        assert!(line.ends_with('\n'));
+        let parsed: Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(parsed["@message"], hostile);
+        assert_eq!(parsed["detail"], "a\nb");
+    }
+
+    #[test]
     fn timestamps_have_exactly_six_fraction_digits_and_z() {
         let ts = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.6fZ")

@@ -32,6 +32,9 @@ pub(crate) use offline::CacheOnly;
 pub(crate) use remote::{Remote, Served};
 pub use retry::RetryPolicy;
 
+/// The `User-Agent` of every registry request.
+const USER_AGENT: &str = concat!("ds-porter/", env!("CARGO_PKG_VERSION"));
+
 /// A place manifests and blobs are fetched from.
 pub(crate) trait Source: Send + Sync {
     /// Fetches the root manifest/index the reference names: its descriptor and bytes (verified).

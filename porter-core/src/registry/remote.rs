@@ -26,8 +26,6 @@ use crate::manifest::{self, Descriptor};
 use crate::progress::Progress;
 use crate::reference::RegistryRef;
 
-const USER_AGENT: &str = concat!("ds-porter/", env!("CARGO_PKG_VERSION"));
-
 /// A registry repository.
 pub(crate) struct Remote {
     pub(super) client: oci_client::Client,
@@ -90,7 +88,7 @@ impl Remote {
             use_monolithic_push: true,
             connect_timeout: Some(Duration::from_secs(30)),
             read_timeout: Some(Duration::from_secs(120)),
-            user_agent: USER_AGENT,
+            user_agent: super::USER_AGENT,
             https_proxy: settings.proxy.https.clone(),
             http_proxy: settings.proxy.http.clone(),
             no_proxy: settings.proxy.no_proxy.clone(),

@@ -19,7 +19,6 @@ use super::tls::ExtraRoots;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 
-const USER_AGENT: &str = concat!("ds-porter/", env!("CARGO_PKG_VERSION"));
 /// Bytes of one page of tags (or of an error body) read at most.
 const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -189,36 +188,13 @@ impl Remote {
     fn tags_client(&self, settings: &Settings) -> Result<reqwest::Client> {
         let host = &self.reference.registry;
         let certs = ExtraRoots::for_host(settings, host)?.to_reqwest()?;
-        let timeout = settings.retry.attempt_timeout;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(timeout.min(Duration::from_secs(30)))
-            .read_timeout(timeout)
+        super::transport::client_builder(settings, certs)?
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .tls_certs_merge(certs);
-        let no_proxy = settings
-            .proxy
-            .no_proxy
-            .as_deref()
-            .and_then(reqwest::NoProxy::from_string);
-        let proxy_error = |name: &str, e: reqwest::Error| Error::Config {
-            source_name: name.into(),
-            reason: e.to_string(),
-        };
-        if let Some(url) = &settings.proxy.https {
-            let proxy =
-                reqwest::Proxy::https(url).map_err(|e| proxy_error("Proxy.HTTPSProxy", e))?;
-            builder = builder.proxy(proxy.no_proxy(no_proxy.clone()));
-        }
-        if let Some(url) = &settings.proxy.http {
-            let proxy = reqwest::Proxy::http(url).map_err(|e| proxy_error("Proxy.HTTPProxy", e))?;
-            builder = builder.proxy(proxy.no_proxy(no_proxy));
-        }
-        builder.build().map_err(|e| Error::Network {
-            registry: host.clone(),
-            reason: format!("cannot build HTTP client: {e}"),
-        })
+            .build()
+            .map_err(|e| Error::Network {
+                registry: host.clone(),
+                reason: format!("cannot build HTTP client: {e}"),
+            })
     }
 
     fn network_error(&self, reason: String) -> Error {

@@ -28,7 +28,6 @@ use crate::error::{Error, Result};
 use crate::manifest::{ACCEPTED_MANIFEST_TYPES, Descriptor, MAX_MANIFEST_BYTES};
 use crate::progress::Progress;
 
-const USER_AGENT: &str = concat!("ds-porter/", env!("CARGO_PKG_VERSION"));
 /// Redirects followed per request.
 const MAX_REDIRECTS: usize = 10;
 /// Bytes of an error body kept for the message.
@@ -654,12 +653,26 @@ fn build_http(
         }
         attempt.follow()
     });
+    client_builder(settings, certs)?
+        .redirect(redirect)
+        .build()
+        .map_err(|e| Error::Network {
+            registry: String::new(),
+            reason: error_chain(&e),
+        })
+}
+
+/// The settings every registry HTTP client shares: user agent, timeouts from the retry policy,
+/// the system roots plus `certs`, and only the configured proxies.
+pub(super) fn client_builder(
+    settings: &Settings,
+    certs: Vec<reqwest::Certificate>,
+) -> Result<reqwest::ClientBuilder> {
     let timeout = settings.retry.attempt_timeout;
     let mut builder = reqwest::Client::builder()
-        .user_agent(USER_AGENT)
+        .user_agent(super::USER_AGENT)
         .connect_timeout(timeout.min(Duration::from_secs(30)))
         .read_timeout(timeout)
-        .redirect(redirect)
         .no_proxy()
         .tls_certs_merge(certs);
     let no_proxy = settings
@@ -681,10 +694,7 @@ fn build_http(
         })?;
         builder = builder.proxy(proxy.no_proxy(no_proxy));
     }
-    builder.build().map_err(|e| Error::Network {
-        registry: String::new(),
-        reason: error_chain(&e),
-    })
+    Ok(builder)
 }
 
 /// Why a capped body could not be read.

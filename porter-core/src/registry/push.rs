@@ -40,7 +40,7 @@ impl Remote {
     pub(crate) async fn prepare_push(&self) -> Result<()> {
         let oci_ref = self.oci_ref(None);
         self.retried(|| async {
-            self.client
+            self.client()?
                 .auth(&oci_ref, &self.auth, RegistryOperation::Push)
                 .await
                 .map_err(|e| self.map_err(e, "authentication for push"))
@@ -52,7 +52,7 @@ impl Remote {
     /// Whether the repository already has the blob.
     pub(crate) async fn has_blob(&self, digest: &Digest) -> Result<bool> {
         self.retried(|| async {
-            self.client
+            self.client()?
                 .blob_exists(&self.oci_ref(None), &digest.to_string())
                 .await
                 .map_err(|e| self.map_err(e, &format!("blob {digest} check")))
@@ -69,8 +69,10 @@ impl Remote {
             source_repository.to_owned(),
             digest.to_string(),
         );
-        match self
-            .client
+        let Ok(client) = self.client() else {
+            return false;
+        };
+        match client
             .mount_blob(&self.oci_ref(None), &source, &digest.to_string())
             .await
         {
@@ -85,7 +87,7 @@ impl Remote {
     /// Uploads a small blob held in memory.
     pub(crate) async fn upload_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
         self.retried(|| async {
-            self.client
+            self.client()?
                 .push_blob(&self.oci_ref(None), bytes.clone(), &digest.to_string())
                 .await
                 .map_err(|e| self.map_err(e, &format!("upload of blob {digest}")))
@@ -107,7 +109,7 @@ impl Remote {
             let file = tokio::fs::File::open(path)
                 .await
                 .map_err(|e| Error::io("failed to open", path, e))?;
-            self.client
+            self.client()?
                 .push_blob_stream(
                     &self.oci_ref(None),
                     file_chunks(file),
@@ -146,7 +148,7 @@ impl Remote {
         let content_type = http::HeaderValue::from_str(media_type)
             .map_err(|_| Error::InvalidInput(format!("invalid media type {media_type:?}")))?;
         self.retried(|| async {
-            self.client
+            self.client()?
                 .push_manifest_raw(&oci_ref, bytes.clone(), content_type.clone())
                 .await
                 .map_err(|e| self.map_err(e, &format!("manifest upload as {identifier}")))

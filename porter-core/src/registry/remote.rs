@@ -5,7 +5,7 @@
 //! and why. Pushes use `oci-client` against the upstream only.
 
 use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -28,7 +28,11 @@ use crate::reference::RegistryRef;
 
 /// A registry repository.
 pub(crate) struct Remote {
-    pub(super) client: oci_client::Client,
+    /// What the `oci-client` client for pushes and tag listing is built from.
+    client_config: OciClientConfig,
+    /// That client, built on first use: a pull never needs it, and building it loads the
+    /// system's root certificates.
+    client: OnceLock<std::result::Result<oci_client::Client, String>>,
     pub(super) auth: RegistryAuth,
     pub(super) reference: RegistryRef,
     pub(super) plain_http: bool,
@@ -40,6 +44,15 @@ pub(crate) struct Remote {
     first: AtomicUsize,
     /// Hosts that served something, in order.
     served: Mutex<Vec<(Role, String)>>,
+}
+
+/// The settings of the `oci-client` client.
+struct OciClientConfig {
+    protocol: ClientProtocol,
+    https_proxy: Option<String>,
+    http_proxy: Option<String>,
+    no_proxy: Option<String>,
+    extra_root_certificates: Vec<oci_client::client::Certificate>,
 }
 
 /// Where a pull's network requests were answered.
@@ -81,24 +94,13 @@ impl Remote {
                 ClientProtocol::HttpsExcept(plain)
             }
         };
-        let config = ClientConfig {
+        let client_config = OciClientConfig {
             protocol,
-            platform_resolver: None,
-            // Uploads stream the whole blob in one PUT (chunked PATCHes are slow on distribution).
-            use_monolithic_push: true,
-            connect_timeout: Some(Duration::from_secs(30)),
-            read_timeout: Some(Duration::from_secs(120)),
-            user_agent: super::USER_AGENT,
             https_proxy: settings.proxy.https.clone(),
             http_proxy: settings.proxy.http.clone(),
             no_proxy: settings.proxy.no_proxy.clone(),
             extra_root_certificates: ExtraRoots::for_host(settings, &host)?.to_oci(),
-            ..Default::default()
         };
-        let client = oci_client::Client::try_from(config).map_err(|e| Error::Network {
-            registry: host.clone(),
-            reason: format!("cannot build HTTP client: {e}"),
-        })?;
         let auth = match settings.credential_for(&host)? {
             Some(cred) => match cred.secret {
                 CredentialSecret::Password(p) => {
@@ -138,7 +140,8 @@ impl Remote {
             insecure_hosts,
         )?);
         Ok(Remote {
-            client,
+            client_config,
+            client: OnceLock::new(),
             auth,
             reference: reference.clone(),
             plain_http,
@@ -147,6 +150,35 @@ impl Remote {
             first: AtomicUsize::new(0),
             served: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The `oci-client` client, built on first use.
+    pub(super) fn client(&self) -> Result<&oci_client::Client> {
+        self.client
+            .get_or_init(|| {
+                let c = &self.client_config;
+                let config = ClientConfig {
+                    protocol: c.protocol.clone(),
+                    platform_resolver: None,
+                    // Uploads stream the whole blob in one PUT (chunked PATCHes are slow on
+                    // distribution).
+                    use_monolithic_push: true,
+                    connect_timeout: Some(Duration::from_secs(30)),
+                    read_timeout: Some(Duration::from_secs(120)),
+                    user_agent: super::USER_AGENT,
+                    https_proxy: c.https_proxy.clone(),
+                    http_proxy: c.http_proxy.clone(),
+                    no_proxy: c.no_proxy.clone(),
+                    extra_root_certificates: c.extra_root_certificates.clone(),
+                    ..Default::default()
+                };
+                oci_client::Client::try_from(config).map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| Error::Network {
+                registry: self.reference.registry.clone(),
+                reason: format!("cannot build HTTP client: {e}"),
+            })
     }
 
     /// Who answered this pull's requests.

@@ -44,7 +44,7 @@ impl Remote {
     ) -> Result<Vec<String>> {
         let what = "tag listing";
         let token = self
-            .client
+            .client()?
             .auth(&self.oci_ref(None), &self.auth, RegistryOperation::Pull)
             .await
             .map_err(|e| self.map_err(e, "authentication for tag listing"))?;
@@ -187,8 +187,8 @@ impl Remote {
     /// redirects.
     fn tags_client(&self, settings: &Settings) -> Result<reqwest::Client> {
         let host = &self.reference.registry;
-        let certs = ExtraRoots::for_host(settings, host)?.to_reqwest()?;
-        super::transport::client_builder(settings, certs)?
+        let roots = ExtraRoots::for_host(settings, host)?;
+        super::transport::client_builder(settings, &roots)?
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Network {

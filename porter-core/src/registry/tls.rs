@@ -6,6 +6,14 @@
 //! used.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
@@ -33,13 +41,14 @@ impl ExtraRoots {
         Ok(ExtraRoots { bundles })
     }
 
-    /// The certificates as `reqwest` roots; a file without a certificate is an error naming it.
-    pub(crate) fn to_reqwest(&self) -> Result<Vec<reqwest::Certificate>> {
+    /// The certificates in DER; a file without a certificate is an error naming it.
+    pub(crate) fn to_der(&self) -> Result<Vec<CertificateDer<'static>>> {
         let mut certs = Vec::new();
         for (path, pem) in &self.bundles {
-            let parsed = reqwest::Certificate::from_pem_bundle(pem)
+            let parsed: Vec<_> = CertificateDer::pem_slice_iter(pem)
+                .collect::<std::result::Result<_, _>>()
                 .ok()
-                .filter(|c| !c.is_empty())
+                .filter(|c: &Vec<_>| !c.is_empty())
                 .ok_or_else(|| Error::Config {
                     source_name: path.display().to_string(),
                     reason: "no PEM certificate in the file".into(),
@@ -47,6 +56,31 @@ impl ExtraRoots {
             certs.extend(parsed);
         }
         Ok(certs)
+    }
+
+    /// The TLS configuration for a connection to the registry: the system roots plus these.
+    ///
+    /// The system roots are read once per process, and only when a TLS handshake first needs
+    /// them: a pull from a plain-HTTP registry, or one that finishes from the cache, never
+    /// reads them (on hosts with `SSL_CERT_DIR` set that is hundreds of files per client).
+    pub(crate) fn tls_config(&self) -> Result<rustls::ClientConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = LazyRootsVerifier {
+            extra: self.to_der()?,
+            provider: Arc::clone(&provider),
+            inner: OnceLock::new(),
+        };
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config {
+                source_name: "TLS".into(),
+                reason: e.to_string(),
+            })?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
     }
 
     /// The same bundles for `oci-client`.
@@ -58,6 +92,105 @@ impl ExtraRoots {
                 data: pem.clone(),
             })
             .collect()
+    }
+}
+
+/// The system's root certificates, read once per process.
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let loaded = rustls_native_certs::load_native_certs();
+        for error in &loaded.errors {
+            tracing::warn!("cannot load a system CA certificate: {error}");
+        }
+        tracing::debug!(count = loaded.certs.len(), "loaded the system CA certificates");
+        loaded.certs
+    })
+}
+
+/// WebPKI verification against the system roots plus a registry's extra roots, the root store
+/// built on the first certificate it has to verify.
+#[derive(Debug)]
+struct LazyRootsVerifier {
+    extra: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+    inner: OnceLock<std::result::Result<Arc<WebPkiServerVerifier>, rustls::Error>>,
+}
+
+impl LazyRootsVerifier {
+    fn inner(&self) -> std::result::Result<&WebPkiServerVerifier, rustls::Error> {
+        self.inner
+            .get_or_init(|| {
+                let mut store = rustls::RootCertStore::empty();
+                for cert in &self.extra {
+                    store.add(cert.clone())?;
+                }
+                let (_, ignored) = store.add_parsable_certificates(system_roots().iter().cloned());
+                if ignored > 0 {
+                    tracing::warn!("{ignored} system CA certificates were ignored as unparsable");
+                }
+                if store.is_empty() {
+                    return Err(rustls::Error::General(
+                        "no CA certificates: none in the system store and none configured".into(),
+                    ));
+                }
+                WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(store),
+                    Arc::clone(&self.provider),
+                )
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))
+            })
+            .as_deref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl ServerCertVerifier for LazyRootsVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        self.inner()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -122,7 +255,7 @@ mod tests {
         let roots = ExtraRoots {
             bundles: vec![(PathBuf::from("/etc/x/ca.crt"), b"not a cert".to_vec())],
         };
-        let err = roots.to_reqwest().unwrap_err();
+        let err = roots.to_der().unwrap_err();
         assert!(err.to_string().contains("/etc/x/ca.crt"), "{err}");
     }
 }

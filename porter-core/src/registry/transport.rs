@@ -633,7 +633,6 @@ fn build_http(
     roots: &ExtraRoots,
     insecure: &Arc<InsecureHosts>,
 ) -> Result<reqwest::Client> {
-    let certs = roots.to_reqwest()?;
     let insecure = Arc::clone(insecure);
     let redirect = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS {
@@ -653,7 +652,7 @@ fn build_http(
         }
         attempt.follow()
     });
-    client_builder(settings, certs)?
+    client_builder(settings, roots)?
         .redirect(redirect)
         .build()
         .map_err(|e| Error::Network {
@@ -663,10 +662,10 @@ fn build_http(
 }
 
 /// The settings every registry HTTP client shares: user agent, timeouts from the retry policy,
-/// the system roots plus `certs`, and only the configured proxies.
+/// the system roots plus `roots`, and only the configured proxies.
 pub(super) fn client_builder(
     settings: &Settings,
-    certs: Vec<reqwest::Certificate>,
+    roots: &ExtraRoots,
 ) -> Result<reqwest::ClientBuilder> {
     let timeout = settings.retry.attempt_timeout;
     let mut builder = reqwest::Client::builder()
@@ -674,7 +673,7 @@ pub(super) fn client_builder(
         .connect_timeout(timeout.min(Duration::from_secs(30)))
         .read_timeout(timeout)
         .no_proxy()
-        .tls_certs_merge(certs);
+        .tls_backend_preconfigured(roots.tls_config()?);
     let no_proxy = settings
         .proxy
         .no_proxy

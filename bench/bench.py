@@ -28,6 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORTER = os.path.join(ROOT, "target", "release", "ds-porter")
 GO_HOST = os.path.join(ROOT, "target", "go-host", "go-host")
 REF_PLUGIN = os.path.join(ROOT, "target", "go-host", "refplugin")
+BENCH_CGO = os.path.join(ROOT, "target", "bench-cgo")
+HANDSHAKE = os.path.join(ROOT, "target", "bench-handshake")
 VENV_PY = os.path.join(ROOT, "target", "bench-venv", "bin", "python")
 MIB = 1 << 20
 
@@ -450,11 +452,53 @@ def main():
                         results[name].append(r)
                         totals[name].append(t)
                         styles[name].append(ds_style(plugin))
+                if os.path.exists(HANDSHAKE):
+                    # Start → handshake line: posix_spawn to the first stdout line, timed in C.
+                    out = subprocess.run([HANDSHAKE, str(max(runs, 20) * 5)] + [p for _, p in peers],
+                                         capture_output=True, check=True, text=True).stdout.split("\n")
+                    for (name, _), line in zip(peers, out):
+                        res.add("6d. plugin spawn → handshake line (timed in C, incl. exec)", name,
+                                [float(line.split()[-1]) / 1000], [])
                 for name, _ in peers:
                     res.add("6a. plugin spawn → list result (timed in the host)", name, results[name], [])
                     res.add("6b. plugin spawn → exited after Shutdown (timed in the host)", name, totals[name], [])
                     res.add("6c. DS-style call: GetManifest launch + Execute launch", name, styles[name], [],
                             note="(incl. the Go host's own start, twice)")
+
+        if want("8") and os.path.exists(BENCH_CGO) and os.path.exists(GO_HOST):
+            # Case 8: case 2's pull + export of one platform, in process through cgo (client open,
+            # pull, close), against the plugin path (spawn → Execute result, in the host) and the CLI.
+            def ffi_one():
+                d = fresh("ffi")
+                env = dict(os.environ, PORTER_BENCH_RUNS="1", PORTER_BENCH_REF=plat, PORTER_BENCH_PLATFORM="linux/arm64",
+                           PORTER_TEST_REGISTRY=host, PORTER_TEST_WORKDIR=d)
+                out = subprocess.run([BENCH_CGO], env=env, capture_output=True, check=True).stdout
+                return json.loads(out)["millis"][0] / 1000
+
+            def plugin_one():
+                d = fresh("plug")
+                cfg = os.path.join(d, "config.json")
+                with open(cfg, "w") as f:
+                    json.dump({"Cache": {"Dir": os.path.join(d, "cache")}, "Registry": {"InsecureRegistries": [host]}}, f)
+                cmd = [GO_HOST, "-plugin", PORTER, "-config", cfg, "-bench", "1", "-op", "pull"]
+                for a in [plat, "--platform", "linux/arm64", "-o", os.path.join(d, "out")]:
+                    cmd += ["-arg", a]
+                rep = json.loads(subprocess.run(cmd, capture_output=True, check=True).stdout)
+                if rep.get("errors"):
+                    raise SystemExit(f"plugin pull failed: {rep['errors']}")
+                return rep["bench"]["result_millis"][0] / 1000
+
+            def cli_one():
+                d = fresh("cli8")
+                return run([PORTER, "pull", plat, "--insecure", "--platform", "linux/arm64", "-o", os.path.join(d, "out")],
+                           env=porter_env(os.path.join(d, "cache")))[0]
+
+            fns = {"ds-porter": ffi_one, "ds-porter plugin": plugin_one, "ds-porter CLI": cli_one}
+            notes = {"ds-porter": "(through cgo, in process)", "ds-porter plugin": "(spawn → result, timed in the host)",
+                     "ds-porter CLI": "(one process)"}
+            out = alternate(runs, fns)
+            for name, vals in out.items():
+                res.add("8. FFI path: pull + export 1 of 6 platforms", name, vals, [], note=notes[name])
 
         if want("7"):
             # Case 7: list with 200 and 10,000 cached artifacts.

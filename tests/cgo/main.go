@@ -99,6 +99,10 @@ func listIDs(t *T, c *Client) map[string]bool {
 }
 
 func main() {
+	if os.Getenv("PORTER_BENCH_RUNS") != "" {
+		runBench()
+		return
+	}
 	watchdog := time.AfterFunc(5*time.Minute, func() {
 		fmt.Fprintln(os.Stderr, "FATAL: the checks did not finish within 5 minutes")
 		os.Exit(3)

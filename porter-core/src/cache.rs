@@ -7,26 +7,34 @@
 //! place the Go plugin kept its entries, so `list` shows both.
 //!
 //! Blobs are hashed while they stream into a temp file inside the cache, checked against digest
-//! and size, and only then renamed into place. `index.json` and metadata files are replaced
-//! atomically under a cross-process lock, so several `ds-porter` processes can share one cache and
-//! a killed pull leaves nothing half-visible.
+//! and size, and only then renamed into place. A pull writes them through a staged view: they
+//! wait in a private directory under `.ingest/` and move into `blobs/` only once the pull has every
+//! blob it needs, layers and configs first, then manifests children before parents, so a failed
+//! pull publishes nothing and a published manifest never names a blob that is absent. `index.json`
+//! and metadata files are replaced atomically under a cross-process lock, so several `ds-porter`
+//! processes can share one cache and a killed pull leaves nothing half-visible; what it leaves in
+//! `.ingest/` the next pull removes.
 
 mod prune;
 mod verify;
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
+use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::artifact::ArtifactResult;
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
+use crate::leftovers;
 use crate::manifest::{ANNOTATION_REF_NAME, Descriptor, MAX_MANIFEST_BYTES};
 
 pub use prune::{PrunePolicy, PruneReport, PullGuard};
@@ -36,11 +44,15 @@ const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 const INGEST_DIR: &str = ".ingest";
 const LOCK_FILE: &str = ".lock";
 const METADATA_FILE: &str = "metadata.json";
+/// Prefix of a pull's staging directory in `.ingest/`; `leftovers` adds the owning process.
+const STAGING_PREFIX: &str = "pull-";
 
 /// A handle on the cache directory.
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    /// Set on a pull's view (see [`Staged`]): where the blobs written through it wait.
+    staging: Option<Arc<Staging>>,
 }
 
 impl Cache {
@@ -48,6 +60,7 @@ impl Cache {
     pub fn open(root: &Path) -> Result<Cache> {
         let cache = Cache {
             root: root.to_path_buf(),
+            staging: None,
         };
         for dir in [root.to_path_buf(), cache.blobs_dir(), root.join(INGEST_DIR)] {
             fs::create_dir_all(&dir)
@@ -74,19 +87,30 @@ impl Cache {
         self.blobs_dir().join(digest.hex())
     }
 
+    /// Where a blob can be read: staged by this view's pull, or else in `blobs/`.
+    fn readable_path(&self, digest: &Digest) -> PathBuf {
+        if let Some(staging) = &self.staging {
+            let staged = staging.path(digest);
+            if staged.is_file() {
+                return staged;
+            }
+        }
+        self.blob_path(digest)
+    }
+
     /// Whether a blob file is present, whatever its size.
     pub fn has_blob_any_size(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
+        self.readable_path(digest).is_file()
     }
 
     /// Whether the blob is present with the expected size.
     pub fn has_blob(&self, digest: &Digest, size: u64) -> bool {
-        fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
+        fs::metadata(self.readable_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
     }
 
     /// Reads a small blob (a manifest), verifying its digest.
     pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
-        let path = self.blob_path(digest);
+        let path = self.readable_path(digest);
         let len = match fs::metadata(&path) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -113,18 +137,33 @@ impl Cache {
         if self.has_blob(digest, bytes.len() as u64) {
             return Ok(());
         }
-        write_atomic(&self.blob_path(digest), bytes)
+        match &self.staging {
+            Some(staging) => {
+                write_atomic(&staging.path(digest), bytes)?;
+                staging.add(digest.clone(), Kind::Small);
+                Ok(())
+            }
+            None => write_atomic(&self.blob_path(digest), bytes),
+        }
     }
 
     /// Starts streaming a blob into the cache. Hashing and disk writes run on a blocking thread;
-    /// the blob becomes visible only after [`BlobWriter::finish`] verified it.
+    /// the blob becomes visible only after [`BlobWriter::finish`] verified it (in a pull's view:
+    /// once the pull commits).
     pub fn blob_writer(&self, digest: Digest, size: u64) -> Result<BlobWriter> {
-        let ingest = self.root.join(INGEST_DIR);
+        let staging = self.staging.clone();
+        let ingest = match &staging {
+            Some(staging) => staging.dir.path().to_path_buf(),
+            None => self.root.join(INGEST_DIR),
+        };
         let temp = tempfile::Builder::new()
             .prefix(&format!("{}.", digest.hex()))
             .tempfile_in(&ingest)
             .map_err(|e| Error::io("failed to create temp file in", &ingest, e))?;
-        let target = self.blob_path(&digest);
+        let target = match &staging {
+            Some(staging) => staging.path(&digest),
+            None => self.blob_path(&digest),
+        };
         let (tx, mut rx) = mpsc::channel::<Bytes>(2);
         let (commit_tx, mut commit_rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::task::spawn_blocking(move || -> Result<()> {
@@ -169,12 +208,35 @@ impl Cache {
                 .map_err(|e| Error::io("failed to write", &temp_path, e.into_error()))?;
             temp.persist(&target)
                 .map_err(|e| Error::io("failed to move blob into", &target, e.error))?;
+            if let Some(staging) = staging {
+                staging.add(digest, Kind::Streamed);
+            }
             Ok(())
         });
         Ok(BlobWriter {
             tx: Some(tx),
             commit: Some(commit_tx),
             handle,
+        })
+    }
+
+    /// Starts a pull: returns a view of the cache whose new blobs are staged until
+    /// [`Staged::commit`]. Removes the staging directories of pulls that were killed first.
+    pub(crate) fn stage(&self) -> Result<Staged> {
+        let ingest = self.root.join(INGEST_DIR);
+        leftovers::sweep(&ingest, STAGING_PREFIX);
+        let dir = tempfile::Builder::new()
+            .prefix(&leftovers::prefix(STAGING_PREFIX))
+            .tempdir_in(&ingest)
+            .map_err(|e| Error::io("failed to create staging directory in", &ingest, e))?;
+        Ok(Staged {
+            view: Cache {
+                root: self.root.clone(),
+                staging: Some(Arc::new(Staging {
+                    dir,
+                    staged: Mutex::default(),
+                })),
+            },
         })
     }
 
@@ -363,6 +425,126 @@ impl Cache {
     }
 }
 
+/// How a blob was staged, which decides when it is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Streamed through a [`BlobWriter`]: a layer or config, which names no other blob.
+    Streamed,
+    /// Stored from memory with [`Cache::put_blob`]: a manifest or index.
+    Small,
+}
+
+/// The private directory one pull stages its blobs in; removed when the last view of it is
+/// dropped (writer threads hold one too, so nothing lands in it after removal).
+#[derive(Debug)]
+struct Staging {
+    dir: TempDir,
+    /// Blobs staged so far, in the order they were completed.
+    staged: Mutex<Vec<(Digest, Kind)>>,
+}
+
+impl Staging {
+    fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.path().join(digest.hex())
+    }
+
+    fn add(&self, digest: Digest, kind: Kind) {
+        self.lock().push((digest, kind));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<(Digest, Kind)>> {
+        // A panic while pushing cannot leave the list inconsistent.
+        self.staged.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The digests of the manifests an index lists; none for anything else.
+    fn children(&self, digest: &Digest) -> Vec<Digest> {
+        let Ok(bytes) = fs::read(self.path(digest)) else {
+            return Vec::new();
+        };
+        let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+            return Vec::new();
+        };
+        value
+            .get("manifests")
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .filter_map(|m| m.get("digest")?.as_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A pull's view of the cache and the blobs it staged; see [`Cache::stage`]. Dropping every
+/// clone without [`Staged::commit`] discards the staged blobs.
+#[derive(Debug, Clone)]
+pub(crate) struct Staged {
+    view: Cache,
+}
+
+impl Staged {
+    /// The cache as the pull sees it: staged blobs and the published ones.
+    pub(crate) fn cache(&self) -> &Cache {
+        &self.view
+    }
+
+    /// Moves every staged blob into `blobs/`: streamed blobs first, then manifests with every
+    /// staged manifest an index lists before the index. Called once the pull has all its blobs
+    /// and before the artifact is recorded.
+    pub(crate) fn commit(&self) -> Result<()> {
+        let Some(staging) = &self.view.staging else {
+            return Ok(());
+        };
+        let staged = std::mem::take(&mut *staging.lock());
+        let (streamed, small): (Vec<_>, Vec<_>) = staged
+            .into_iter()
+            .partition(|(_, kind)| *kind == Kind::Streamed);
+        let small: Vec<Digest> = small.into_iter().map(|(digest, _)| digest).collect();
+        let order = children_first(&small, |digest| staging.children(digest));
+        let mut streamed: Vec<Digest> = streamed.into_iter().map(|(digest, _)| digest).collect();
+        streamed.sort_unstable();
+        streamed.dedup();
+        for digest in streamed.iter().chain(&order) {
+            let target = self.view.blob_path(digest);
+            fs::rename(staging.path(digest), &target)
+                .map_err(|e| Error::io("failed to move blob into", &target, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// `nodes` ordered so that every node comes after the nodes among them that `children` lists for
+/// it; cycles are broken, and each node is expanded once.
+fn children_first(nodes: &[Digest], children: impl Fn(&Digest) -> Vec<Digest>) -> Vec<Digest> {
+    let members: HashSet<&Digest> = nodes.iter().collect();
+    let mut expanded: HashSet<Digest> = HashSet::new();
+    let mut placed: HashSet<Digest> = HashSet::new();
+    let mut order = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let mut stack = vec![(node.clone(), false)];
+        while let Some((digest, ready)) = stack.pop() {
+            if ready {
+                if placed.insert(digest.clone()) {
+                    order.push(digest);
+                }
+                continue;
+            }
+            if !expanded.insert(digest.clone()) {
+                continue;
+            }
+            stack.push((digest.clone(), true));
+            for child in children(&digest) {
+                if members.contains(&child) && !expanded.contains(&child) {
+                    stack.push((child, false));
+                }
+            }
+        }
+    }
+    order
+}
+
 /// A blob streaming into the cache.
 #[derive(Debug)]
 pub struct BlobWriter {
@@ -467,6 +649,166 @@ mod tests {
             0,
             "no temp files left"
         );
+    }
+
+    fn published(cache: &Cache) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(cache.blobs_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn ingest(cache: &Cache) -> Vec<String> {
+        fs::read_dir(cache.root().join(INGEST_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Stages `bytes` as a streamed blob through `cache`.
+    async fn stream(cache: &Cache, bytes: &'static [u8]) -> Digest {
+        let digest = Digest::of(bytes);
+        let mut w = cache
+            .blob_writer(digest.clone(), bytes.len() as u64)
+            .unwrap();
+        w.write(Bytes::from_static(bytes)).await.unwrap();
+        w.finish().await.unwrap();
+        digest
+    }
+
+    #[tokio::test]
+    async fn a_pull_that_does_not_commit_publishes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let kept = Digest::of(b"cached before");
+        cache.put_blob(&kept, b"cached before").unwrap();
+
+        let staged = cache.stage().unwrap();
+        let view = staged.cache();
+        let layer = stream(view, b"a layer").await;
+        let manifest = br#"{"schemaVersion":2}"#;
+        view.put_blob(&Digest::of(manifest), manifest).unwrap();
+        // The pull sees what it staged and what was published; nobody else sees the staged blobs.
+        assert!(view.has_blob(&layer, 7));
+        assert_eq!(view.read_blob(&Digest::of(manifest)).unwrap(), manifest);
+        assert!(view.has_blob(&kept, 13));
+        assert!(!cache.has_blob_any_size(&layer));
+        assert_eq!(published(&cache), [kept.hex()]);
+
+        drop(staged);
+        assert_eq!(published(&cache), [kept.hex()]);
+        assert_eq!(ingest(&cache), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_commit_publishes_streamed_blobs_then_manifests_children_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let staged = cache.stage().unwrap();
+        let view = staged.cache();
+        let layer = stream(view, b"a layer").await;
+        let leaf = format!(r#"{{"layers":[{{"digest":"{layer}"}}]}}"#);
+        let leaf_digest = Digest::of(leaf.as_bytes());
+        let nested = format!(r#"{{"manifests":[{{"digest":"{leaf_digest}"}}]}}"#);
+        let nested_digest = Digest::of(nested.as_bytes());
+        let root = format!(
+            r#"{{"manifests":[{{"digest":"{leaf_digest}"}},{{"digest":"{nested_digest}"}}]}}"#
+        );
+        let root_digest = Digest::of(root.as_bytes());
+        // Fetch order: root, its leaf, the nested index (which lists the leaf again).
+        for bytes in [&root, &leaf, &nested] {
+            view.put_blob(&Digest::of(bytes.as_bytes()), bytes.as_bytes())
+                .unwrap();
+        }
+        let small: Vec<Digest> = [&root_digest, &leaf_digest, &nested_digest]
+            .map(Clone::clone)
+            .to_vec();
+        let staging = view.staging.as_ref().unwrap();
+        assert_eq!(
+            children_first(&small, |d| staging.children(d)),
+            [
+                leaf_digest.clone(),
+                nested_digest.clone(),
+                root_digest.clone()
+            ]
+        );
+
+        staged.commit().unwrap();
+        let mut expected: Vec<String> = [&layer, &leaf_digest, &nested_digest, &root_digest]
+            .iter()
+            .map(|d| d.hex().to_owned())
+            .collect();
+        expected.sort();
+        assert_eq!(published(&cache), expected);
+        assert_eq!(cache.read_blob(&root_digest).unwrap(), root.as_bytes());
+        drop(staged);
+        assert_eq!(ingest(&cache), Vec::<String>::new());
+    }
+
+    #[test]
+    fn children_first_terminates_on_cycles() {
+        let a = Digest::of(b"a");
+        let b = Digest::of(b"b");
+        let nodes = [a.clone(), b.clone()];
+        let order = children_first(&nodes, |d| {
+            if *d == a {
+                vec![b.clone()]
+            } else {
+                vec![a.clone()]
+            }
+        });
+        assert_eq!(order, [b, a]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn staging_left_by_a_killed_pull_is_removed_by_the_next_pull() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let running = cache.stage().unwrap();
+        let ours = running
+            .cache()
+            .staging
+            .as_ref()
+            .unwrap()
+            .dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        // The same name with a pid no kernel hands out: a pull that no longer runs.
+        let (_, rest) = ours
+            .strip_prefix(STAGING_PREFIX)
+            .unwrap()
+            .split_once('-')
+            .unwrap();
+        let dead = dir
+            .path()
+            .join(INGEST_DIR)
+            .join(format!("{STAGING_PREFIX}{}-{rest}", u32::MAX));
+        fs::create_dir(&dead).unwrap();
+        fs::write(dead.join("partial"), b"half a layer").unwrap();
+
+        let next = cache.stage().unwrap();
+        let mut left = ingest(&cache);
+        left.sort();
+        let next_name = next
+            .cache()
+            .staging
+            .as_ref()
+            .unwrap()
+            .dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mut expected = vec![ours, next_name];
+        expected.sort();
+        assert_eq!(left, expected, "the running pull's staging stays");
     }
 
     #[test]

@@ -269,8 +269,9 @@ impl Porter {
         };
         let cache = self.cache.clone();
         let name = request.reference.cache_name();
-        let (root, stored) = (pulled.root.clone(), result.clone());
+        let (root, stored, staged) = (pulled.root.clone(), result.clone(), pulled.staged.clone());
         tokio::task::spawn_blocking(move || {
+            staged.commit()?;
             cache.record(&name, &root, &stored)?;
             cache.touch(&stored.id);
             Ok::<_, Error>(())

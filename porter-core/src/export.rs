@@ -5,7 +5,9 @@
 //! unpacked and other layers are written under their title. Unlike the Go plugin, an export never
 //! writes outside its destination or through a symbolic link, caps archives against bombs, and
 //! makes every file appear atomically: it is written under a temporary name beside its final place
-//! and renamed, so an interrupted export leaves nothing half-written behind.
+//! and renamed, so an interrupted export leaves nothing half-written behind. Temporary names record
+//! the exporting process, and an export first removes, from each directory it writes to, the
+//! temporary entries of exports that were killed (see `leftovers`).
 
 mod archive;
 #[cfg(test)]
@@ -17,9 +19,11 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::leftovers;
 use crate::platform::Platform;
 
-/// Prefix of the temporary files and staging directories an export creates in the destination.
+/// Prefix of the temporary files and staging directories an export creates in the destination;
+/// [`temp_prefix`] adds the owning process.
 const TMP_PREFIX: &str = ".ds-porter-tmp-";
 
 /// Caps against archive bombs, applied to each archive layer while it is decompressed.
@@ -159,16 +163,21 @@ fn export_file(plan: &ExportPlan) -> Result<Vec<String>> {
             dest.display()
         )));
     }
-    write_atomic(&mut open_blob(layer)?, parent_dir(dest), dest)?;
+    let dir = parent_dir(dest);
+    leftovers::sweep(dir, TMP_PREFIX);
+    write_atomic(&mut open_blob(layer)?, dir, dest)?;
     Ok(vec![dest.to_string_lossy().into_owned()])
 }
 
 /// Exports each manifest into the destination or its platform's sub-directory.
 fn export_directories(plan: &ExportPlan, subdirs: bool) -> Result<Vec<String>> {
     let mut exported = Vec::new();
+    leftovers::sweep(&plan.destination, TMP_PREFIX);
     for manifest in &plan.manifests {
         let target = if subdirs {
-            platform_dir(&plan.destination, manifest.platform.as_ref())?
+            let dir = platform_dir(&plan.destination, manifest.platform.as_ref())?;
+            leftovers::sweep(&dir, TMP_PREFIX);
+            dir
         } else {
             plan.destination.clone()
         };
@@ -283,8 +292,9 @@ fn open_blob(layer: &ExportLayer) -> Result<File> {
 /// Exported layers are plugin binaries, so on unix the file is created executable (0755 minus the
 /// umask).
 fn write_atomic(src: &mut File, dir: &Path, path: &Path) -> Result<()> {
+    let prefix = temp_prefix();
     let mut builder = tempfile::Builder::new();
-    builder.prefix(TMP_PREFIX);
+    builder.prefix(&prefix);
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755));
     let mut temp = builder
@@ -294,6 +304,11 @@ fn write_atomic(src: &mut File, dir: &Path, path: &Path) -> Result<()> {
     temp.persist(path)
         .map_err(|e| Error::io("failed to create file", path, e.error))?;
     Ok(())
+}
+
+/// The name prefix of this process's temporary files and staging directories.
+fn temp_prefix() -> String {
+    leftovers::prefix(TMP_PREFIX)
 }
 
 /// What is at `path` without following a final symlink; `None` if nothing is.

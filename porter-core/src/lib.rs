@@ -13,6 +13,7 @@ pub mod digest;
 mod engine;
 pub mod error;
 pub mod export;
+mod leftovers;
 pub mod manifest;
 pub mod manifest_file;
 pub mod platform;

@@ -2,14 +2,16 @@
 //! requested platforms need into the cache, several at once.
 //!
 //! A digest reference that is cached costs no request; a tag costs one manifest request, and
-//! nothing more when the blobs are already cached.
+//! nothing more when the blobs are already cached. Everything a pull fetches is staged (see
+//! [`Cache::stage`]): the caller publishes it with [`Staged::commit`] once the pull succeeded, and
+//! a failed pull leaves nothing new in `blobs/`.
 
 use std::collections::HashSet;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Staged};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Descriptor, Manifest, Node, PlatformRequest, Selected};
@@ -29,9 +31,11 @@ pub(crate) struct Pulled {
     pub node: Node,
     /// Selected leaf manifests in index order.
     pub manifests: Vec<(Selected, Manifest)>,
+    /// The blobs the pull fetched, to commit before the artifact is recorded.
+    pub staged: Staged,
 }
 
-/// Pulls `request`'s platforms from `source` into `cache`.
+/// Pulls `request`'s platforms from `source` into a staging area of `cache`.
 pub(crate) async fn pull<S: Source>(
     source: &S,
     pinned: Option<&Digest>,
@@ -40,6 +44,13 @@ pub(crate) async fn pull<S: Source>(
     progress: &dyn Progress,
     concurrency: usize,
 ) -> Result<Pulled> {
+    let staged = {
+        let cache = cache.clone();
+        tokio::task::spawn_blocking(move || cache.stage())
+            .await
+            .map_err(|e| Error::InvalidInput(format!("cache staging failed: {e}")))??
+    };
+    let cache = staged.cache();
     let (root, root_bytes) = match pinned.and_then(|d| cache.read_blob(d).ok().map(|b| (d, b))) {
         Some((digest, bytes)) => {
             let media_type = manifest::detect_media_type(&bytes, None, digest)?;
@@ -110,6 +121,7 @@ pub(crate) async fn pull<S: Source>(
         root,
         node,
         manifests,
+        staged,
     })
 }
 

@@ -284,3 +284,43 @@ async fn a_digest_reference_that_is_cached_needs_no_source() {
     let again = porter.pull(&r, &NoProgress).await.unwrap();
     assert_eq!(again.result.digest, first.result.digest);
 }
+
+#[tokio::test]
+async fn a_pull_that_fails_on_a_layer_publishes_none_of_its_blobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = make_layout(tmp.path(), &["linux/amd64", "linux/arm64"]);
+    let porter = Porter::new(settings(&tmp.path().join("cache"))).unwrap();
+    porter
+        .pull(
+            &request(&layout, "1.0", only("linux/amd64"), None),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    let blobs = tmp.path().join("cache/porter/blobs/sha256");
+    let listing = || {
+        let mut names: Vec<String> = fs::read_dir(&blobs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+
+    // The arm64 manifest is fetched and verified, then its layer is missing.
+    let arm64: Digest = layout.layers[1].1.parse().unwrap();
+    fs::remove_file(layout.dir.join("blobs/sha256").join(arm64.hex())).unwrap();
+    porter
+        .pull(
+            &request(&layout, "1.0", PlatformRequest::All, None),
+            &NoProgress,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(listing(), before, "a failed pull adds nothing to blobs/");
+    // The cached index does not now lead to an arm64 manifest whose layer is absent.
+    let report = porter.cache().verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(porter.list().unwrap().len(), 1);
+}

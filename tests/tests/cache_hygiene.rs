@@ -1,13 +1,15 @@
 //! `ds-porter cache prune` and `cache verify`, and pruning after a pull by `Cache.MaxSize` and
 //! `Cache.TTL`: least recently used artifacts go first, and only blobs no remaining artifact
-//! references are deleted.
+//! references are deleted. A pull that fails part-way publishes none of the blobs it fetched.
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
 use std::path::PathBuf;
 
 use porter_e2e::cli::User;
-use porter_e2e::{LayerSpec, Published, Registry, block_on, publish_single};
+use porter_e2e::{
+    Fault, FaultProxy, LayerSpec, Published, Registry, block_on, publish_index, publish_single,
+};
 use serde_json::Value;
 
 /// `old` and `new` share a 10 KiB layer; `old` has 60 KiB of its own, `new` 5 KiB.
@@ -141,4 +143,98 @@ fn verify_finds_a_corrupt_blob_and_repair_fetches_it_again() {
         .ok();
     assert_eq!(report["missing"][0]["digest"], layer.as_str());
     assert!(path.is_file());
+}
+
+/// The file names in `blobs/sha256`, sorted.
+fn blob_names(user: &User) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(user.cache().join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn assert_verify_clean(user: &User) {
+    let report = user.run(&["cache", "verify"]).ok();
+    assert_eq!(report["corrupt"], serde_json::json!([]), "{report}");
+    assert_eq!(report["missing"], serde_json::json!([]), "{report}");
+}
+
+#[test]
+fn a_pull_that_fails_on_a_layer_leaves_nothing_new_in_blobs_and_the_next_pull_works() {
+    let reg = Registry::start();
+    let index = block_on(publish_index(
+        &reg,
+        "demo/multi:1",
+        &[
+            (
+                "linux/amd64",
+                vec![LayerSpec::pseudo_random("amd64", 21, 16 * 1024)],
+            ),
+            (
+                "linux/arm64",
+                vec![
+                    LayerSpec::pseudo_random("arm64-a", 22, 16 * 1024),
+                    LayerSpec::pseudo_random("arm64-b", 23, 16 * 1024),
+                ],
+            ),
+        ],
+        &[],
+    ));
+    let proxy = FaultProxy::start(&reg.host());
+    let reference = proxy.reference("demo/multi:1");
+    let user = User::new();
+    // The index is cached and named, with its amd64 platform.
+    user.run(&[
+        "pull",
+        &reference,
+        "--insecure",
+        "--platform",
+        "linux/amd64",
+    ])
+    .ok();
+    let before = blob_names(&user);
+
+    // Pulling every platform fetches the arm64 manifest, then one of its layers is missing.
+    let arm64 = &index.platform("linux/arm64").manifest;
+    let missing = &arm64.layers[1].digest;
+    proxy.inject(
+        &format!("/blobs/{missing}"),
+        1,
+        Fault::Status {
+            code: 404,
+            retry_after: None,
+        },
+    );
+    let err = user
+        .run(&["pull", &reference, "--insecure", "--all-arch"])
+        .fails();
+    assert!(err.contains("404"), "{err}");
+    assert_eq!(
+        proxy
+            .requests_to(&format!("/manifests/{}", arm64.digest))
+            .len(),
+        1,
+        "the arm64 manifest was fetched before the layer failed"
+    );
+    assert_eq!(blob_names(&user), before, "the failed pull published blobs");
+    assert_eq!(
+        fs::read_dir(user.cache().join(".ingest")).unwrap().count(),
+        0,
+        "the failed pull left staged blobs behind"
+    );
+    // The named index does not now lead to a manifest whose layers are absent.
+    assert_verify_clean(&user);
+    assert_eq!(ids(&user.run(&["list"]).ok()), [index.id()]);
+
+    let result = user
+        .run(&["pull", &reference, "--insecure", "--all-arch"])
+        .ok();
+    assert_eq!(result["digest"], index.digest.as_str());
+    for layer in &arm64.layers {
+        assert!(blob(&user, &layer.digest).is_file(), "{}", layer.digest);
+    }
+    assert!(blob(&user, &arm64.digest).is_file());
+    assert_verify_clean(&user);
 }

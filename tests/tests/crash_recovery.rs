@@ -2,11 +2,13 @@
 //! and push, then a re-run that succeeds and a `cache verify` that finds nothing wrong; and
 //! `cache prune` / `cache verify` running while pulls run. A crash may leave garbage in
 //! `.ingest/` or temp names, never a visible blob that is wrong, a torn `index.json` or
-//! metadata file, or an exported file with partial content.
+//! metadata file, or an exported file with partial content; and the next pull or export into the
+//! same place removes that garbage, but never the staging of an export that is still running.
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::process::{Child, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use porter_e2e::cli::User;
@@ -17,6 +19,12 @@ use serde_json::Value;
 const ITERATIONS: u64 = 6;
 const MAX_DELAY_MS: u64 = 250;
 const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+/// Prefix of an export's temporary files and staging directories.
+const EXPORT_TMP_PREFIX: &str = ".ds-porter-tmp-";
+/// Exports started to catch one with its staging directory in place.
+const CATCH_ATTEMPTS: usize = 20;
+/// Longest one export is watched for its staging directory.
+const CATCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A small deterministic generator (xorshift), so every run kills at the same points.
 struct Rng(u64);
@@ -49,6 +57,86 @@ fn quiet(user: &User, args: &[&str]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// The export temporaries in `dir` (none when `dir` does not exist).
+fn export_temporaries(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(EXPORT_TMP_PREFIX))
+        .collect()
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to a child.
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {}", child.id());
+}
+
+/// Starts `pull <reference> -o <out>` until one is caught while its staging directory is in
+/// `out`, and returns it with the directory's name, the process held by `hold` (`kill -9` or
+/// `kill -STOP`). Exports that finish before they are caught are run again, a bounded number of
+/// times.
+fn catch_export_staging(
+    user: &User,
+    reference: &str,
+    out: &Path,
+    hold: impl Fn(&mut Child),
+) -> (Child, String) {
+    let out_arg = out.display().to_string();
+    for _ in 0..CATCH_ATTEMPTS {
+        let mut child = quiet(user, &["pull", reference, "--insecure", "-o", &out_arg]);
+        let started = Instant::now();
+        loop {
+            if let Some(name) = export_temporaries(out).into_iter().next() {
+                hold(&mut child);
+                if out.join(&name).exists() {
+                    return (child, name);
+                }
+                // It finished staging between the look and the signal.
+                break;
+            }
+            if child.try_wait().unwrap().is_some() || started.elapsed() > CATCH_TIMEOUT {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if child.try_wait().unwrap().is_none() {
+            signal(&child, "CONT");
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+    panic!("no export was caught with its staging directory in {out_arg}");
+}
+
+/// A stopped export, resumed and reaped however the test ends.
+struct Stopped(Option<Child>);
+
+impl Stopped {
+    fn resume(mut self) -> std::process::ExitStatus {
+        let child = self.0.take().unwrap();
+        signal(&child, "CONT");
+        child.wait_with_output().unwrap().status
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// `cache verify` reports nothing corrupt or missing, and every visible blob hashes to its name.
@@ -132,6 +220,76 @@ fn kill_9_during_pull_and_export_then_a_rerun_succeeds_and_verify_is_clean() {
             .len(),
         2
     );
+    // The re-runs removed what the killed runs staged.
+    assert_eq!(export_temporaries(&out), Vec::<String>::new());
+    assert_eq!(export_temporaries(user.path()), Vec::<String>::new());
+    let ingest: Vec<_> = fs::read_dir(user.cache().join(".ingest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(ingest.is_empty(), "{ingest:?}");
+}
+
+#[test]
+fn an_export_removes_the_staging_a_killed_export_left_behind() {
+    let (reg, first_file) = setup();
+    let user = User::new();
+    let tree = reg.reference("demo/tree:1.0");
+    let out = user.path().join("out");
+    user.run(&["pull", &tree, "--insecure"]).ok();
+    let (_killed, staging) = catch_export_staging(&user, &tree, &out, |child| {
+        // `Child::kill` is SIGKILL: the export cannot clean up.
+        child.kill().unwrap();
+        child.wait().unwrap();
+    });
+    assert!(out.join(&staging).exists());
+
+    let result = user
+        .run(&[
+            "pull",
+            &tree,
+            "--insecure",
+            "-o",
+            &out.display().to_string(),
+        ])
+        .ok();
+    assert!(result["exported_files"].as_array().unwrap().len() >= 200);
+    assert_eq!(fs::read(out.join("f000")).unwrap(), first_file);
+    assert_eq!(export_temporaries(&out), Vec::<String>::new());
+    assert_eq!(export_temporaries(user.path()), Vec::<String>::new());
+    assert_cache_sound(&user);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_export_keeps_the_staging_of_a_concurrent_running_export() {
+    let (reg, first_file) = setup();
+    let user = User::new();
+    let tree = reg.reference("demo/tree:1.0");
+    let out = user.path().join("out");
+    let out_arg = out.display().to_string();
+    user.run(&["pull", &tree, "--insecure"]).ok();
+    let (child, staging) = catch_export_staging(&user, &tree, &out, |child| signal(child, "STOP"));
+    let stopped = Stopped(Some(child));
+
+    // Another export into the same directory while the first is paused mid-staging.
+    user.run(&["pull", &tree, "--insecure", "-o", &out_arg])
+        .ok();
+    assert!(
+        out.join(&staging).exists(),
+        "the running export's staging directory was removed"
+    );
+
+    assert!(stopped.resume().success(), "the paused export failed");
+    assert_eq!(export_temporaries(&out), Vec::<String>::new());
+    assert_eq!(fs::read(out.join("f000")).unwrap(), first_file);
+    for i in 0..200 {
+        assert_eq!(
+            fs::metadata(out.join(format!("f{i:03}"))).unwrap().len(),
+            40 << 10
+        );
+    }
+    assert_cache_sound(&user);
 }
 
 #[test]

@@ -215,10 +215,18 @@ impl Cache {
                 Err(e) => return Err(Error::io("failed to remove", path, e)),
             }
         }
-        // No pull is running: whatever is left in `.ingest/` was abandoned.
+        // No pull is running: whatever is left in `.ingest/` (temp files, staging directories)
+        // was abandoned.
         if let Ok(stale) = fs::read_dir(self.root.join(INGEST_DIR)) {
             for entry in stale.filter_map(|e| e.ok()) {
-                let _ = fs::remove_file(entry.path());
+                let path = entry.path();
+                let removed = match entry.file_type() {
+                    Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+                    _ => fs::remove_file(&path),
+                };
+                if let Err(err) = removed {
+                    tracing::warn!(path = %path.display(), error = %err, "cannot remove an abandoned download");
+                }
             }
         }
         Ok(PruneReport {

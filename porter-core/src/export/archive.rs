@@ -30,7 +30,7 @@ use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 use tempfile::TempDir;
 
-use super::{ExtractLimits, TMP_PREFIX, create_dir_all, dir_builder, file_type};
+use super::{ExtractLimits, create_dir_all, dir_builder, file_type, temp_prefix};
 use crate::error::{Error, Result};
 
 /// How an archive layer is compressed.
@@ -82,7 +82,7 @@ fn extract_from(
         exceeded: Rc::clone(&exceeded),
     });
     let staging = tempfile::Builder::new()
-        .prefix(TMP_PREFIX)
+        .prefix(&temp_prefix())
         .tempdir_in(target)
         .map_err(|e| Error::io("failed to create staging directory in", target, e))?;
     let mut extraction = Extraction {

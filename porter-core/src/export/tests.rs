@@ -1149,3 +1149,74 @@ fn archive_entry_conflicting_with_existing_destination_content_moves_nothing() {
         assert_eq!(tree(&fx.path("d")), ["dir", "file"]);
     }
 }
+
+// Staging left by killed exports.
+
+/// The temporary-name prefix of a process that has exited, in this process's scope.
+#[cfg(target_os = "linux")]
+fn exited_prefix() -> String {
+    let ours = temp_prefix();
+    let fields = ours.strip_prefix(TMP_PREFIX).unwrap();
+    let (_pid, rest) = fields
+        .split_once('-')
+        .expect("temporary names record the owner");
+    format!("{TMP_PREFIX}{}-{rest}", u32::MAX)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_export_removes_staging_of_exited_exports_and_keeps_staging_of_running_ones() {
+    let fx = Fixture::new();
+    let dest = fx.path("out");
+    let platform_dir = dest.join("linux/arm64");
+    fs::create_dir_all(&platform_dir).unwrap();
+    let dead = exited_prefix();
+    for dir in [&dest, &platform_dir] {
+        fs::create_dir(dir.join(format!("{dead}stage1"))).unwrap();
+        fs::write(dir.join(format!("{dead}stage1/f000")), b"partial").unwrap();
+        fs::write(dir.join(format!("{dead}file01")), b"partial").unwrap();
+    }
+    // A concurrent export of this (running) process is staging into the same directory.
+    let live = platform_dir.join(format!("{}stage2", temp_prefix()));
+    fs::create_dir(&live).unwrap();
+    fs::write(live.join("f000"), b"in progress").unwrap();
+
+    let archive = fx.layer(TAR_GZ, None, &Tar::new().file("f001", b"new", 0o644).gz());
+    let binary = fx.layer(BINARY, Some("porter"), b"arm64");
+    export(&plan(
+        dest.clone(),
+        true,
+        vec![manifest(Some("linux/arm64"), vec![archive, binary])],
+    ))
+    .unwrap();
+
+    let live_name = text(live.strip_prefix(&dest).unwrap());
+    assert_eq!(
+        tree(&dest),
+        [
+            "linux".to_owned(),
+            "linux/arm64".to_owned(),
+            live_name.clone(),
+            format!("{live_name}/f000"),
+            "linux/arm64/f001".to_owned(),
+            "linux/arm64/porter".to_owned(),
+        ]
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_export_removes_temporary_files_of_exited_exports_beside_it() {
+    let fx = Fixture::new();
+    fs::create_dir(fx.path("out")).unwrap();
+    let stale = fx.path(&format!("out/{}Ab12Cd", exited_prefix()));
+    fs::write(&stale, b"partial").unwrap();
+    let layer = fx.layer(BINARY, None, b"tool");
+    export(&plan(
+        fx.path("out/tool.bin"),
+        false,
+        vec![manifest(None, vec![layer])],
+    ))
+    .unwrap();
+    assert_eq!(tree(&fx.path("out")), ["tool.bin"]);
+}

@@ -1,5 +1,5 @@
-//! Several processes on one store: no lost update, no corruption, and a killed writer leaves
-//! the store readable.
+//! Several processes on one store: no lost update, no corruption, and writers killed at any
+//! point leave the store readable with every write whole.
 //!
 //! The children are this test binary run again with `PORTER_ADAPTER_CHILD` naming a role; the
 //! `child` test below performs that role and does nothing in a normal run.
@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use porter_adapter::{BlockingAdapter, Error, Installation};
-use serde_json::json;
+use serde_json::{Value, json};
 
 const ROLE: &str = "PORTER_ADAPTER_CHILD";
 const DIR: &str = "PORTER_ADAPTER_CHILD_DIR";
@@ -24,6 +24,34 @@ const GO_FILE: &str = "go";
 /// What the hammer prints once its first round is committed.
 const READY: &str = "porter-adapter-child-ready";
 const CHILD_DEADLINE: Duration = Duration::from_secs(120);
+/// The state id and installation name the ledger writers use.
+const LEDGER: &str = "ledger";
+/// Overrides the seed of the kill points.
+const KILL_SEED: &str = "PORTER_ADAPTER_KILL_SEED";
+
+/// Record `n` of the ledger: `n`, a copy of it, and a pad whose length and bytes follow `n` (up
+/// to 48 KiB, so most records span several database pages).
+fn ledger_record(n: u64) -> Value {
+    let len = usize::try_from(n * 7919 % (48 << 10)).unwrap() + 1;
+    let byte = char::from(b'a' + u8::try_from(n % 26).unwrap());
+    json!({"n": n, "check": n, "pad": byte.to_string().repeat(len)})
+}
+
+/// Asserts `record` is a whole ledger record and returns its `n`.
+fn assert_whole(record: &Value, what: &str) -> u64 {
+    let n = record["n"].as_u64().unwrap_or_else(|| {
+        panic!(
+            "{what}: no n in a record of {} bytes",
+            record.to_string().len()
+        )
+    });
+    assert_eq!(record["check"], json!(n), "{what}: torn record {n}");
+    assert!(
+        *record == ledger_record(n),
+        "{what}: record {n} has a torn or foreign pad"
+    );
+    n
+}
 
 fn open(dir: &Path) -> BlockingAdapter {
     let mut options = common::options(&dir.join("store.db"));
@@ -103,6 +131,32 @@ fn child() {
                     println!("\n{READY}");
                 }
                 round += 1;
+            }
+        }
+        // Writes until killed, three transactions a round, each a record whose fields all
+        // follow one number; announces the first completed round on stdout.
+        "ledger" => {
+            let adapter = open(&dir);
+            let start = Instant::now();
+            let mut announced = false;
+            while start.elapsed() < CHILD_DEADLINE {
+                let entry = adapter
+                    .update_installation_state(LEDGER, None, |current| {
+                        ledger_record(current.and_then(|v| v["n"].as_u64()).unwrap_or(0) + 1)
+                    })
+                    .unwrap();
+                let n = entry.value["n"].as_u64().unwrap();
+                adapter.publish("test.ledger", ledger_record(n)).unwrap();
+                let mut installation = Installation::new("ns", LEDGER, "b:1");
+                installation.parameters.insert("n".into(), json!(n));
+                if let Value::Object(fields) = ledger_record(n) {
+                    installation.outputs = fields;
+                }
+                adapter.save_installation(installation).unwrap();
+                if !announced {
+                    println!("\n{READY}");
+                    announced = true;
+                }
             }
         }
         other => panic!("unknown child role {other}"),
@@ -265,4 +319,127 @@ fn a_killed_writer_leaves_the_store_readable() {
     // The same store still refuses to lose track of what is missing.
     let err = adapter.get_installation_state("absent").unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }));
+}
+
+#[test]
+fn writers_killed_at_random_points_leave_every_write_whole() {
+    const ROUNDS: usize = 5;
+    const WRITERS: usize = 2;
+    /// Latest kill after the first committed round of a round's first writer.
+    const MAX_DELAY_MS: u64 = 300;
+    let seed = std::env::var(KILL_SEED)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xdead_5eed);
+    eprintln!("kill points seeded with {seed} (set {KILL_SEED} to repeat another run)");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    // No store yet: the first writers create and migrate it while they may be killed.
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut kills = 0u64;
+    let mut last = 0u64;
+    for round in 0..ROUNDS {
+        let mut first = spawn("ledger", dir.path(), 0, 0, Stdio::piped());
+        let stdout = first.stdout.take().unwrap();
+        let mut children = vec![first];
+        children.extend((1..WRITERS).map(|i| spawn("ledger", dir.path(), i, 0, Stdio::null())));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains(READY) {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+        let ready = ready_rx.recv_timeout(Duration::from_secs(60));
+        // Kill every writer at its own random point after that, in random order: some in the
+        // middle of a transaction, a late starter possibly while it opens the store.
+        let mut delays: Vec<(u64, usize)> = (0..WRITERS)
+            .map(|i| (rng.u64(0..=MAX_DELAY_MS), i))
+            .collect();
+        delays.sort_unstable();
+        let started = Instant::now();
+        for (delay, i) in delays {
+            if ready.is_ok() {
+                let at = Duration::from_millis(delay);
+                std::thread::sleep(at.saturating_sub(started.elapsed()));
+            }
+            children[i].kill().unwrap();
+        }
+        for child in &mut children {
+            child.wait().unwrap();
+        }
+        reader.join().unwrap();
+        ready.unwrap_or_else(|_| panic!("round {round}: no writer completed a round"));
+        kills += WRITERS as u64;
+
+        let adapter = open(dir.path());
+        runtime
+            .block_on(adapter.adapter().check_store())
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let n = assert_whole(
+            &adapter.get_installation_state(LEDGER).unwrap(),
+            &format!("round {round}: state"),
+        );
+        assert!(
+            n > last,
+            "round {round}: the ledger did not move past {last}"
+        );
+        let events = adapter.events_since(0, 1_000_000).unwrap();
+        let mut published: Vec<u64> = events
+            .iter()
+            .map(|e| assert_whole(&e.data, &format!("round {round}: event {}", e.sequence)))
+            .collect();
+        published.sort_unstable();
+        published.dedup();
+        assert_eq!(
+            published.len(),
+            events.len(),
+            "round {round}: an n published twice"
+        );
+        assert!(
+            published.iter().all(|p| *p <= n),
+            "round {round}: event past {n}"
+        );
+        // A killed writer can only have stopped between its transactions: at most one
+        // state update per kill lacks its event.
+        assert!(
+            n - events.len() as u64 <= kills,
+            "round {round}: {} events for {n} updates after {kills} kills",
+            events.len()
+        );
+        eprintln!(
+            "round {round}: ledger at {n}, {} events, {kills} writers killed",
+            events.len()
+        );
+        let installation = adapter.get_installation("ns", LEDGER).unwrap();
+        let stored = assert_whole(
+            &Value::Object(installation.outputs.clone()),
+            &format!("round {round}: installation"),
+        );
+        assert_eq!(installation.parameters["n"], json!(stored));
+        assert!(stored <= n);
+
+        // The store takes new writes.
+        let next = adapter
+            .update_installation_state(LEDGER, None, |current| {
+                ledger_record(current.and_then(|v| v["n"].as_u64()).unwrap_or(0) + 1)
+            })
+            .unwrap();
+        assert_eq!(assert_whole(&next.value, "new write"), n + 1);
+        let event = adapter
+            .publish("test.ledger", ledger_record(n + 1))
+            .unwrap();
+        assert_eq!(
+            adapter.events_since(event.sequence - 1, 10).unwrap().len(),
+            1
+        );
+        assert_eq!(
+            assert_whole(&adapter.get_installation_state(LEDGER).unwrap(), "re-read"),
+            n + 1
+        );
+        last = n + 1;
+    }
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use porter_core::config::{self, Settings};
 use porter_core::{Error, ErrorKind, Porter};
+use tracing_subscriber::filter::LevelFilter;
 
 use crate::cli::{Cli, EXIT_FAILURE, PullArgs, PushArgs, print_stdout};
 use crate::{logging, progress_bar};
@@ -46,8 +47,23 @@ pub fn run(cli: &Cli, op: impl FnOnce(&Porter) -> Result<String, Error>) -> Exit
     }
 }
 
+/// Reads the settings. The configured subscriber needs them, so until it exists a plain stderr
+/// subscriber (at `--log-level`, default warn) carries what reading them logs, such as a
+/// `settings.porter` value that is ignored because it cannot be used.
 fn load_settings(cli: &Cli) -> Result<Settings, Error> {
-    config::load_standalone(cli.config.as_deref())
+    let level = cli
+        .log_level
+        .as_deref()
+        .and_then(|level| level.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::WARN);
+    let early = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .finish();
+    tracing::subscriber::with_default(early, || config::load_standalone(cli.config.as_deref()))
 }
 
 fn report(err: &Error) {

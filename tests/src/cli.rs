@@ -1,8 +1,10 @@
 //! Running the real `ds-porter` binary as an isolated user would: own HOME, own cache, own
 //! working directory, no inherited `DS_*` or proxy settings.
 
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -69,6 +71,49 @@ impl User {
             cmd.env(k, v);
         }
         Run(cmd.output().unwrap())
+    }
+
+    /// Runs `ds-porter` with extra environment variables and stdin closed; kills it and panics
+    /// if it has not exited within `limit` (for inputs that could block it, such as a FIFO).
+    pub fn run_within(&self, limit: Duration, args: &[&str], env: &[(&str, &str)]) -> Run {
+        const POLL: Duration = Duration::from_millis(20);
+        let mut stdout = tempfile::tempfile().unwrap();
+        let mut stderr = tempfile::tempfile().unwrap();
+        let mut cmd = self.command(args);
+        cmd.envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(stdout.try_clone().unwrap())
+            .stderr(stderr.try_clone().unwrap());
+        let mut child = cmd.spawn().unwrap();
+        let started = Instant::now();
+        let max_polls = limit.as_millis() / POLL.as_millis() + 1;
+        let mut status = None;
+        for _ in 0..max_polls {
+            status = child.try_wait().unwrap();
+            if status.is_some() || started.elapsed() > limit {
+                break;
+            }
+            std::thread::sleep(POLL);
+        }
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`ds-porter {}` did not exit within {limit:?}",
+                args.join(" ")
+            );
+        };
+        let read = |file: &mut std::fs::File| {
+            let mut bytes = Vec::new();
+            file.rewind().unwrap();
+            file.read_to_end(&mut bytes).unwrap();
+            bytes
+        };
+        Run(Output {
+            status,
+            stdout: read(&mut stdout),
+            stderr: read(&mut stderr),
+        })
     }
 }
 

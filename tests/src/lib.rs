@@ -16,6 +16,8 @@
 //!   `Retry-After`, dropped connections, corrupted bytes, resets) and records every request;
 //! - [`FakeRegistry`]: a programmable registry that lies (wrong digests and sizes, endless
 //!   bodies, redirects to other hosts, garbage challenges) and records every request's headers;
+//! - [`TlsFront`]: HTTPS on loopback in front of a plain-HTTP server (a [`FakeRegistry`] served
+//!   over TLS);
 //! - [`ds_porter_bin`]: where the binary under test is.
 #![allow(clippy::unwrap_used)]
 
@@ -30,6 +32,7 @@ mod publish;
 mod registry;
 mod standard;
 mod tls;
+mod tls_front;
 
 pub use access_log::{AccessLogEntry, BlobGet, ManifestGet};
 pub use binary::ds_porter_bin;
@@ -50,3 +53,4 @@ pub use publish::{
 pub use registry::{LogMark, Registry};
 pub use standard::{StandardFixtures, publish_standard};
 pub use tls::TestCa;
+pub use tls_front::TlsFront;

@@ -6,6 +6,8 @@
 use std::fs;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use porter_e2e::cli::User;
 use porter_e2e::{
@@ -893,6 +895,213 @@ fn concurrent_pulls_into_one_cache_lose_nothing() {
         5,
         "every reference recorded once"
     );
+}
+
+/// Waits (bounded) for every child; kills them all and panics if one is still running at the
+/// deadline.
+fn wait_all(mut children: Vec<std::process::Child>, limit: Duration) -> Vec<std::process::Output> {
+    let started = Instant::now();
+    let max_polls = limit.as_millis() / 20 + 1;
+    for _ in 0..max_polls {
+        let mut running = 0;
+        for child in &mut children {
+            if child.try_wait().unwrap().is_none() {
+                running += 1;
+            }
+        }
+        if running == 0 {
+            return children
+                .into_iter()
+                .map(|c| c.wait_with_output().unwrap())
+                .collect();
+        }
+        if started.elapsed() > limit {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("pulls still running after {limit:?}");
+}
+
+/// Runs skopeo and asserts success; returns stdout.
+fn skopeo(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("skopeo").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn concurrent_pulls_of_the_same_and_different_artifacts_leave_one_whole_entry_each() {
+    let (reg, fx) = setup();
+    let user = User::new();
+    let pinned = format!("demo/tool@{}", fx.tool.digest);
+    // Three processes race for one tag, two for another, one asks for the first artifact by
+    // digest, and two pull artifacts of their own.
+    let wanted: Vec<(String, &str)> = [
+        ("demo/tool:1.0", fx.tool.digest.as_str()),
+        ("demo/tool:1.0", &fx.tool.digest),
+        ("demo/tool:1.0", &fx.tool.digest),
+        ("demo/archive:1.0", &fx.archive.digest),
+        ("demo/archive:1.0", &fx.archive.digest),
+        (&pinned, &fx.tool.digest),
+        ("demo/twolayers:1.0", &fx.twolayers.digest),
+        ("demo/plugininfo:1.0", &fx.plugininfo.digest),
+    ]
+    .into_iter()
+    .map(|(r, d)| (reg.reference(r), d))
+    .collect();
+    let children: Vec<_> = wanted
+        .iter()
+        .map(|(reference, _)| {
+            user.command(&["pull", reference, "--insecure", "--all-arch"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Meanwhile `list` runs again and again: it never shows a torn or duplicated entry.
+    let pulling = AtomicBool::new(true);
+    let (outputs, lists) = std::thread::scope(|scope| {
+        let lister = scope.spawn(|| {
+            let mut lists = Vec::new();
+            for _ in 0..100 {
+                if !pulling.load(Ordering::Relaxed) {
+                    break;
+                }
+                lists.push(user.run(&["list"]));
+            }
+            lists
+        });
+        let outputs = wait_all(children, Duration::from_secs(180));
+        pulling.store(false, Ordering::Relaxed);
+        (outputs, lister.join().unwrap())
+    });
+    for run in &lists {
+        let list = run.ok();
+        let mut ids: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        let listed = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), listed, "duplicates: {list}");
+        for entry in list.as_array().unwrap() {
+            assert!(
+                wanted.iter().any(|(_, d)| entry["digest"] == *d) && entry["cached"] == true,
+                "{entry}"
+            );
+        }
+    }
+    for (out, (reference, digest)) in outputs.iter().zip(&wanted) {
+        assert!(
+            out.status.success(),
+            "{reference}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(result["digest"], *digest, "{reference}");
+        assert_eq!(result["id"], cache_id(digest).as_str());
+    }
+
+    let mut names: Vec<&str> = wanted.iter().map(|(r, _)| r.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut digests: Vec<&str> = wanted.iter().map(|(_, d)| *d).collect();
+    digests.sort_unstable();
+    digests.dedup();
+    let digest_of = |name: &str| wanted.iter().find(|(r, _)| r == name).unwrap().1;
+
+    // `list`: one entry per artifact, each whole.
+    let list: Value = serde_json::from_str(&user.run(&["list"]).stdout()).unwrap();
+    let mut listed: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, digests, "{list}");
+    for entry in list.as_array().unwrap() {
+        let digest = entry["digest"].as_str().unwrap();
+        assert_eq!(entry["id"], cache_id(digest).as_str(), "{entry}");
+        assert_eq!(entry["cached"], true, "{entry}");
+        assert!(
+            wanted
+                .iter()
+                .any(|(r, d)| *d == digest && entry["reference"] == r.as_str()),
+            "{entry}"
+        );
+        let stored: Value = serde_json::from_slice(
+            &fs::read(user.cache().join(cache_id(digest)).join("metadata.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(stored["digest"], digest);
+    }
+
+    // index.json: every name once, pointing at its artifact.
+    let index: Value =
+        serde_json::from_slice(&fs::read(user.cache().join("index.json")).unwrap()).unwrap();
+    let mut recorded: Vec<(&str, &str)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap(),
+                m["digest"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    recorded.sort_unstable();
+    let expected: Vec<(&str, &str)> = names.iter().map(|n| (*n, digest_of(n))).collect();
+    assert_eq!(recorded, expected);
+
+    // No temporary file survived, every blob hashes to its name, and verify agrees.
+    let ingest: Vec<_> = fs::read_dir(user.cache().join(".ingest"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(ingest.is_empty(), "{ingest:?}");
+    for entry in fs::read_dir(user.cache()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".tmp-"), "{name} left in the cache");
+    }
+    for entry in fs::read_dir(user.cache().join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let hex = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            porter_e2e::sha256_digest(&fs::read(&path).unwrap()),
+            format!("sha256:{hex}")
+        );
+    }
+    let report = user.run(&["cache", "verify"]).ok();
+    assert_eq!(report["corrupt"], serde_json::json!([]), "{report}");
+    assert_eq!(report["missing"], serde_json::json!([]), "{report}");
+
+    // skopeo reads every entry as an OCI layout and copies it whole.
+    for (i, name) in names.iter().enumerate() {
+        let layout_ref = format!("oci:{}:{name}", user.cache().display());
+        let raw = skopeo(&["inspect", "--raw", &layout_ref]);
+        assert_eq!(porter_e2e::sha256_digest(&raw), digest_of(name), "{name}");
+        let copy = format!(
+            "oci:{}:copy",
+            user.path().join(format!("copy-{i}")).display()
+        );
+        skopeo(&["copy", "--all", &layout_ref, &copy]);
+    }
 }
 
 #[test]

@@ -297,6 +297,119 @@ fn bad_release_manifests_fail_before_any_upload() {
 }
 
 #[test]
+fn release_manifests_with_wrong_types_or_unusable_entries_fail_before_any_upload() {
+    let reg = Registry::start();
+    let user = User::new();
+    write(&user.path().join("a"), b"a");
+    write(&user.path().join("dir/file"), b"f");
+    let fifo = user.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let entry =
+        |extra: &str| format!("manifests:\n  - platform: linux/amd64\n    path: a\n{extra}");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "manifests: 5\n".into(),
+            "manifests: invalid type: integer `5`, expected a sequence",
+        ),
+        (
+            "manifests:\n  - platform: [linux, amd64]\n    path: a\n".into(),
+            "manifests[0].platform: invalid type: sequence, expected a string",
+        ),
+        (
+            "manifests:\n  - platform: linux/amd64\n    path: {a: 1}\n".into(),
+            "manifests[0].path: invalid type: map, expected a string",
+        ),
+        (
+            format!("annotations: [1, 2]\n{}", entry("")),
+            "annotations: invalid type: sequence, expected a map",
+        ),
+        (entry("    extra: 1\n"), "unknown field `extra`"),
+        (
+            "manifests:\n  - platform: linux\n    path: a\n".into(),
+            r#"entry 1: invalid platform "linux""#,
+        ),
+        (
+            "manifests:\n  - platform: linux/amd64\n".into(),
+            "entry 1 (linux/amd64): path required",
+        ),
+        (
+            entry("    mediaType: not a type\n"),
+            r#"mediaType "not a type": expected type/subtype"#,
+        ),
+        (
+            format!("artifact-type: nope\n{}", entry("")),
+            r#"artifact-type "nope""#,
+        ),
+        (
+            "manifests:\n  - platform: linux/amd64\n    path: fifo\n".into(),
+            "is neither a file nor a directory",
+        ),
+        // Platforms are compared after normalisation.
+        (
+            format!("{}  - platform: Linux/AMD64\n    path: dir\n", entry("")),
+            "entries 1 and 2 both have platform linux/amd64",
+        ),
+    ];
+    for (yaml, want) in &cases {
+        write(&user.path().join("x.yaml"), yaml.as_bytes());
+        let mark = reg.mark();
+        let run = user.run(&["push", "x.yaml", &reg.reference("demo/bad:1"), "--insecure"]);
+        let err = run.fails();
+        assert!(
+            err.contains("x.yaml") && err.contains(want),
+            "{yaml:?}: {err}"
+        );
+        assert!(
+            reg.requests_since(&mark).is_empty(),
+            "no request for {yaml:?}"
+        );
+    }
+
+    // The manifest file itself: missing, a directory, not UTF-8.
+    write(&user.path().join("binary.yaml"), b"\xff\xfe\x00manifests");
+    for (file, want) in [
+        ("missing.yaml", "No such file"),
+        ("dir", "Is a directory"),
+        ("binary.yaml", "UTF-8"),
+    ] {
+        let mark = reg.mark();
+        let err = user
+            .run(&[
+                "push",
+                "--manifest",
+                file,
+                &reg.reference("demo/bad:1"),
+                "--insecure",
+            ])
+            .fails();
+        assert!(
+            err.contains("failed to load manifest") && err.contains(file) && err.contains(want),
+            "{file}: {err}"
+        );
+        assert!(
+            reg.requests_since(&mark).is_empty(),
+            "no request for {file}"
+        );
+    }
+    assert!(
+        tags_or_none(&reg, "demo/bad").is_none(),
+        "nothing was pushed"
+    );
+}
+
+/// The tags of `repo`, or `None` when the registry does not know it.
+fn tags_or_none(reg: &Registry, repo: &str) -> Option<Vec<String>> {
+    let response = reg.raw_get(&format!("/v2/{repo}/tags/list"), None);
+    (response.status == 200).then(|| tags(reg, repo))
+}
+
+#[test]
 fn references_with_a_port_and_no_tag_push_latest_only() {
     // Cases 77 and 86: Go mis-split host:port refs without a tag.
     let reg = Registry::start();

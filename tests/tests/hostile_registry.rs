@@ -14,7 +14,7 @@ use base64::Engine as _;
 use porter_e2e::cli::{Run, User};
 use porter_e2e::{
     Body, EMPTY_CONFIG_DIGEST, EMPTY_CONFIG_MEDIA_TYPE, FakeRegistry, OCI_INDEX_MEDIA_TYPE,
-    OCI_MANIFEST_MEDIA_TYPE, Reply, sha256_digest,
+    OCI_MANIFEST_MEDIA_TYPE, Reply, TestCa, TlsFront, sha256_digest,
 };
 use serde_json::{Value, json};
 
@@ -439,6 +439,70 @@ fn a_blob_redirect_to_another_host_does_not_carry_the_authorization_header() {
         "credentials followed the redirect to {}",
         other.host()
     );
+}
+
+#[test]
+fn an_https_registry_cannot_redirect_a_pull_to_plain_http_on_a_host_not_marked_insecure() {
+    // The registry speaks HTTPS (a TLS front with a private CA the user trusts); the redirect
+    // target is plain HTTP on another port of 127.0.0.1.
+    let origin = FakeRegistry::start();
+    let ca = TestCa::new();
+    let front = TlsFront::start(&origin.host(), &ca);
+    let plain = FakeRegistry::start();
+    let good = layer();
+    let digest = serve_artifact(&origin, &good);
+    let manifest = manifest_json(&digest, good.len() as u64);
+    let manifest_path = format!("/v2/{REPO}/manifests/1.0");
+    let blob_path = format!("/v2/{REPO}/blobs/{digest}");
+    plain.route(&manifest_path, Reply::ok(OCI_MANIFEST_MEDIA_TYPE, manifest));
+    plain.route(&format!("/storage/{digest}"), Reply::blob(good.clone()));
+
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    fs::write(ca_file.path(), &ca.ca_pem).unwrap();
+    let ca_path = ca_file.path().to_str().unwrap();
+    let reference = front.reference(&format!("{REPO}:1.0"));
+    let pull = |user: &User, insecure: Option<&str>| {
+        let mut env = vec![("DS_SETTINGS_PORTER_CA_FILE", ca_path)];
+        env.extend(insecure.map(|host| ("DS_REGISTRY_INSECURE_REGISTRIES", host)));
+        user.run_with(&["pull", &reference, "--platform", "linux/amd64"], &env)
+    };
+    // The front works: without redirects the pull succeeds over HTTPS.
+    pull(&User::new(), None).ok();
+
+    let refused = "refusing a redirect from HTTPS to plain HTTP";
+    for (path, target) in [
+        (&manifest_path, plain.url(&manifest_path)),
+        (&blob_path, plain.url(&format!("/storage/{digest}"))),
+    ] {
+        origin.route(path, Reply::redirect(&target));
+        let before = origin.seen_to(path).len();
+        let user = User::new();
+        let started = Instant::now();
+        let err = assert_refused(&user, &pull(&user, None), &[refused, &plain.host()]);
+        assert!(started.elapsed() < Duration::from_secs(20), "{err}");
+        assert!(plain.seen().is_empty(), "followed: {:?}", plain.seen());
+        assert_eq!(
+            origin.seen_to(path).len() - before,
+            1,
+            "a refused redirect is not retried"
+        );
+        // Back to serving it directly, for the next case.
+        serve_artifact(&origin, &good);
+    }
+
+    // Marked insecure, the redirect target may be followed over plain HTTP.
+    origin.route(
+        &blob_path,
+        Reply::redirect(&plain.url(&format!("/storage/{digest}"))),
+    );
+    let user = User::new();
+    let result = pull(&user, Some(&plain.host())).ok();
+    assert_eq!(
+        fs::read(user.cache().join("blobs/sha256").join(&digest[7..])).unwrap(),
+        good
+    );
+    assert_eq!(result["cached"], true);
+    assert_eq!(plain.seen_to(&format!("/storage/{digest}")).len(), 1);
 }
 
 #[test]

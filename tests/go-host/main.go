@@ -5,9 +5,17 @@
 //
 // Modes:
 //
-//	go-host -plugin BIN [-rpcs manifest,metadata,schema,validate,health] [-op OP -arg A ...]
+//	go-host -plugin BIN [-rpcs manifest,metadata,schema,validate,health] [-op OP -arg A ...]...
+//	go-host -plugin BIN -op OP ... -abort close|exit|kill [-abort-on TEXT] [-abort-after D]
 //	go-host -plugin BIN -raw       launch without go-plugin: read stdout and the exit by hand
 //	go-host -plugin BIN -bench N   N launches of spawn → Execute → Kill, durations in the report
+//
+// Every -op is one Execute in the same launch (one after another, or all at once with
+// -concurrent); -arg and -args-file (a JSON array of strings, for values longer than an argv
+// string may be) add arguments to the latest -op. -abort plays a host that goes away in the
+// middle of the (single) Execute: "close" drops the gRPC connection without Shutdown and waits
+// for the plugin to exit on its own, "exit" leaves at once (report printed, plugin not stopped,
+// its pid in the report), "kill" calls Client.Kill as DS does when the Execute deadline passes.
 //
 //go:generate ./gen.sh
 package main
@@ -51,11 +59,77 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
+// call is one Execute: an operation and its arguments.
+type call struct {
+	op   string
+	args []string
+}
+
+// calls gathers -op, -arg and -args-file in command-line order: -op starts an Execute, the
+// others add arguments to the latest one (before any -op, to the first).
+type calls struct {
+	list    []call
+	pending []string
+}
+
+func (c *calls) add(args ...string) {
+	if n := len(c.list); n > 0 {
+		c.list[n-1].args = append(c.list[n-1].args, args...)
+	} else {
+		c.pending = append(c.pending, args...)
+	}
+}
+
+// first is the first Execute, or help with the arguments given so far.
+func (c *calls) first() call {
+	if len(c.list) > 0 {
+		return c.list[0]
+	}
+	return call{op: "help", args: c.pending}
+}
+
+type opFlag struct{ c *calls }
+
+func (f opFlag) String() string { return "" }
+func (f opFlag) Set(v string) error {
+	next := call{op: v}
+	if len(f.c.list) == 0 {
+		next.args, f.c.pending = f.c.pending, nil
+	}
+	f.c.list = append(f.c.list, next)
+	return nil
+}
+
+type argFlag struct{ c *calls }
+
+func (f argFlag) String() string     { return "" }
+func (f argFlag) Set(v string) error { f.c.add(v); return nil }
+
+type argsFileFlag struct{ c *calls }
+
+func (f argsFileFlag) String() string { return "" }
+func (f argsFileFlag) Set(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var args []string
+	if err := json.Unmarshal(data, &args); err != nil {
+		return fmt.Errorf("%s: want a JSON array of strings: %w", path, err)
+	}
+	f.c.add(args...)
+	return nil
+}
+
 type options struct {
 	plugin     string
 	rpcs       string
-	op         string
-	args       listFlag
+	calls      calls
+	concurrent bool
+	abort      string
+	abortOn    listFlag
+	abortAfter time.Duration
+	abortWait  time.Duration
 	env        listFlag
 	layout     string
 	connInfo   string
@@ -117,6 +191,7 @@ func (l *lineBuffer) lines() []string {
 }
 
 type executeReport struct {
+	Operation  string           `json:"operation"`
 	Stdout     string           `json:"stdout"`
 	Stderr     string           `json:"stderr"`
 	ExitCode   int32            `json:"exit_code"`
@@ -134,7 +209,10 @@ type report struct {
 	Version       int                  `json:"version,omitempty"`
 	StartMillis   float64              `json:"start_millis"`
 	RPCs          map[string]any       `json:"rpcs"`
+	Pid           int                  `json:"pid,omitempty"`
 	Execute       *executeReport       `json:"execute,omitempty"`
+	Executes      []*executeReport     `json:"executes,omitempty"`
+	Abort         *abortReport         `json:"abort,omitempty"`
 	KillMillis    float64              `json:"kill_millis"`
 	Exited        bool                 `json:"exited"`
 	SocketRemoved bool                 `json:"socket_removed"`
@@ -145,12 +223,30 @@ type report struct {
 	Errors        []string             `json:"errors"`
 }
 
+// abortReport says how the host went away during the Execute and what the plugin did.
+type abortReport struct {
+	Mode string `json:"mode"`
+	// Matched: every -abort-on text was seen in one plugin stderr line before the abort.
+	Matched bool `json:"matched"`
+	// AfterMillis: Execute start → abort.
+	AfterMillis float64 `json:"after_millis"`
+	// ExitMillis: abort → plugin process gone ("close" and "kill"; -1 when it did not exit in
+	// -abort-wait).
+	ExitMillis float64 `json:"exit_millis"`
+}
+
 func main() {
 	var o options
 	flag.StringVar(&o.plugin, "plugin", "", "plugin binary")
 	flag.StringVar(&o.rpcs, "rpcs", "", "comma list: manifest,metadata,schema,validate,health")
-	flag.StringVar(&o.op, "op", "", "Execute this operation")
-	flag.Var(&o.args, "arg", "Execute argument (repeatable)")
+	flag.Var(opFlag{&o.calls}, "op", "Execute this operation (repeatable: one Execute each, same launch)")
+	flag.Var(argFlag{&o.calls}, "arg", "argument of the latest -op (repeatable)")
+	flag.Var(argsFileFlag{&o.calls}, "args-file", "file with a JSON array of arguments for the latest -op")
+	flag.BoolVar(&o.concurrent, "concurrent", false, "run the Executes at the same time")
+	flag.StringVar(&o.abort, "abort", "", "go away during the Execute: close | exit | kill")
+	flag.Var(&o.abortOn, "abort-on", "with -abort: first wait for a plugin stderr line containing this text (repeatable: all in one line)")
+	flag.DurationVar(&o.abortAfter, "abort-after", 0, "with -abort: delay after the Execute started, or after -abort-on matched")
+	flag.DurationVar(&o.abortWait, "abort-wait", 10*time.Second, "with -abort: longest wait for -abort-on, and for the plugin to exit")
 	flag.Var(&o.env, "env", "extra KEY=VALUE for the plugin's environment (repeatable)")
 	flag.StringVar(&o.layout, "layout", "field3", "ExecuteRequest layout: field3 | field4 | env (map in 3, id in 4)")
 	flag.StringVar(&o.connInfo, "conninfo", "before", "HostConfig ConnInfo: before | race | after | never | none (broker id 0)")
@@ -247,13 +343,18 @@ func runSession(o options, rep *report) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if o.op != "" {
+	rep.Pid = rc.Pid
+	if len(o.calls.list) > 0 {
 		payload, err := configPayload(o)
 		if err != nil {
 			client.Kill()
 			return err
 		}
-		rep.Execute = execute(ds, o, payload)
+		if o.abort != "" {
+			return abortSession(client, ds, o, payload, stderr, rep)
+		}
+		rep.Executes = executeAll(ds, o, payload)
+		rep.Execute = rep.Executes[0]
 	}
 
 	killStart := time.Now()
@@ -299,8 +400,122 @@ func callRPC(ctx context.Context, ds *dsClient, name string) any {
 	return resp
 }
 
-// execute runs one Execute with the requested layout and ConnInfo timing.
-func execute(ds *dsClient, o options, payload []byte) *executeReport {
+// executeAll runs every -op in this launch, one after another or (-concurrent) all at once.
+func executeAll(ds *dsClient, o options, payload []byte) []*executeReport {
+	reports := make([]*executeReport, len(o.calls.list))
+	pending := make([]<-chan *executeReport, len(o.calls.list))
+	for i, c := range o.calls.list {
+		pending[i] = startExecute(ds, o, c, payload)
+		if !o.concurrent {
+			reports[i] = <-pending[i]
+		}
+	}
+	if o.concurrent {
+		for i, done := range pending {
+			reports[i] = <-done
+		}
+	}
+	return reports
+}
+
+// abortSession starts the one Execute and goes away in its middle as -abort says: once a
+// plugin stderr line holds every -abort-on text (or -abort-wait passed), and -abort-after later.
+func abortSession(client *plugin.Client, ds *dsClient, o options, payload []byte, stderr *lineBuffer, rep *report) error {
+	if len(o.calls.list) != 1 {
+		client.Kill()
+		return errors.New("-abort needs exactly one -op")
+	}
+	start := time.Now()
+	done := startExecute(ds, o, o.calls.list[0], payload)
+	ab := &abortReport{Mode: o.abort, ExitMillis: -1}
+	rep.Abort = ab
+	finishedFirst := func(r *executeReport) error {
+		rep.Execute = r
+		client.Kill()
+		return errors.New("the Execute finished before the abort")
+	}
+	deadline := time.Now().Add(o.abortWait)
+	for !ab.Matched && time.Now().Before(deadline) {
+		ab.Matched = lineWithAll(stderr.lines(), o.abortOn)
+		select {
+		case r := <-done:
+			return finishedFirst(r)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	select {
+	case r := <-done:
+		return finishedFirst(r)
+	case <-time.After(o.abortAfter):
+	}
+	ab.AfterMillis = ms(time.Since(start))
+	aborted := time.Now()
+	switch o.abort {
+	case "exit":
+		// main prints the report and the host process ends; nothing stops the plugin.
+		return nil
+	case "close":
+		_ = ds.conn.Close()
+		ab.ExitMillis = waitExited(client, o.abortWait)
+	case "kill":
+		client.Kill()
+		rep.KillMillis = ms(time.Since(aborted))
+		if client.Exited() {
+			ab.ExitMillis = rep.KillMillis
+		}
+	default:
+		client.Kill()
+		return fmt.Errorf("unknown -abort %q", o.abort)
+	}
+	select {
+	case r := <-done:
+		rep.Execute = r
+	case <-time.After(5 * time.Second):
+	}
+	// Never leave the plugin behind, whatever it did.
+	client.Kill()
+	rep.Exited = client.Exited()
+	if rep.Network == "unix" {
+		_, statErr := os.Stat(rep.Address)
+		rep.SocketRemoved = errors.Is(statErr, os.ErrNotExist)
+	}
+	return nil
+}
+
+// lineWithAll: some line contains every text (no texts: true).
+func lineWithAll(lines, texts []string) bool {
+	if len(texts) == 0 {
+		return true
+	}
+	for _, line := range lines {
+		all := true
+		for _, t := range texts {
+			all = all && strings.Contains(line, t)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// waitExited polls until the plugin process is gone: milliseconds waited, or -1.
+func waitExited(client *plugin.Client, limit time.Duration) float64 {
+	start := time.Now()
+	for {
+		if client.Exited() {
+			return ms(time.Since(start))
+		}
+		if time.Since(start) >= limit {
+			return -1
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// startExecute starts one Execute with the requested layout and ConnInfo timing; the report
+// arrives on the returned channel.
+func startExecute(ds *dsClient, o options, c call, payload []byte) <-chan *executeReport {
 	var id uint32
 	serve := func() {}
 	if o.connInfo != "none" {
@@ -320,18 +535,18 @@ func execute(ds *dsClient, o options, payload []byte) *executeReport {
 	case "race": // what DS does: AcceptAndServe in a goroutine, Execute at once
 		serve()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), o.deadline)
-	defer cancel()
 	done := make(chan *executeReport, 1)
 	start := time.Now()
 	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), o.deadline)
+		defer cancel()
 		resp := &pb.ExecuteResponse{}
 		var err error
 		switch o.layout {
 		case "field3":
-			resp, err = ds.client.Execute(ctx, &pb.ExecuteRequest{Operation: o.op, Args: o.args, HostConfigBrokerId: id})
+			resp, err = ds.client.Execute(ctx, &pb.ExecuteRequest{Operation: c.op, Args: c.args, HostConfigBrokerId: id})
 		case "field4", "env":
-			legacy := &pb.LegacyExecuteRequest{Operation: o.op, Args: o.args, HostConfigBrokerId: id}
+			legacy := &pb.LegacyExecuteRequest{Operation: c.op, Args: c.args, HostConfigBrokerId: id}
 			if o.layout == "env" {
 				legacy.Env = map[string]string{"K": "V"}
 			}
@@ -339,7 +554,7 @@ func execute(ds *dsClient, o options, payload []byte) *executeReport {
 		default:
 			err = fmt.Errorf("unknown layout %q", o.layout)
 		}
-		r := &executeReport{Millis: ms(time.Since(start)), Finalizers: []map[string]any{}}
+		r := &executeReport{Operation: c.op, Millis: ms(time.Since(start)), Finalizers: []map[string]any{}}
 		if err != nil {
 			r.RPCError = err.Error()
 		} else {
@@ -358,7 +573,7 @@ func execute(ds *dsClient, o options, payload []byte) *executeReport {
 		time.Sleep(300 * time.Millisecond)
 		serve()
 	}
-	return <-done
+	return done
 }
 
 // runRaw launches the plugin like go-plugin does but by hand, so that everything on stdout
@@ -429,11 +644,8 @@ func runRaw(o options, rep *report) error {
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		time.Sleep(200 * time.Millisecond)
 	}
-	op := o.op
-	if op == "" {
-		op = "help"
-	}
-	if resp, err := ds.Execute(ctx, &pb.ExecuteRequest{Operation: op, Args: o.args}); err == nil {
+	c := o.calls.first()
+	if resp, err := ds.Execute(ctx, &pb.ExecuteRequest{Operation: c.op, Args: c.args}); err == nil {
 		raw["execute_exit_code"] = resp.ExitCode
 		raw["execute_stdout"] = resp.Stdout
 		raw["execute_error"] = resp.Error
@@ -492,7 +704,7 @@ func runBench(o options, rep *report) error {
 			client.Kill()
 			return err
 		}
-		r := execute(ds, options{op: o.op, args: o.args, layout: "field3", connInfo: "race", deadline: time.Minute}, payload)
+		r := <-startExecute(ds, options{layout: "field3", connInfo: "race", deadline: time.Minute}, o.calls.first(), payload)
 		if r.RPCError != "" || r.ExitCode != 0 {
 			client.Kill()
 			return fmt.Errorf("run %d: %s%s", i, r.RPCError, r.Error)

@@ -1,19 +1,28 @@
 //! ds-porter as DS sees it: launched by a real go-plugin v1.7.0 host (`tests/go-host`, Go, stubs
 //! generated from `proto/`) exactly as the DS host launches plugins, and checked against the
 //! conformance cases of `spec/ds-contract.md` §12 (transport 1–17, dispatch 27–34, list and
-//! execute-plugin 41–44, pull 45–47 and, against the real registry, the pull cases).
+//! execute-plugin 41–44, pull 45–47 and, against the real registry, the pull cases), plus
+//! robustness: a host that goes away in the middle of an Execute, several Executes in one
+//! launch, and argument edge cases (§4.1 gaps, repeats, empty keys; huge values; unwritable
+//! output paths).
 //!
 //! Each test runs the host program once per plugin launch; the host prints a JSON report of what
 //! it saw (handshake, RPC answers, the Execute response, kill time, the plugin's raw stderr and
 //! its own re-logged view of it).
 #![allow(clippy::unwrap_used)]
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use porter_e2e::{Registry, StandardFixtures, block_on, ds_porter_bin, publish_standard};
+use porter_e2e::{
+    BINARY_MEDIA_TYPE, EMPTY_CONFIG_DIGEST, EMPTY_CONFIG_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
+    Registry, StandardFixtures, block_on, ds_porter_bin, publish_standard, sha256_digest,
+};
 use serde_json::{Value, json};
 
 /// Upper bound for one host run (the longest case waits 5 s for a ConnInfo that never comes).
@@ -94,6 +103,17 @@ impl Launch {
         self
     }
 
+    /// Adds `args` to the latest Execute through a file (`-args-file`): values longer than an
+    /// argv string may be, and exact strings (empty, blank).
+    fn args_file(mut self, args: &[String]) -> Self {
+        let n = self.args.len();
+        let path = self.dir.path().join(format!("args-{n}.json"));
+        std::fs::write(&path, serde_json::to_vec(args).unwrap()).unwrap();
+        self.args
+            .extend(["-args-file".into(), path.display().to_string()]);
+        self
+    }
+
     /// The HostConfig JSON the host serves through the broker.
     fn config(mut self, json: &str) -> Self {
         let path = self.dir.path().join("host-config.json");
@@ -139,7 +159,7 @@ impl Launch {
         let mut stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {
             let mut text = String::new();
-            std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+            stdout.read_to_string(&mut text).unwrap();
             text
         });
         let status =
@@ -180,6 +200,11 @@ fn assert_hclog_lines(report: &Value) {
 
 fn execute(report: &Value) -> &Value {
     &report["execute"]
+}
+
+/// Every Execute of the launch, in `-op` order.
+fn executes(report: &Value) -> &[Value] {
+    report["executes"].as_array().unwrap()
 }
 
 fn assert_ok(report: &Value) -> &Value {
@@ -911,4 +936,698 @@ fn pull_errors_from_the_registry_come_back_as_ds_errors() {
         .execute("pull", &[&format!("arg0={missing}"), "insecure=true"])
         .run();
     assert_error(&report, "failed to copy artifact:");
+}
+
+// --- the host going away in the middle of an Execute -----------------------------------------
+
+/// A registry on loopback holding one artifact, `demo/stall:1.0` (an OCI manifest, one 2 MiB
+/// layer titled `tool`), whose layer download stalls half-way: headers and the first half of the
+/// bytes, then nothing until the registry is dropped. One request per connection.
+struct StallingRegistry {
+    host: String,
+    layer_digest: String,
+    layer_requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Longest a stalling registry runs; a leaked one stops by itself.
+const STALL_LIFETIME: Duration = Duration::from_secs(120);
+const STALL_LAYER_BYTES: usize = 2 << 20;
+
+impl StallingRegistry {
+    fn start() -> Self {
+        let layer: Vec<u8> = (0..STALL_LAYER_BYTES)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        let layer_digest = sha256_digest(&layer);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+            "config": {"mediaType": EMPTY_CONFIG_MEDIA_TYPE, "digest": EMPTY_CONFIG_DIGEST, "size": 2},
+            "layers": [{
+                "mediaType": BINARY_MEDIA_TYPE,
+                "digest": layer_digest,
+                "size": layer.len(),
+                "annotations": {"org.opencontainers.image.title": "tool"}
+            }]
+        })
+        .to_string()
+        .into_bytes();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let layer_requests = Arc::new(AtomicUsize::new(0));
+        let served = Arc::new(Served {
+            manifest,
+            layer,
+            layer_digest: layer_digest.clone(),
+            layer_requests: Arc::clone(&layer_requests),
+            stop: Arc::clone(&stop),
+        });
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            while !served.stopped(started) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let served = Arc::clone(&served);
+                        std::thread::spawn(move || served.answer(conn, started));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        StallingRegistry {
+            host,
+            layer_digest,
+            layer_requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn reference(&self) -> String {
+        format!("{}/demo/stall:1.0", self.host)
+    }
+
+    fn layer_requests(&self) -> usize {
+        self.layer_requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for StallingRegistry {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Served {
+    manifest: Vec<u8>,
+    layer: Vec<u8>,
+    layer_digest: String,
+    layer_requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Served {
+    fn stopped(&self, started: Instant) -> bool {
+        self.stop.load(Ordering::SeqCst) || started.elapsed() > STALL_LIFETIME
+    }
+
+    fn answer(&self, mut conn: TcpStream, started: Instant) {
+        let _ = conn.set_nonblocking(false);
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
+            match conn.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let mut words = head.split_whitespace();
+        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let path = path.split('?').next().unwrap_or("");
+        let manifest_digest = sha256_digest(&self.manifest);
+        let (status, content_type, body): (&str, &str, &[u8]) = if path == "/v2/" {
+            ("200 OK", "application/json", b"{}")
+        } else if path == "/v2/demo/stall/manifests/1.0"
+            || path == format!("/v2/demo/stall/manifests/{manifest_digest}")
+        {
+            ("200 OK", OCI_MANIFEST_MEDIA_TYPE, &self.manifest)
+        } else if path == format!("/v2/demo/stall/blobs/{EMPTY_CONFIG_DIGEST}") {
+            ("200 OK", "application/octet-stream", b"{}")
+        } else if path == format!("/v2/demo/stall/blobs/{}", self.layer_digest) {
+            self.layer_requests.fetch_add(1, Ordering::SeqCst);
+            ("200 OK", "application/octet-stream", &self.layer)
+        } else {
+            ("404 Not Found", "application/json", br#"{"errors":[]}"#)
+        };
+        let mut reply = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nDocker-Content-Digest: {}\r\nConnection: close\r\n\r\n",
+            body.len(),
+            sha256_digest(body)
+        )
+        .into_bytes();
+        if method != "HEAD" {
+            let stalls = std::ptr::eq(body, self.layer.as_slice());
+            reply.extend_from_slice(if stalls {
+                &body[..body.len() / 2]
+            } else {
+                body
+            });
+            if stalls {
+                let _ = conn.write_all(&reply);
+                let _ = conn.flush();
+                while !self.stopped(started) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                return;
+            }
+        }
+        let _ = conn.write_all(&reply);
+    }
+}
+
+/// Watches a directory from another thread and remembers whether it ever held a non-empty file.
+struct PartialWatcher {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl PartialWatcher {
+    fn start(dir: PathBuf) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            while !flag.load(Ordering::SeqCst) && started.elapsed() < HOST_TIMEOUT {
+                let seen = std::fs::read_dir(&dir).into_iter().flatten().any(|e| {
+                    e.ok()
+                        .and_then(|e| e.metadata().ok())
+                        .is_some_and(|m| m.len() > 0)
+                });
+                if seen {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            false
+        });
+        PartialWatcher { stop, thread }
+    }
+
+    fn saw_partial_file(self) -> bool {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
+}
+
+/// Every path under `dir` (none when it does not exist).
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(next) = todo.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.is_dir() && !path.is_symlink() {
+                todo.push(path.clone());
+            }
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Nothing half-done is left: no export temp names in the cache or the export destinations,
+/// no temp blob in `.ingest`, every blob hashes to its name, and `cache verify` is clean.
+fn assert_no_partial_files(launch: &Launch, destinations: &[&str]) {
+    let mut roots = vec![launch.cache_root()];
+    roots.extend(destinations.iter().map(|d| launch.dir.path().join(d)));
+    for root in &roots {
+        for path in walk(root) {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with(".ds-porter-tmp"),
+                "left behind: {}",
+                path.display()
+            );
+        }
+    }
+    let ingest: Vec<PathBuf> = walk(&launch.porter_cache().join(".ingest"));
+    assert_eq!(ingest, Vec::<PathBuf>::new(), "temp blobs left in .ingest");
+    for blob in walk(&launch.porter_cache().join("blobs/sha256")) {
+        let name = blob.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            sha256_digest(&std::fs::read(&blob).unwrap()),
+            format!("sha256:{name}"),
+            "a visible blob does not hash to its name"
+        );
+    }
+    let verify = Command::new(ds_porter_bin())
+        .args(["cache", "verify"])
+        .current_dir(launch.dir.path())
+        .env("HOME", launch.home())
+        .env("DS_CACHE_DIR", launch.cache_root())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success(),
+        "cache verify: {stdout} {}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (&report["corrupt"], &report["missing"]),
+        (&json!([]), &json!([])),
+        "{report}"
+    );
+}
+
+/// Waits (bounded) until process `pid` is gone or a zombie; how long that took. A process that
+/// is still there afterwards is killed, so no test leaves one behind.
+fn wait_gone(pid: u32, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        };
+        if gone {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains("ds-porter") {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Pulls from a registry whose layer stalls half-way and has the host go away (`mode`, see
+/// `-abort`) once the partial layer is on disk. Returns the launch and the host's report.
+fn abort_mid_pull(mode: &str) -> (Launch, Value) {
+    let stall = StallingRegistry::start();
+    let launch = Launch::new()
+        .flags(&[
+            "-abort",
+            mode,
+            "-abort-on",
+            "downloading blob",
+            "-abort-on",
+            &stall.layer_digest,
+            "-abort-after",
+            "300ms",
+        ])
+        .cache_config()
+        .execute(
+            "pull",
+            &[
+                &format!("arg0={}", stall.reference()),
+                "insecure=true",
+                "o=out",
+            ],
+        );
+    let watcher = PartialWatcher::start(launch.porter_cache().join(".ingest"));
+    let report = launch.run();
+    let saw_partial = watcher.saw_partial_file();
+    assert_eq!(report["abort"]["matched"], true, "{report:#}");
+    assert_eq!(stall.layer_requests(), 1, "{report:#}");
+    assert!(
+        saw_partial,
+        "the layer was half in the cache when the host went away"
+    );
+    (launch, report)
+}
+
+/// The plugin went away by itself: exit status 0 as go-plugin logged it, socket removed.
+fn assert_exited_on_its_own(report: &Value) {
+    let exit_ms = report["abort"]["exit_millis"].as_f64().unwrap();
+    assert!(
+        (0.0..5000.0).contains(&exit_ms),
+        "plugin gone {exit_ms} ms after the host went away: {report:#}"
+    );
+    assert_eq!(report["exited"], true);
+    assert_eq!(report["socket_removed"], true, "{report:#}");
+    let exited: Vec<&str> = report["host_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .filter(|l| l.contains("plugin process exited"))
+        .collect();
+    assert_eq!(exited.len(), 1, "{report:#}");
+    assert!(
+        !exited[0].contains("\"error\""),
+        "non-zero exit: {}",
+        exited[0]
+    );
+}
+
+#[test]
+fn a_host_that_drops_the_connection_mid_pull_leaves_no_plugin_and_no_partial_files() {
+    let (launch, report) = abort_mid_pull("close");
+    assert_exited_on_its_own(&report);
+    assert!(
+        execute(&report)["rpc_error"].is_string(),
+        "the Execute cannot answer a closed connection: {report:#}"
+    );
+    assert_no_partial_files(&launch, &["out"]);
+
+    // The next launch on the same cache works: a pull through the host, then list.
+    let (reg, fx) = registry();
+    let app = reg.reference("demo/app:1.0");
+    let cache_cfg = json!({"Cache": {"Dir": launch.cache_root()}}).to_string();
+    let next = Launch::new()
+        .config(&cache_cfg)
+        .execute("pull", &[&format!("arg0={app}"), "insecure=true"])
+        .execute("list", &[]);
+    let report = next.run();
+    let runs = executes(&report);
+    let pulled: Value = serde_json::from_str(runs[0]["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(pulled["digest"], fx.app.digest, "{report:#}");
+    let listed: Value = serde_json::from_str(runs[1]["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_clean_exit(&report);
+    assert_no_partial_files(&launch, &["out"]);
+}
+
+#[test]
+fn a_host_process_that_dies_mid_pull_leaves_no_plugin_and_no_partial_files() {
+    let (launch, report) = abort_mid_pull("exit");
+    let pid = u32::try_from(report["pid"].as_u64().unwrap()).unwrap();
+    let gone = wait_gone(pid, Duration::from_secs(5));
+    assert!(
+        gone.is_some(),
+        "plugin {pid} still running 5 s after its host died"
+    );
+    let socket = report["address"].as_str().unwrap();
+    assert!(!Path::new(socket).exists(), "socket {socket} left behind");
+    assert_no_partial_files(&launch, &["out"]);
+
+    let next = Launch::new()
+        .config(&json!({"Cache": {"Dir": launch.cache_root()}}).to_string())
+        .execute("list", &[]);
+    assert_eq!(assert_ok(&next.run())["stdout"], "[]\n");
+}
+
+#[test]
+fn a_host_that_kills_the_plugin_mid_pull_gets_a_prompt_exit_and_no_partial_files() {
+    // What DS does when the Execute deadline passes: Client.Kill (Shutdown, 2 s, SIGKILL).
+    let (launch, report) = abort_mid_pull("kill");
+    assert_exited_on_its_own(&report);
+    assert!(
+        report["kill_millis"].as_f64().unwrap() < 1900.0,
+        "the host had to SIGKILL the plugin: {report:#}"
+    );
+    assert_no_partial_files(&launch, &["out"]);
+}
+
+// --- several Executes in one launch ---------------------------------------------------------
+
+#[test]
+fn executes_in_one_launch_one_after_another_give_independent_results() {
+    let (reg, fx) = registry();
+    let tool = reg.reference("demo/tool:1.0");
+    let launch = Launch::new()
+        .cache_config()
+        .execute("list", &[])
+        .execute(
+            "pull",
+            &[
+                &format!("arg0={tool}"),
+                "insecure=true",
+                "platform=linux/arm64",
+                "o=arm",
+            ],
+        )
+        .execute("pull", &[])
+        .execute(
+            "pull",
+            &[
+                &format!("arg0={tool}"),
+                "insecure=true",
+                "all-arch=true",
+                "o=all",
+            ],
+        )
+        .execute("version", &[])
+        .execute("list", &[]);
+    let report = launch.run();
+    let runs = executes(&report);
+    assert_eq!(runs.len(), 6, "{report:#}");
+    for (i, run) in runs.iter().enumerate() {
+        assert_eq!(run["rpc_error"], Value::Null, "Execute {i}: {report:#}");
+    }
+    assert_eq!(
+        (runs[0]["exit_code"].as_i64(), runs[0]["stdout"].as_str()),
+        (Some(0), Some("[]\n"))
+    );
+
+    let arm: Value = serde_json::from_str(runs[1]["stdout"].as_str().unwrap()).unwrap();
+    // Exported paths are reported as given (ds-contract §7.7), relative to the plugin's cwd.
+    assert_eq!(arm["exported_files"], json!(["arm/linux/arm64/tool"]));
+    assert_eq!(
+        std::fs::read(launch.dir.path().join("arm/linux/arm64/tool")).unwrap(),
+        StandardFixtures::tool_contents("linux/arm64")
+    );
+
+    // A failing Execute in between changes nothing for the next one.
+    assert_eq!(
+        (runs[2]["exit_code"].as_i64(), runs[2]["error"].as_str()),
+        (Some(1), Some("artifact reference required"))
+    );
+
+    let all: Value = serde_json::from_str(runs[3]["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(all["id"], fx.tool.id());
+    assert_eq!(all["exported_files"].as_array().unwrap().len(), 3, "{all}");
+    assert!(!launch.dir.path().join("arm/windows").exists());
+    assert!(
+        runs[4]["stdout"]
+            .as_str()
+            .unwrap()
+            .starts_with("porter version ")
+    );
+    let listed: Value = serde_json::from_str(runs[5]["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["id"], fx.tool.id());
+    assert_clean_exit(&report);
+    assert_no_partial_files(&launch, &["arm", "all"]);
+}
+
+#[test]
+fn concurrent_executes_in_one_launch_keep_their_own_arguments_and_results() {
+    let (reg, fx) = registry();
+    let (app, tool) = (
+        reg.reference("demo/app:1.0"),
+        reg.reference("demo/tool:1.0"),
+    );
+    let launch = Launch::new()
+        .flags(&["-concurrent"])
+        .cache_config()
+        .execute("pull", &[&format!("arg0={app}"), "insecure=true", "o=app"])
+        .execute(
+            "pull",
+            &[
+                &format!("arg0={tool}"),
+                "insecure=true",
+                "all-arch=true",
+                "o=tool",
+            ],
+        )
+        .execute("pull", &[&format!("arg0={tool}"), "insecure=true"])
+        .execute("execute-plugin", &["arg0=nothing-here", "arg1=x"]);
+    let report = launch.run();
+    let runs = executes(&report);
+    let results: Vec<Value> = runs[..3]
+        .iter()
+        .map(|r| {
+            assert_eq!(r["exit_code"], 0, "{report:#}");
+            serde_json::from_str(r["stdout"].as_str().unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        (&results[0]["reference"], &results[0]["digest"]),
+        (&json!(app), &json!(fx.app.digest))
+    );
+    assert_eq!(results[0]["exported_files"], json!(["app/app"]));
+    assert_eq!(
+        (&results[1]["reference"], &results[1]["digest"]),
+        (&json!(tool), &json!(fx.tool.digest))
+    );
+    assert_eq!(results[1]["exported_files"].as_array().unwrap().len(), 3);
+    assert_eq!(results[2]["exported_files"], Value::Null);
+    assert!(
+        runs[3]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("artifact not found:"),
+        "{report:#}"
+    );
+    assert_clean_exit(&report);
+    assert_no_partial_files(&launch, &["app", "tool"]);
+}
+
+// --- argument edge cases through the host (ds-contract §4.1) --------------------------------
+
+#[test]
+fn plugin_args_with_gaps_repeats_and_empty_keys_follow_ds_plugin_args() {
+    // A gap in the positionals is an empty slot, and cleaned away (case 28).
+    let launch = Launch::new()
+        .cache_config()
+        .execute("execute-plugin", &["arg0=test123", "arg2=test-plugin"]);
+    seed_cache(&launch);
+    let report = launch.run();
+    assert_eq!(assert_ok(&report)["finalizers"][0]["name"], "test-plugin");
+
+    // A repeated `arg<N>` fills its slot last-write-wins (execute-plugin reads slots) …
+    let launch = Launch::new().cache_config().execute(
+        "execute-plugin",
+        &["arg0=missing", "arg0=test123", "arg1=test-plugin"],
+    );
+    seed_cache(&launch);
+    let report = launch.run();
+    assert!(
+        assert_ok(&report)["finalizers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("artifact-id=test123")),
+        "{report:#}"
+    );
+
+    // … while keys read by name take their first value (pull's ref, o, insecure), repeated
+    // platforms all count, and empty, blank and key-less arguments are skipped.
+    let (reg, fx) = registry();
+    let tool = reg.reference("demo/tool:1.0");
+    let missing = reg.reference("demo/missing:1.0");
+    let args: Vec<String> = [
+        "",
+        " ",
+        "=ghost",
+        "=",
+        " = x",
+        &format!("arg0={tool}"),
+        &format!("arg0={missing}"),
+        "arg2=stray",
+        "insecure=true",
+        "insecure=false",
+        "o=first",
+        "o=second",
+        "platform=linux/arm64",
+        "platform=windows/amd64",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let launch = Launch::new()
+        .cache_config()
+        .execute("pull", &[])
+        .args_file(&args);
+    let report = launch.run();
+    let result: Value =
+        serde_json::from_str(assert_ok(&report)["stdout"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (&result["reference"], &result["digest"]),
+        (&json!(tool), &json!(fx.tool.digest))
+    );
+    assert_eq!(
+        result["exported_files"],
+        json!(["first/linux/arm64/tool", "first/windows/amd64/tool.exe"])
+    );
+    assert!(!launch.dir.path().join("second").exists());
+}
+
+/// A `key=value` of `len` bytes.
+fn huge(key: &str, len: usize) -> String {
+    format!("{key}={}", "a".repeat(len - key.len() - 1))
+}
+
+#[test]
+fn huge_plugin_args_fail_with_an_error_naming_the_argument() {
+    const MIB: usize = 1 << 20;
+    for (op, args, key) in [
+        (
+            "pull",
+            vec![huge("arg0", MIB), "insecure=true".into()],
+            "arg0",
+        ),
+        (
+            "pull",
+            vec!["arg0=127.0.0.1:9/none:1".into(), huge("o", 5 * MIB)],
+            "o",
+        ),
+        (
+            "push",
+            vec![
+                "arg0=tool".into(),
+                "arg1=127.0.0.1:9/none:1".into(),
+                huge("platform", 200 << 10),
+            ],
+            "platform",
+        ),
+        ("help", vec![format!("{}=v", "k".repeat(MIB))], "kkkk"),
+    ] {
+        let launch = Launch::new()
+            .cache_config()
+            .execute(op, &[])
+            .args_file(&args);
+        let report = launch.run();
+        let ex = execute(&report);
+        let error = ex["error"].as_str().unwrap();
+        assert_eq!(ex["exit_code"], 1, "{op} {key}: {error}");
+        assert!(
+            error.starts_with(&format!("argument {key}")) && error.contains("bytes long"),
+            "{op} {key}: {error}"
+        );
+        assert!(error.len() < 1024, "{op} {key}: {} bytes", error.len());
+        assert_clean_exit(&report);
+    }
+
+    // An operation name or a value below the limit that ends up in an error: the error stays
+    // small enough for DS (4 MiB per message) and keeps its start and its end.
+    let report = Launch::new()
+        .cache_config()
+        .execute(&"x".repeat(100_000), &[])
+        .run();
+    let error = execute(&report)["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("unknown operation: xxx") && error.len() < 20_000,
+        "{} bytes",
+        error.len()
+    );
+    let report = Launch::new()
+        .cache_config()
+        .execute("pull", &[])
+        .args_file(&[huge("arg0", 100_000)])
+        .run();
+    let error = execute(&report)["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("invalid reference \"aaa")
+            && error.ends_with("repository name must not be more than 255 characters")
+            && error.len() < 20_000,
+        "{} bytes: {}…",
+        error.len(),
+        &error[..200]
+    );
+}
+
+#[test]
+fn an_output_path_that_cannot_be_created_is_named_in_the_error() {
+    // Under a regular file: fails for root too (the tests may run as root, where a read-only
+    // directory would not stop the write).
+    let (reg, _fx) = registry();
+    let launch = Launch::new();
+    let file = launch.dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = file.join("sub");
+    let app = reg.reference("demo/app:1.0");
+    let launch = launch.cache_config().execute(
+        "pull",
+        &[
+            &format!("arg0={app}"),
+            "insecure=true",
+            &format!("o={}", out.display()),
+        ],
+    );
+    let report = launch.run();
+    assert_error(&report, "failed to export artifact:");
+    let error = execute(&report)["error"].as_str().unwrap();
+    assert!(error.contains(&out.display().to_string()), "{error}");
+    assert_clean_exit(&report);
+    assert_no_partial_files(&launch, &[]);
 }

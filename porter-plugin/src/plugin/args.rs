@@ -1,6 +1,10 @@
 //! DS operation arguments: `key=value` strings with the semantics of DS's `types.PluginArgs`
 //! (ds-contract §4.1), and the raw CLI tokens older hosts sent, converted the way newer hosts
 //! convert them (§4 step 3).
+//!
+//! Gaps in `arg<N>`, repeated keys and empty keys are tolerated as §4.1 says. One limit is
+//! ours: an argument longer than [`MAX_ARG_BYTES`] is refused with an error naming it, before
+//! it can reach a path, a reference or an error message.
 
 use std::collections::HashMap;
 
@@ -15,9 +19,10 @@ impl PluginArgs {
     /// Parses what the host sent: `key=value` strings, or raw tokens from a G1 host (any token
     /// that starts with `-` or has no `=`), which are first normalised like G2+ hosts do.
     pub fn from_request(args: &[String]) -> PluginArgs {
+        // Blank strings are skipped by both parsers, so they say nothing about the form.
         let legacy = args
             .iter()
-            .any(|a| !a.is_empty() && (a.starts_with('-') || !a.contains('=')));
+            .any(|a| !a.trim().is_empty() && (a.starts_with('-') || !a.contains('=')));
         if legacy {
             PluginArgs::new(&normalize_tokens(args))
         } else {
@@ -92,6 +97,36 @@ impl PluginArgs {
     pub fn cleaned_positionals(&self) -> Vec<String> {
         cleaned(self.positionals())
     }
+}
+
+/// Longest `key=value` string accepted: what one command-line argument can hold on Linux
+/// (`MAX_ARG_STRLEN`), so nothing typed after `ds porter …` is refused.
+pub const MAX_ARG_BYTES: usize = 128 * 1024;
+
+/// Refuses an argument longer than [`MAX_ARG_BYTES`], naming its key and the start of it.
+pub fn check_lengths(args: &[String]) -> Result<(), String> {
+    let Some(long) = args.iter().find(|a| a.len() > MAX_ARG_BYTES) else {
+        return Ok(());
+    };
+    let key = long
+        .split_once('=')
+        .map_or(long.as_str(), |(k, _)| k)
+        .trim();
+    Err(format!(
+        "argument {} is {} bytes long, more than the {MAX_ARG_BYTES} accepted: {:?}…",
+        prefix(key, 64),
+        long.len(),
+        prefix(long, 48)
+    ))
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Trimmed values with empties removed.
@@ -276,6 +311,34 @@ mod tests {
                 "{tokens:?}"
             );
         }
+    }
+
+    #[test]
+    fn blank_strings_do_not_switch_to_the_legacy_form() {
+        let a = PluginArgs::from_request(&strings(&[" ", "\t", "arg0=REF", "=ghost"]));
+        assert_eq!(a.first("arg0"), Some("REF"));
+        assert_eq!(a.positionals(), ["REF"]);
+    }
+
+    #[test]
+    fn an_argument_longer_than_a_command_line_argument_is_refused_by_name() {
+        let fits = format!("o={}", "x".repeat(MAX_ARG_BYTES - 2));
+        assert_eq!(check_lengths(&strings(&["arg0=REF", &fits])), Ok(()));
+        let long = format!("{fits}x");
+        let error = check_lengths(&strings(&["arg0=REF", &long])).unwrap_err();
+        assert!(
+            error.starts_with(
+                "argument o is 131073 bytes long, more than the 131072 accepted: \"o=xxx"
+            ),
+            "{error}"
+        );
+        let key = format!("{}é=v", "k".repeat(MAX_ARG_BYTES));
+        let error = check_lengths(&[key]).unwrap_err();
+        assert!(
+            error.starts_with(&format!("argument {} is", "k".repeat(64))),
+            "{error}"
+        );
+        assert!(error.len() < 300, "{error}");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! service, then print the handshake line — the only thing ever written to stdout. Everything
 //! slow (config, registry clients, the cache) waits for the RPC that needs it. The process
 //! exits on `GRPCController/Shutdown`, on SIGTERM, or when the host's connection goes away;
-//! SIGINT is ignored (the host owns the plugin's life).
+//! SIGINT is ignored (the host owns the plugin's life). An Execute still running then is
+//! cancelled, and its blocking work gets a bounded moment to finish, so a pull cut short leaves
+//! no temp blob or half-exported file behind.
 
 mod args;
 #[cfg(test)]
@@ -23,7 +25,7 @@ mod service;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tonic::transport::Server;
@@ -46,6 +48,9 @@ const APP_PROTOCOL_VERSION: u32 = 1;
 const FIRST_CONNECTION_WAIT: Duration = Duration::from_secs(60);
 /// Largest message accepted or sent on the main connection.
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// How long blocking work (a blob being written, an export) may take to wind down once the
+/// plugin stops; below the 2 s go-plugin waits after `Shutdown` before it sends SIGKILL.
+const CLEANUP_WAIT: Duration = Duration::from_millis(1500);
 
 /// What the host asked for, read from the environment before anything is bound.
 #[derive(Debug)]
@@ -107,7 +112,7 @@ impl Startup {
     }
 }
 
-/// Runs the plugin server; returns only when start-up fails (the server exits the process).
+/// Runs the plugin server until the host stops it (or start-up fails); the process exit code.
 pub fn serve() -> ExitCode {
     let startup = match Startup::from_env(|name| std::env::var(name).ok()) {
         Ok(startup) => startup,
@@ -127,17 +132,44 @@ pub fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(startup))
+    let stopped = runtime.block_on(run(startup));
+    if let Some(path) = &stopped.socket {
+        let _ = std::fs::remove_file(path);
+    }
+    // The cancelled Executes dropped their blob writers; wait for the blocking threads that
+    // remove the temp files (or finish an export), within what is left of CLEANUP_WAIT.
+    runtime.shutdown_timeout(stopped.deadline.saturating_duration_since(Instant::now()));
+    hclog::flush();
+    ExitCode::from(stopped.code)
 }
 
-async fn run(startup: Startup) -> ExitCode {
+/// How the server ended: the socket to remove, the exit code, and until when cleaning up may
+/// take.
+#[derive(Debug)]
+struct Stopped {
+    socket: Option<PathBuf>,
+    code: u8,
+    deadline: Instant,
+}
+
+impl Stopped {
+    fn failed(socket: Option<PathBuf>) -> Stopped {
+        Stopped {
+            socket,
+            code: 1,
+            deadline: Instant::now(),
+        }
+    }
+}
+
+async fn run(startup: Startup) -> Stopped {
     #[cfg(unix)]
     ignore_sigint();
     let bound = match listener::bind(&startup.listen) {
         Ok(bound) => bound,
         Err(err) => {
             tracing::error!(error = %err, "cannot listen for the host");
-            return ExitCode::FAILURE;
+            return Stopped::failed(None);
         }
     };
     let socket = bound.socket_path();
@@ -145,17 +177,19 @@ async fn run(startup: Startup) -> ExitCode {
 
     let broker = Broker::default();
     let controller = Controller::default();
+    let service = service::Service::new(broker.clone());
+    let running = service.running();
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status("plugin", tonic_health::ServingStatus::Serving)
         .await;
     let router = Server::builder()
         .add_service(health_service)
-        .add_service(GrpcBrokerServer::new(broker.clone()))
+        .add_service(GrpcBrokerServer::new(broker))
         .add_service(GrpcControllerServer::new(controller.clone()))
         .add_service(GrpcStdioServer::new(Stdio))
         .add_service(
-            DsPluginServer::new(service::Service::new(broker))
+            DsPluginServer::new(service)
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         );
@@ -174,7 +208,7 @@ async fn run(startup: Startup) -> ExitCode {
     };
     if let Err(err) = serving {
         tracing::error!(error = %err, "cannot serve on the listener");
-        exit(socket.as_deref(), 1);
+        return Stopped::failed(socket);
     }
 
     let line = startup.handshake_line(network, &address);
@@ -184,7 +218,7 @@ async fn run(startup: Startup) -> ExitCode {
         .and_then(|()| stdout.flush())
     {
         tracing::error!(error = %err, "cannot write the handshake line");
-        exit(socket.as_deref(), 1);
+        return Stopped::failed(socket);
     }
     drop(stdout);
     tracing::debug!(network, address = %address, "plugin address");
@@ -195,17 +229,22 @@ async fn run(startup: Startup) -> ExitCode {
         reason = host_gone(open_rx) => reason,
     };
     tracing::debug!(reason, "plugin exiting");
-    exit(socket.as_deref(), 0)
-}
-
-/// Removes the socket, flushes the log file and exits at once: long-lived broker and stdio
-/// streams would hold a graceful drain until the host closes them.
-fn exit(socket: Option<&std::path::Path>, code: i32) -> ! {
-    if let Some(path) = socket {
-        let _ = std::fs::remove_file(path);
+    // No graceful drain of the server: the long-lived broker and stdio streams would hold it
+    // until the host closes them. Only the Executes are cancelled and waited for; `serve` then
+    // drops the rest.
+    let deadline = Instant::now() + CLEANUP_WAIT;
+    running.stop();
+    if tokio::time::timeout(CLEANUP_WAIT, running.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!("an operation did not stop in time");
     }
-    hclog::flush();
-    std::process::exit(code)
+    Stopped {
+        socket,
+        code: 0,
+        deadline,
+    }
 }
 
 /// Resolves when the host had connected and every connection is closed again, or when no

@@ -2,11 +2,14 @@
 //! `ValidateConfig` and `Execute` (ds-contract §2, §6).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
 
 use porter_core::config::normalize_registry_host;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
-use super::args::PluginArgs;
+use super::args::{self, PluginArgs};
 use super::goplugin::Broker;
 use super::proto::ds_plugin_server::DsPlugin;
 use super::proto::{
@@ -30,6 +33,10 @@ const COMMANDS: [(&str, &str); 5] = [
     ("version", "Display plugin version information"),
 ];
 const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+/// Longest `error` sent back; DS accepts 4 MiB per message, and an error that quotes a long
+/// value is read by people. Longer ones keep their start and their end (the cause).
+const MAX_ERROR: usize = 16 * 1024;
+const ERROR_TAIL: usize = 2 * 1024;
 
 /// Platforms in Go's names; DS skips plugins whose lists lack its `GOOS`/`GOARCH`.
 fn platform() -> Platform {
@@ -43,27 +50,75 @@ fn platform() -> Platform {
 #[derive(Debug, Clone)]
 pub struct Service {
     broker: Broker,
+    running: Running,
+}
+
+/// The Executes in progress. Stopping the plugin cancels them — dropping a pull drops its blob
+/// writers and temp files — and waits until every one is gone, so their blocking threads are
+/// done cleaning up before the process exits.
+#[derive(Debug, Clone)]
+pub struct Running {
+    stopping: Arc<watch::Sender<bool>>,
+    count: Arc<watch::Sender<usize>>,
+}
+
+impl Default for Running {
+    fn default() -> Self {
+        Running {
+            stopping: Arc::new(watch::Sender::new(false)),
+            count: Arc::new(watch::Sender::new(0)),
+        }
+    }
+}
+
+impl Running {
+    /// Runs `work` to completion, or `None` once the plugin stops (`work` is dropped first).
+    async fn run<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        struct Leave<'a>(&'a watch::Sender<usize>);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.send_modify(|n| *n -= 1);
+            }
+        }
+        self.count.send_modify(|n| *n += 1);
+        let _leave = Leave(&self.count);
+        let mut stopping = self.stopping.subscribe();
+        tokio::select! {
+            out = work => Some(out),
+            _ = stopping.wait_for(|s| *s) => None,
+        }
+    }
+
+    /// Cancels every Execute in progress, and any that starts later.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves when no Execute is in progress.
+    pub async fn idle(&self) {
+        let _ = self.count.subscribe().wait_for(|n| *n == 0).await;
+    }
 }
 
 impl Service {
     /// A service that fetches host configuration through `broker`.
     pub fn new(broker: Broker) -> Self {
-        Service { broker }
+        Service {
+            broker,
+            running: Running::default(),
+        }
+    }
+
+    /// The service's Executes in progress.
+    pub fn running(&self) -> Running {
+        self.running.clone()
     }
 
     /// Runs one Execute to completion; every failure becomes `{exit_code: 1, error}`.
     pub async fn execute(&self, request: ExecuteRequest) -> ExecuteResponse {
-        let args = PluginArgs::from_request(&request.args);
         let operation = request.operation.as_str();
         tracing::debug!(operation, args = ?request.args, broker_id = request.broker_id(), "execute");
-        let result = match ops::run_without_config(operation, &args) {
-            Some(result) => result,
-            None => match hostconfig::load(&self.broker, request.broker_id(), &request.env).await {
-                Ok(settings) => ops::run_with_config(operation, &args, settings).await,
-                Err(err) => Err(err),
-            },
-        };
-        match result {
+        match self.run(&request).await {
             Ok(out) => ExecuteResponse {
                 stdout: out.stdout,
                 stderr: out.stderr,
@@ -83,12 +138,46 @@ impl Service {
                 tracing::debug!(operation, %error, "operation failed");
                 ExecuteResponse {
                     exit_code: 1,
-                    error,
+                    error: bounded(error),
                     ..ExecuteResponse::default()
                 }
             }
         }
     }
+
+    /// Checks and parses the arguments, loads the host config when the operation needs it, and
+    /// runs the operation.
+    async fn run(&self, request: &ExecuteRequest) -> Result<ops::Output, String> {
+        args::check_lengths(&request.args)?;
+        let args = PluginArgs::from_request(&request.args);
+        let operation = request.operation.as_str();
+        if let Some(result) = ops::run_without_config(operation, &args) {
+            return result;
+        }
+        let settings = hostconfig::load(&self.broker, request.broker_id(), &request.env).await?;
+        ops::run_with_config(operation, &args, settings).await
+    }
+}
+
+/// `error` cut to [`MAX_ERROR`] bytes in the middle, at character boundaries.
+fn bounded(error: String) -> String {
+    if error.len() <= MAX_ERROR {
+        return error;
+    }
+    let mut head = MAX_ERROR - ERROR_TAIL - 64;
+    while !error.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = error.len() - ERROR_TAIL;
+    while !error.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!(
+        "{} …[{} bytes cut]… {}",
+        &error[..head],
+        tail - head,
+        &error[tail..]
+    )
 }
 
 #[tonic::async_trait]
@@ -134,9 +223,11 @@ impl DsPlugin for Service {
         &self,
         request: Request<ExecuteRequest>,
     ) -> Result<Response<ExecuteResponse>, Status> {
-        Ok(Response::new(
-            Service::execute(self, request.into_inner()).await,
-        ))
+        let execute = Service::execute(self, request.into_inner());
+        match self.running.run(execute).await {
+            Some(response) => Ok(Response::new(response)),
+            None => Err(Status::cancelled("ds-porter is stopping")),
+        }
     }
 
     async fn validate_config(
@@ -269,6 +360,60 @@ mod tests {
         for bad in ["", "host:port", "-bad.io", "a..b", "x:99999"] {
             assert!(!is_registry_host(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn long_errors_keep_their_start_and_end() {
+        assert_eq!(bounded("short".into()), "short");
+        let long = format!("start {} é end", "é".repeat(MAX_ERROR));
+        let cut = bounded(long.clone());
+        assert!(cut.len() <= MAX_ERROR, "{}", cut.len());
+        assert!(
+            cut.starts_with("start éé") && cut.ends_with("éé é end"),
+            "{cut}"
+        );
+        assert!(cut.contains(" bytes cut]… "));
+    }
+
+    #[tokio::test]
+    async fn an_argument_too_long_fails_every_operation_by_name() {
+        let service = Service::new(Broker::default());
+        let response = service
+            .execute(ExecuteRequest {
+                operation: "help".into(),
+                args: vec![format!("arg0={}", "a".repeat(args::MAX_ARG_BYTES))],
+                ..ExecuteRequest::default()
+            })
+            .await;
+        assert_eq!(response.exit_code, 1);
+        assert!(
+            response
+                .error
+                .starts_with("argument arg0 is 131077 bytes long"),
+            "{}",
+            response.error
+        );
+    }
+
+    #[tokio::test]
+    async fn stopping_cancels_running_work_and_waits_for_it() {
+        let running = Running::default();
+        let work = {
+            let running = running.clone();
+            tokio::spawn(async move { running.run(std::future::pending::<()>()).await })
+        };
+        tokio::task::yield_now().await;
+        assert_eq!(*running.count.borrow(), 1);
+        running.stop();
+        tokio::time::timeout(std::time::Duration::from_secs(5), running.idle())
+            .await
+            .unwrap();
+        assert_eq!(work.await.unwrap(), None);
+        assert_eq!(
+            running.run(async { 1 }).await,
+            None,
+            "nothing starts after stop"
+        );
     }
 
     #[tokio::test]

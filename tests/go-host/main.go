@@ -8,7 +8,8 @@
 //	go-host -plugin BIN [-rpcs manifest,metadata,schema,validate,health] [-op OP -arg A ...]...
 //	go-host -plugin BIN -op OP ... -abort close|exit|kill [-abort-on TEXT] [-abort-after D]
 //	go-host -plugin BIN -raw       launch without go-plugin: read stdout and the exit by hand
-//	go-host -plugin BIN -bench N   N launches of spawn → Execute → Kill, durations in the report
+//	go-host -plugin BIN -bench N   N rounds of spawn → Execute → Kill, then a DS-style pair of
+//	                               launches (GetManifest; Execute), durations in the report
 //
 // Every -op is one Execute in the same launch (one after another, or all at once with
 // -concurrent); -arg and -args-file (a JSON array of strings, for values longer than an argv
@@ -695,7 +696,7 @@ func runBench(o options, rep *report) error {
 	if err != nil {
 		return err
 	}
-	var results, totals []float64
+	var results, totals, dsStyle []float64
 	for i := 0; i < o.bench; i++ {
 		start := time.Now()
 		client := newClient(o, io.Discard, io.Discard)
@@ -712,8 +713,35 @@ func runBench(o options, rep *report) error {
 		results = append(results, ms(time.Since(start)))
 		client.Kill()
 		totals = append(totals, ms(time.Since(start)))
+
+		// A DS command's launches: one for GetManifest (DS reads the plugin's manifest), then
+		// one for the Execute, each stopped before the next starts.
+		start = time.Now()
+		client = newClient(o, io.Discard, io.Discard)
+		ds, err = dispense(client)
+		if err != nil {
+			client.Kill()
+			return err
+		}
+		if m, ok := callRPC(context.Background(), ds, "manifest").(*pb.GetManifestResponse); !ok || m.GetName() == "" {
+			client.Kill()
+			return fmt.Errorf("run %d: GetManifest failed", i)
+		}
+		client.Kill()
+		client = newClient(o, io.Discard, io.Discard)
+		ds, err = dispense(client)
+		if err != nil {
+			client.Kill()
+			return err
+		}
+		r = <-startExecute(ds, options{layout: "field3", connInfo: "race", deadline: time.Minute}, o.calls.first(), payload)
+		client.Kill()
+		if r.RPCError != "" || r.ExitCode != 0 {
+			return fmt.Errorf("run %d: %s%s", i, r.RPCError, r.Error)
+		}
+		dsStyle = append(dsStyle, ms(time.Since(start)))
 	}
-	rep.Bench = map[string][]float64{"result_millis": results, "total_millis": totals}
+	rep.Bench = map[string][]float64{"result_millis": results, "total_millis": totals, "ds_style_millis": dsStyle}
 	rep.RPCs["median_result_millis"] = median(results)
 	rep.RPCs["median_total_millis"] = median(totals)
 	return nil

@@ -103,7 +103,10 @@ fn system_roots() -> &'static [CertificateDer<'static>] {
         for error in &loaded.errors {
             tracing::warn!("cannot load a system CA certificate: {error}");
         }
-        tracing::debug!(count = loaded.certs.len(), "loaded the system CA certificates");
+        tracing::debug!(
+            count = loaded.certs.len(),
+            "loaded the system CA certificates"
+        );
         loaded.certs
     })
 }

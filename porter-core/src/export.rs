@@ -4,10 +4,11 @@
 //! each selected manifest goes to a directory (per platform when asked), archive layers are
 //! unpacked and other layers are written under their title. Unlike the Go plugin, an export never
 //! writes outside its destination or through a symbolic link, caps archives against bombs, and
-//! makes every file appear atomically: it is written under a temporary name beside its final place
-//! and renamed, so an interrupted export leaves nothing half-written behind. Temporary names record
-//! the exporting process, and an export first removes, from each directory it writes to, the
-//! temporary entries of exports that were killed (see `leftovers`).
+//! is all or nothing: every platform is staged under a temporary name inside the destination and
+//! moved into place only once all of them are staged, so a failed export leaves no platform
+//! exported and an interrupted one nothing half-written. Temporary names record the exporting
+//! process, and an export first removes, from each directory it writes to, the temporary entries
+//! of exports that were killed (see `leftovers`).
 
 mod archive;
 #[cfg(test)]
@@ -169,76 +170,259 @@ fn export_file(plan: &ExportPlan) -> Result<Vec<String>> {
     Ok(vec![dest.to_string_lossy().into_owned()])
 }
 
-/// Exports each manifest into the destination or its platform's sub-directory.
+/// Exports each manifest into the destination or its platform's sub-directory, all or nothing:
+/// every platform is first staged in one private directory inside the destination, checked
+/// against what the destination holds, and only once all are staged is anything moved into
+/// place. A failure before that leaves the destination as it was; a failure while moving takes
+/// back what this export added (files it replaced keep their new content).
 fn export_directories(plan: &ExportPlan, subdirs: bool) -> Result<Vec<String>> {
+    let dest = &plan.destination;
+    leftovers::sweep(dest, TMP_PREFIX);
+    let staging = tempfile::Builder::new()
+        .prefix(&temp_prefix())
+        .tempdir_in(dest)
+        .map_err(|e| Error::io("failed to create staging directory in", dest, e))?;
+    let mut targets: Vec<Target> = Vec::new();
     let mut exported = Vec::new();
-    leftovers::sweep(&plan.destination, TMP_PREFIX);
     for manifest in &plan.manifests {
-        let target = if subdirs {
-            let dir = platform_dir(&plan.destination, manifest.platform.as_ref())?;
-            leftovers::sweep(&dir, TMP_PREFIX);
-            dir
+        let parts = if subdirs {
+            platform_parts(manifest.platform.as_ref())?
         } else {
-            plan.destination.clone()
+            Vec::new()
         };
+        let index = match targets.iter().position(|t| t.parts == parts) {
+            Some(index) => index,
+            None => {
+                check_platform_dirs(dest, &parts)?;
+                let dir = parts.iter().fold(dest.clone(), |dir, part| dir.join(part));
+                if subdirs {
+                    leftovers::sweep(&dir, TMP_PREFIX);
+                }
+                let stage = staging.path().join(targets.len().to_string());
+                dir_builder()
+                    .create(&stage)
+                    .map_err(|e| Error::io("failed to create staging directory", &stage, e))?;
+                targets.push(Target { parts, dir, stage });
+                targets.len() - 1
+            }
+        };
+        let target = &targets[index];
         for layer in &manifest.layers {
             if let Some(compression) = archive::Compression::of(&layer.media_type) {
                 let blob = open_blob(layer)?;
-                let entries =
-                    archive::extract(blob, &layer.blob_path, compression, &target, plan.limits)?;
-                exported.extend(entries.iter().map(|rel| display_path(&target.join(rel))));
+                let entries = archive::extract(
+                    blob,
+                    &layer.blob_path,
+                    compression,
+                    &target.stage,
+                    &target.dir,
+                    plan.limits,
+                )?;
+                exported.extend(
+                    entries
+                        .iter()
+                        .map(|rel| display_path(&target.dir.join(rel))),
+                );
             } else {
                 let name = layer_file_name(layer, manifest.platform.as_ref(), &plan.fallback_name)?;
-                let path = target.join(&name);
-                if file_type(&path)?.is_some_and(|t| t.is_dir()) {
+                let path = target.dir.join(&name);
+                let staged = target.stage.join(&name);
+                if file_type(&path)?.is_some_and(|t| t.is_dir())
+                    || file_type(&staged)?.is_some_and(|t| t.is_dir())
+                {
                     return Err(Error::Unsafe(format!(
                         "layer file {name} would replace directory {}",
                         path.display()
                     )));
                 }
-                write_atomic(&mut open_blob(layer)?, &target, &path)?;
+                write_atomic(&mut open_blob(layer)?, &target.stage, &staged)?;
                 exported.push(display_path(&path));
             }
         }
     }
+
+    place_all(dest, &targets)?;
+    // Everything is in place: what is left of the staging directory is empty directories, and a
+    // later export removes them if this cannot.
+    let staging_path = staging.path().to_path_buf();
+    if let Err(err) = staging.close() {
+        tracing::warn!(path = %staging_path.display(), error = %err, "cannot remove the export's staging directory");
+    }
     Ok(exported)
 }
 
-/// Creates `dest/<os>/<arch>[/<variant>]` (`dest/unknown` without a complete platform), refusing
-/// components that are not plain names and existing components that are links or files.
-fn platform_dir(dest: &Path, platform: Option<&Platform>) -> Result<PathBuf> {
+/// One directory an export writes to and where its content is staged.
+struct Target {
+    /// Platform components below the destination (none without sub-directories).
+    parts: Vec<String>,
+    /// The destination joined with `parts`.
+    dir: PathBuf,
+    /// Its staging directory.
+    stage: PathBuf,
+}
+
+/// `<os>/<arch>[/<variant>]` of a platform (`unknown` without a complete platform), refusing
+/// components that are not plain names.
+fn platform_parts(platform: Option<&Platform>) -> Result<Vec<String>> {
     let parts = match platform {
         Some(p) if !p.os.is_empty() && !p.arch.is_empty() => p.dir_components(),
         _ => vec!["unknown"],
     };
-    let mut dir = dest.to_path_buf();
-    for part in parts {
-        if matches!(part, "" | "." | "..") || part.contains(['/', '\\', ':', '\0']) {
+    for part in &parts {
+        if matches!(*part, "" | "." | "..") || part.contains(['/', '\\', ':', '\0']) {
             return Err(Error::Unsafe(format!(
                 "platform component {part:?} is not a valid directory name"
             )));
         }
+    }
+    Ok(parts.into_iter().map(str::to_owned).collect())
+}
+
+/// Checks that the existing components of `dest/<parts>` are directories, not links or files.
+fn check_platform_dirs(dest: &Path, parts: &[String]) -> Result<()> {
+    let mut dir = dest.to_path_buf();
+    for part in parts {
         dir.push(part);
-        match file_type(&dir)? {
-            None => dir_builder()
-                .create(&dir)
-                .map_err(|e| Error::io("failed to create directory", &dir, e))?,
-            Some(t) if t.is_dir() => {}
-            Some(t) if t.is_symlink() => {
-                return Err(Error::Unsafe(format!(
-                    "platform directory {} is a symlink",
-                    dir.display()
-                )));
-            }
-            Some(_) => {
-                return Err(Error::Unsafe(format!(
-                    "platform directory {} exists and is not a directory",
-                    dir.display()
-                )));
+        if !existing_platform_dir(&dir)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the platform directory `dir` exists; a link or anything but a directory is refused.
+fn existing_platform_dir(dir: &Path) -> Result<bool> {
+    match file_type(dir)? {
+        None => Ok(false),
+        Some(t) if t.is_dir() => Ok(true),
+        Some(t) if t.is_symlink() => Err(Error::Unsafe(format!(
+            "platform directory {} is a symlink",
+            dir.display()
+        ))),
+        Some(_) => Err(Error::Unsafe(format!(
+            "platform directory {} exists and is not a directory",
+            dir.display()
+        ))),
+    }
+}
+
+/// What an export added to the destination while moving staged content into place, in order.
+#[derive(Default)]
+struct Added(Vec<AddedPath>);
+
+/// One path an export added.
+enum AddedPath {
+    /// An empty directory it created.
+    Created(PathBuf),
+    /// A staged file, link or directory tree it moved to a path where nothing was.
+    Moved(PathBuf),
+}
+
+impl Added {
+    /// Removes what was added, newest first. Best effort: what cannot be removed is logged.
+    fn undo(self) {
+        for added in self.0.into_iter().rev() {
+            let (result, path) = match added {
+                AddedPath::Created(dir) => (fs::remove_dir(&dir), dir),
+                AddedPath::Moved(path) => {
+                    let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+                    let result = if is_dir {
+                        fs::remove_dir_all(&path)
+                    } else {
+                        fs::remove_file(&path)
+                    };
+                    (result, path)
+                }
+            };
+            if let Err(err) = result {
+                tracing::warn!(path = %path.display(), error = %err, "cannot remove what a failed export added");
             }
         }
     }
-    Ok(dir)
+}
+
+/// Moves every target's staged content into place; on failure, removes what was added.
+fn place_all(dest: &Path, targets: &[Target]) -> Result<()> {
+    let mut added = Added::default();
+    for target in targets {
+        if let Err(err) = place(dest, target, &mut added) {
+            added.undo();
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Moves `target`'s staged content into place: a platform directory that does not exist yet is
+/// renamed into place whole; otherwise directories are merged and files and links renamed over
+/// what is there (never followed).
+fn place(dest: &Path, target: &Target, added: &mut Added) -> Result<()> {
+    let mut dir = dest.to_path_buf();
+    for (i, part) in target.parts.iter().enumerate() {
+        dir.push(part);
+        if existing_platform_dir(&dir)? {
+            continue;
+        }
+        if i + 1 == target.parts.len() {
+            fs::rename(&target.stage, &dir)
+                .map_err(|e| Error::io("failed to move into place", &dir, e))?;
+            added.0.push(AddedPath::Moved(dir));
+            return Ok(());
+        }
+        dir_builder()
+            .create(&dir)
+            .map_err(|e| Error::io("failed to create directory", &dir, e))?;
+        added.0.push(AddedPath::Created(dir.clone()));
+    }
+    merge(&target.stage, &dir, added)
+}
+
+/// Merges the staged tree `from` into the existing directory `into`.
+fn merge(from: &Path, into: &Path, added: &mut Added) -> Result<()> {
+    let mut pending = vec![PathBuf::new()];
+    while let Some(rel) = pending.pop() {
+        let staged_dir = from.join(&rel);
+        let entries = fs::read_dir(&staged_dir)
+            .and_then(|entries| entries.collect::<io::Result<Vec<_>>>())
+            .map_err(|e| Error::io("failed to read staging directory", &staged_dir, e))?;
+        for entry in entries {
+            let rel = rel.join(entry.file_name());
+            let (src, dst) = (from.join(&rel), into.join(&rel));
+            let is_dir = entry
+                .file_type()
+                .map_err(|e| Error::io("failed to inspect", &src, e))?
+                .is_dir();
+            match file_type(&dst)? {
+                None => {
+                    fs::rename(&src, &dst)
+                        .map_err(|e| Error::io("failed to move into place", &dst, e))?;
+                    added.0.push(AddedPath::Moved(dst));
+                }
+                Some(t) if is_dir && t.is_dir() => pending.push(rel),
+                Some(t) if is_dir && t.is_symlink() => {
+                    return Err(Error::Unsafe(format!(
+                        "exported directory {} would be written through a symlink",
+                        dst.display()
+                    )));
+                }
+                Some(_) if is_dir => {
+                    return Err(Error::Unsafe(format!(
+                        "exported directory {} conflicts with an existing file",
+                        dst.display()
+                    )));
+                }
+                Some(t) if t.is_dir() => {
+                    return Err(Error::Unsafe(format!(
+                        "exported file {} would replace a directory",
+                        dst.display()
+                    )));
+                }
+                Some(_) => fs::rename(&src, &dst)
+                    .map_err(|e| Error::io("failed to move into place", &dst, e))?,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The file name of a layer that is not unpacked: its sanitised title, or the sanitised fallback

@@ -21,7 +21,8 @@ use crate::registry::Source;
 /// How deep indexes may nest before the graph is considered hostile.
 const MAX_INDEX_DEPTH: usize = 4;
 /// Most manifests (leaves and nested indexes together) one pull may fetch while it walks the
-/// index graph; an index asking for more is refused before any of its children is fetched.
+/// index graph, and most platform entries it may select; an index asking for more is refused
+/// before any of its children is fetched.
 const MAX_SELECTED: usize = 1024;
 
 /// What a pull brought into the cache.
@@ -29,7 +30,8 @@ const MAX_SELECTED: usize = 1024;
 pub(crate) struct Pulled {
     pub root: Descriptor,
     pub node: Node,
-    /// Selected leaf manifests in index order.
+    /// Selected leaf manifests in index order, one per selected platform (platforms sharing a
+    /// manifest each have an entry; it was fetched once).
     pub manifests: Vec<(Selected, Manifest)>,
     /// The blobs the pull fetched, to commit before the artifact is recorded.
     pub staged: Staged,
@@ -179,11 +181,34 @@ async fn collect<S: Source>(
         });
     }
     walk.fetched += wanted;
+    let selected = out.len() + leaves.len();
+    if selected > MAX_SELECTED {
+        return Err(Error::InvalidManifest {
+            digest: walk
+                .ancestors
+                .last()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            reason: format!(
+                "selects {selected} platform manifests; more than {MAX_SELECTED} in one pull are refused"
+            ),
+        });
+    }
     for leaf in leaves {
-        if out
+        // Several platforms may share one manifest (a script, one file pushed for each
+        // platform): it is fetched once, and every platform keeps its entry so each is exported.
+        // The same manifest listed twice for one platform is one entry.
+        let fetched = out
             .iter()
-            .any(|(s, _)| s.descriptor.digest == leaf.descriptor.digest)
-        {
+            .find(|(s, _)| s.descriptor.digest == leaf.descriptor.digest)
+            .map(|(_, m)| m.clone());
+        if let Some(manifest) = fetched {
+            let listed = out.iter().any(|(s, _)| {
+                s.descriptor.digest == leaf.descriptor.digest && s.platform == leaf.platform
+            });
+            if !listed {
+                out.push((leaf, manifest));
+            }
             continue;
         }
         let bytes = manifest_bytes(source, cache, &leaf.descriptor).await?;

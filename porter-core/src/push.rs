@@ -169,7 +169,7 @@ impl Porter {
                 }
             }
             ArtifactRef::Layout(l) => {
-                let target = Cache::open(&l.dir)?;
+                let target = open_layout(&l.dir)?;
                 target.put_blob(&config_digest, EMPTY_CONFIG)?;
                 for layer in &layers {
                     copy_into_layout(&target, layer, progress).await?;
@@ -227,6 +227,16 @@ impl Porter {
             offline: false,
         })
     }
+}
+
+/// Opens the OCI image layout a push writes to, creating it when missing.
+fn open_layout(dir: &Path) -> Result<Cache> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io("cannot create OCI layout directory", dir, e))?;
+    Cache::open(dir).map_err(|e| Error::Context {
+        context: "cannot open OCI layout",
+        source: Box::new(e),
+    })
 }
 
 /// Most repositories a blob mount is tried from before uploading.

@@ -324,3 +324,71 @@ async fn a_pull_that_fails_on_a_layer_publishes_none_of_its_blobs() {
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(porter.list().unwrap().len(), 1);
 }
+
+/// A layout tagged `1.0` whose index lists one and the same manifest (a script, one layer titled
+/// `run.sh`) for each of `platforms`, as a release manifest naming one file for several platforms
+/// pushes it.
+fn make_shared_layout(root: &Path, platforms: &[&str]) -> PathBuf {
+    let dir = root.join("shared");
+    let (cfg_digest, cfg_size) = blob(&dir, b"{}");
+    let (ld, ls) = blob(&dir, b"#!/bin/sh\necho noarch\n");
+    let manifest = json!({
+        "schemaVersion": 2, "mediaType": MANIFEST, "artifactType": BINARY,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cfg_digest, "size": cfg_size},
+        "layers": [{"mediaType": BINARY, "digest": ld, "size": ls,
+                    "annotations": {"org.opencontainers.image.title": "run.sh"}}]
+    });
+    let (md, ms) = blob(&dir, manifest.to_string().as_bytes());
+    let entries: Vec<Value> = platforms
+        .iter()
+        .map(|p| {
+            let (os, arch) = p.split_once('/').unwrap();
+            json!({"mediaType": MANIFEST, "digest": md, "size": ms,
+                   "platform": {"os": os, "architecture": arch}})
+        })
+        .collect();
+    let index = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries});
+    let (id, is) = blob(&dir, index.to_string().as_bytes());
+    let top = json!({"schemaVersion": 2, "manifests": [
+        {"mediaType": INDEX, "digest": id, "size": is, "annotations": {"org.opencontainers.image.ref.name": "1.0"}}
+    ]});
+    fs::write(dir.join("index.json"), top.to_string()).unwrap();
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn platforms_sharing_one_manifest_are_each_exported() {
+    // Regression: the shared manifest was fetched once and only its first platform exported,
+    // while the pull reported success.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = make_shared_layout(tmp.path(), &["linux/amd64", "linux/arm64", "darwin/arm64"]);
+    let porter = Porter::new(settings(&tmp.path().join("cache"))).unwrap();
+    let reference = format!("oci:{}:1.0", dir.display());
+    for (platforms, out, expected) in [
+        (
+            PlatformRequest::All,
+            "all",
+            &["linux/amd64", "linux/arm64", "darwin/arm64"][..],
+        ),
+        (
+            only("linux/arm64,darwin/arm64"),
+            "two",
+            &["linux/arm64", "darwin/arm64"],
+        ),
+    ] {
+        let out = tmp.path().join(out);
+        let mut r = PullRequest::new(&reference, platforms).unwrap();
+        r.output = Some(out.clone());
+        let outcome = porter.pull(&r, &NoProgress).await.unwrap();
+        let files: Vec<String> = expected
+            .iter()
+            .map(|p| out.join(p).join("run.sh").display().to_string())
+            .collect();
+        assert_eq!(outcome.result.exported_files, files);
+        for file in &files {
+            assert_eq!(fs::read(file).unwrap(), b"#!/bin/sh\necho noarch\n");
+        }
+    }
+    assert_eq!(porter.list().unwrap().len(), 1);
+}

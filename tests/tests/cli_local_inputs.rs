@@ -98,7 +98,7 @@ fn an_export_destination_that_cannot_be_written_is_named_and_no_file_is_half_wri
         &[LayerSpec::binary("app", b"app\n".to_vec())],
         &[],
     ));
-    // windows/amd64 comes first in the index, so it is exported before linux/ fails.
+    // windows/amd64 comes first in the index, so it is staged before linux/ fails.
     let entries = ["windows/amd64", "linux/amd64", "linux/arm64"].map(|platform| {
         (
             platform,
@@ -137,17 +137,9 @@ fn an_export_destination_that_cannot_be_written_is_named_and_no_file_is_half_wri
         ),
         &["multi/linux"],
     );
-    // Files appear atomically: no temporary name is left, and a platform exported before the
-    // failure (the export is not one transaction) is whole.
-    for path in tree(&multi) {
-        assert!(!path.contains(".ds-porter-tmp-"), "{path} left behind");
-        if let Some(platform) = path.strip_suffix("/tool") {
-            assert_eq!(
-                fs::read_to_string(multi.join(&path)).unwrap(),
-                format!("tool for {platform}\n")
-            );
-        }
-    }
+    // The export is all or nothing: windows/amd64, staged before linux/ failed, is not left
+    // behind, and neither is any temporary name.
+    assert_eq!(tree(&multi), ["linux"]);
     assert_eq!(
         fs::read(multi.join("linux")).unwrap(),
         b"a file where a platform directory goes"
@@ -299,6 +291,54 @@ fn malformed_ds_variables_fail_naming_the_variable_before_any_request() {
             );
         }
     }
+}
+
+#[test]
+fn a_malformed_proxy_url_fails_naming_the_setting_before_any_request() {
+    // Regression: `ht!tp://` was accepted, then the pull retried five times on a DNS error that
+    // named no setting.
+    let reg = Registry::start();
+    let user = User::new();
+    let reference = reg.reference("demo/app:1.0");
+    write(
+        &user.path().join("proxy.yaml"),
+        b"proxy:\n  https_proxy: 'ht!tp://'\n",
+    );
+    let refused_before_any_request =
+        |config: &[&str], env: &[(&str, &str)], named: &str, shown: &str| {
+            let mut args = config.to_vec();
+            args.extend(["pull", &reference, "--insecure"]);
+            let mark = reg.mark();
+            let started = std::time::Instant::now();
+            let err = refused(&run(&user, &args, env), &[named]);
+            assert!(
+                err.contains("invalid configuration") && err.contains("is not a valid proxy URL"),
+                "{err}"
+            );
+            assert!(err.contains(&format!("{shown:?}")), "{err}");
+            assert!(reg.requests_since(&mark).is_empty(), "{named}");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{named}: no retries"
+            );
+            assert!(
+                !user.path().join("cache").exists(),
+                "{named}: the cache was opened"
+            );
+        };
+    for (name, value) in [
+        ("DS_PROXY_HTTP_PROXY", "ht!tp://"),
+        ("DS_PROXY_HTTPS_PROXY", "http://"),
+        ("HTTP_PROXY", "http://ht!tp:3128"),
+    ] {
+        refused_before_any_request(&[], &[(name, value)], name, value);
+    }
+    refused_before_any_request(
+        &["--config", "proxy.yaml"],
+        &[],
+        "Proxy.HTTPSProxy",
+        "ht!tp://",
+    );
 }
 
 #[test]

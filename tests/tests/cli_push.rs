@@ -265,6 +265,85 @@ fn a_release_manifest_pushes_every_platform_in_file_order() {
 }
 
 #[test]
+fn one_file_released_for_several_platforms_is_exported_for_each() {
+    // Regression: platforms sharing one manifest digest (one script named for every platform)
+    // were exported for the first platform only, and the pull still succeeded.
+    let reg = Registry::start();
+    let user = User::new();
+    write(&user.path().join("rel/run.sh"), b"#!/bin/sh\necho noarch\n");
+    write(
+        &user.path().join("rel/ds.manifest.yaml"),
+        b"manifests:\n  - platform: linux/amd64\n    path: run.sh\n  - platform: linux/arm64\n    path: run.sh\n  - platform: darwin/arm64\n    path: run.sh\n",
+    );
+    let reference = reg.reference("demo/script:1.0");
+    let pushed = user
+        .run(&["push", "rel/ds.manifest.yaml", &reference, "--insecure"])
+        .ok();
+    let index = skopeo_raw(&reference);
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 3);
+    let shared = &manifests[0]["digest"];
+    for (m, platform) in manifests
+        .iter()
+        .zip(["linux/amd64", "linux/arm64", "darwin/arm64"])
+    {
+        assert_eq!(&m["digest"], shared, "one manifest for every platform");
+        assert_eq!(pushed["metadata"][format!("manifest.{platform}")], *shared);
+    }
+
+    let exported = |result: &Value| -> Vec<String> {
+        result["exported_files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mark = reg.mark();
+    let all = user
+        .run(&["pull", &reference, "--insecure", "--all-arch", "-o", "all"])
+        .ok();
+    assert_eq!(
+        exported(&all),
+        [
+            "all/linux/amd64/run.sh",
+            "all/linux/arm64/run.sh",
+            "all/darwin/arm64/run.sh"
+        ]
+    );
+    let shared_gets = reg
+        .manifest_gets_since(&mark)
+        .into_iter()
+        .filter(|g| g.reference == shared.as_str().unwrap())
+        .count();
+    assert_eq!(shared_gets, 1, "the shared manifest is fetched once");
+    let two = user
+        .run(&[
+            "pull",
+            &reference,
+            "--insecure",
+            "--platform",
+            "linux/arm64,darwin/arm64",
+            "-o",
+            "two",
+        ])
+        .ok();
+    assert_eq!(
+        exported(&two),
+        ["two/linux/arm64/run.sh", "two/darwin/arm64/run.sh"]
+    );
+    for file in exported(&all).iter().chain(&exported(&two)) {
+        assert_eq!(
+            fs::read(user.path().join(file)).unwrap(),
+            b"#!/bin/sh\necho noarch\n"
+        );
+    }
+    let list = user.run(&["list"]).ok();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["digest"], pushed["digest"]);
+}
+
+#[test]
 fn bad_release_manifests_fail_before_any_upload() {
     // Case 76, plus the validation of §10.15.
     let reg = Registry::start();
@@ -511,6 +590,25 @@ fn an_oci_layout_is_a_push_target_for_air_gapped_transfer() {
         fs::read(user.path().join("out/tool")).unwrap(),
         b"carried tool"
     );
+}
+
+#[test]
+fn a_layout_path_under_a_regular_file_is_named_as_the_layout_directory() {
+    // Regression: the error said "failed to create cache directory <layout>".
+    let user = User::new();
+    write(&user.path().join("tool"), b"tool");
+    write(&user.path().join("blocker"), b"keep");
+    for layout in ["blocker/layout", "blocker"] {
+        let err = user
+            .run(&["push", "tool", &format!("oci:{layout}:1.0")])
+            .fails();
+        assert!(
+            err.contains("cannot create OCI layout directory") && err.contains(layout),
+            "{err}"
+        );
+        assert!(!err.contains("cache directory"), "{err}");
+    }
+    assert_eq!(fs::read(user.path().join("blocker")).unwrap(), b"keep");
 }
 
 #[test]

@@ -297,11 +297,22 @@ impl HostConfig {
             ("DS_LOGGING_LEVEL", &mut self.logging.level),
             ("DS_LOGGING_FORMAT", &mut self.logging.format),
             ("DS_LOGGING_OUTPUT", &mut self.logging.output),
-            ("DS_PROXY_HTTP_PROXY", &mut self.proxy.http_proxy),
-            ("DS_PROXY_HTTPS_PROXY", &mut self.proxy.https_proxy),
             ("DS_PROXY_NO_PROXY", &mut self.proxy.no_proxy),
         ] {
             if let Some(value) = get(name) {
+                *field = Some(value);
+            }
+        }
+        // Checked here, expanded as `to_settings` will expand them, so an error names the
+        // variable rather than the `Proxy` field it sets.
+        for (name, field) in [
+            ("DS_PROXY_HTTP_PROXY", &mut self.proxy.http_proxy),
+            ("DS_PROXY_HTTPS_PROXY", &mut self.proxy.https_proxy),
+        ] {
+            if let Some(value) = get(name) {
+                let expanded = expand_vars(&value, env);
+                check_proxy_url(expanded.trim())
+                    .map_err(|reason| proxy_error(name, expanded.trim(), reason))?;
                 *field = Some(value);
             }
         }
@@ -329,13 +340,21 @@ impl HostConfig {
     /// leading `~/` (paths only) in credentials, the cache dir, the docker config and proxies.
     /// `env` also supplies the `HTTP(S)_PROXY`/`NO_PROXY` fallbacks; `home` replaces `~` and
     /// hosts the cache when `Cache.Dir` is blank.
+    ///
+    /// Proxy URLs are checked here, so a malformed one fails naming its field (`Proxy.HTTPProxy`)
+    /// or variable (`HTTPS_PROXY`) before any request.
     pub fn to_settings(&self, env: EnvLookup<'_>, home: &Path) -> Result<Settings> {
-        Ok(self.resolve(env, home, true))
+        self.resolve(env, home, true)
     }
 
     /// [`HostConfig::to_settings`], optionally without expansion (the host has expanded
     /// already, and expanding twice would mangle secrets that contain `$`).
-    pub(super) fn resolve(&self, env: EnvLookup<'_>, home: &Path, expand: bool) -> Settings {
+    pub(super) fn resolve(
+        &self,
+        env: EnvLookup<'_>,
+        home: &Path,
+        expand: bool,
+    ) -> Result<Settings> {
         let text = |value: &str| {
             if expand {
                 expand_vars(value, env)
@@ -415,21 +434,54 @@ impl HostConfig {
             let value = value.trim();
             (!value.is_empty()).then(|| value.to_owned())
         };
-        let proxy_value = |configured: &Option<String>, names: [&str; 2]| {
-            configured
-                .as_deref()
-                .map(text)
-                .and_then(non_empty)
-                .or_else(|| {
-                    names
-                        .into_iter()
-                        .find_map(|name| env(name).and_then(non_empty))
-                })
-        };
+        // The configured value, else the first of the conventional variables, with the name of
+        // where it came from.
+        let proxy_value =
+            |configured: &Option<String>, field: &'static str, names: [&'static str; 2]| {
+                configured
+                    .as_deref()
+                    .map(text)
+                    .and_then(non_empty)
+                    .map(|value| (field, value))
+                    .or_else(|| {
+                        names.into_iter().find_map(|name| {
+                            env(name).and_then(non_empty).map(|value| (name, value))
+                        })
+                    })
+            };
+        let proxy_url =
+            |configured: &Option<String>, field: &'static str, names: [&'static str; 2]| {
+                proxy_value(configured, field, names)
+                    .map(|(source, value)| {
+                        check_proxy_url(&value)
+                            .map_err(|reason| proxy_error(source, &value, reason))?;
+                        Ok(value)
+                    })
+                    .transpose()
+            };
         let field = |value: &Option<String>| value.as_deref().unwrap_or_default().to_owned();
         let porter = super::porter::resolve(self.settings.get("porter"), env, home, expand);
 
-        Settings {
+        let proxy = ProxySettings {
+            http: proxy_url(
+                &self.proxy.http_proxy,
+                "Proxy.HTTPProxy",
+                ["HTTP_PROXY", "http_proxy"],
+            )?,
+            https: proxy_url(
+                &self.proxy.https_proxy,
+                "Proxy.HTTPSProxy",
+                ["HTTPS_PROXY", "https_proxy"],
+            )?,
+            no_proxy: proxy_value(
+                &self.proxy.no_proxy,
+                "Proxy.NoProxy",
+                ["NO_PROXY", "no_proxy"],
+            )
+            .map(|(_, value)| value),
+        };
+
+        Ok(Settings {
             cache_dir,
             default_registry,
             mirrors: self
@@ -449,11 +501,7 @@ impl HostConfig {
                 .as_deref()
                 .map(path)
                 .filter(|p| !p.as_os_str().is_empty()),
-            proxy: ProxySettings {
-                http: proxy_value(&self.proxy.http_proxy, ["HTTP_PROXY", "http_proxy"]),
-                https: proxy_value(&self.proxy.https_proxy, ["HTTPS_PROXY", "https_proxy"]),
-                no_proxy: proxy_value(&self.proxy.no_proxy, ["NO_PROXY", "no_proxy"]),
-            },
+            proxy,
             cache_ttl: self.cache.ttl.filter(|ttl| !ttl.is_zero()),
             cache_max_size: self.cache.max_size.filter(|size| *size != 0),
             logging: LoggingSettings::normalize(
@@ -466,7 +514,7 @@ impl HostConfig {
             certs_dirs: porter.certs_dirs,
             offline: porter.offline,
             retry: porter.retry,
-        }
+        })
     }
 
     /// Reads a decoded document in either dialect.
@@ -523,6 +571,40 @@ fn config_error(source_name: &str, reason: String) -> Error {
         source_name: source_name.to_owned(),
         reason,
     }
+}
+
+/// Checks a proxy URL as the registry client will use it: `http://` or `https://` (a bare
+/// `host[:port]` means `http://`) and a host name or IP address.
+fn check_proxy_url(value: &str) -> Result<(), String> {
+    let url = match value.split_once("://") {
+        Some((scheme, _))
+            if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") =>
+        {
+            return Err(format!(
+                "unsupported scheme {scheme:?}; use http:// or https://"
+            ));
+        }
+        Some(_) => value.to_owned(),
+        None => format!("http://{value}"),
+    };
+    let url = reqwest::Url::parse(&url).map_err(|err| err.to_string())?;
+    let host = url.host_str().unwrap_or_default();
+    let plain_name = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if host.is_empty() || !(plain_name || host.starts_with('[')) {
+        return Err(format!("invalid host {host:?}"));
+    }
+    Ok(())
+}
+
+/// The error for a malformed proxy URL from `source`, with any user info in it hidden.
+fn proxy_error(source: &str, value: &str, reason: String) -> Error {
+    let shown = redact_userinfo(Some(value)).unwrap_or_default();
+    config_error(
+        source,
+        format!("{shown:?} is not a valid proxy URL: {reason}"),
+    )
 }
 
 /// Reads a credentials array (`Auth.Credentials`, `DS_AUTH_CREDENTIALS`).
@@ -1222,7 +1304,9 @@ unknown: true
         let json = r#"{"Auth":{"Credentials":[{"Registry":"r.io","Username":"u","Password":"pa$word"}]},
             "Cache":{"Dir":"/c/$x"}}"#;
         let config = HostConfig::from_json(json.as_bytes()).unwrap();
-        let settings = config.resolve(&env_of(&[("word", "WORD")]), Path::new(HOME), false);
+        let settings = config
+            .resolve(&env_of(&[("word", "WORD")]), Path::new(HOME), false)
+            .unwrap();
         assert_eq!(settings.credentials[0], password("r.io", "u", "pa$word"));
         assert_eq!(settings.cache_dir, Path::new("/c/$x/porter"));
     }
@@ -1246,6 +1330,82 @@ unknown: true
         );
         let configured = settings_with_env(r#"{"Proxy":{"HTTPSProxy":"http://cfg"}}"#, &env);
         assert_eq!(configured.proxy.https.as_deref(), Some("http://cfg"));
+    }
+
+    #[test]
+    fn malformed_proxy_urls_fail_naming_their_source_before_any_request() {
+        // Regression: `ht!tp://` was accepted, and the pull retried a DNS error for `ht!tp`
+        // that named no setting.
+        let bad = [
+            (
+                "ht!tp://",
+                r#""ht!tp://" is not a valid proxy URL: unsupported scheme "ht!tp"; use http:// or https://"#,
+            ),
+            (
+                "http://",
+                r#""http://" is not a valid proxy URL: empty host"#,
+            ),
+            (
+                "http://ht!tp:3128",
+                r#""http://ht!tp:3128" is not a valid proxy URL: invalid host "ht!tp""#,
+            ),
+            (
+                "socks5://p:1080",
+                r#""socks5://p:1080" is not a valid proxy URL: unsupported scheme "socks5"; use http:// or https://"#,
+            ),
+            (
+                "http://p:99999",
+                r#""http://p:99999" is not a valid proxy URL: invalid port number"#,
+            ),
+            (
+                "http://u:pw@p:x",
+                r#""http://<redacted>@p:x" is not a valid proxy URL: invalid port number"#,
+            ),
+        ];
+        for (value, expected) in bad {
+            for variable in ["DS_PROXY_HTTP_PROXY", "DS_PROXY_HTTPS_PROXY"] {
+                let mut config = HostConfig::default();
+                let result = config.apply_env(&env_of(&[(variable, value)]));
+                assert_eq!(
+                    config_error_of(result),
+                    (variable.to_owned(), expected.to_owned())
+                );
+            }
+            for (field, variable) in [("HTTPProxy", "HTTP_PROXY"), ("HTTPSProxy", "https_proxy")] {
+                let json = format!(r#"{{"Proxy":{{"{field}":{value:?}}}}}"#);
+                let config = HostConfig::from_json(json.as_bytes()).unwrap();
+                let result = config.to_settings(&no_env, Path::new(HOME));
+                assert_eq!(
+                    config_error_of(result),
+                    (format!("Proxy.{field}"), expected.to_owned())
+                );
+                let from_env = env_of(&[(variable, value)]);
+                let result = HostConfig::default().to_settings(&from_env, Path::new(HOME));
+                assert_eq!(
+                    config_error_of(result),
+                    (variable.to_owned(), expected.to_owned())
+                );
+            }
+        }
+        // Expanded first, like every proxy value; a bare host means http://.
+        let env = env_of(&[
+            ("DS_PROXY_HTTPS_PROXY", "${PROXY_HOST}:3128"),
+            ("PROXY_HOST", "p!"),
+        ]);
+        let (source, _) = config_error_of(HostConfig::default().apply_env(&env));
+        assert_eq!(source, "DS_PROXY_HTTPS_PROXY");
+        for good in [
+            "proxy:3128",
+            "HTTPS://proxy.corp",
+            "http://u:p@10.0.0.1:8080",
+            "http://[::1]:3128/",
+        ] {
+            let env = env_of(&[("DS_PROXY_HTTPS_PROXY", good)]);
+            let mut config = HostConfig::default();
+            config.apply_env(&env).unwrap();
+            let settings = config.to_settings(&env, Path::new(HOME)).unwrap();
+            assert_eq!(settings.proxy.https.as_deref(), Some(good));
+        }
     }
 
     fn settings_with_env(json: &str, env: EnvLookup<'_>) -> Settings {

@@ -310,7 +310,7 @@ fn load_layered(explicit: Option<&Path>, env: EnvLookup<'_>, home: &Path) -> Res
 /// the `HTTP(S)_PROXY`/`NO_PROXY` fallbacks.
 pub fn settings_from_host_json(bytes: &[u8]) -> Result<Settings> {
     let env = |name: &str| std::env::var(name).ok();
-    Ok(HostConfig::from_json(bytes)?.resolve(&env, &home_dir(), false))
+    HostConfig::from_json(bytes)?.resolve(&env, &home_dir(), false)
 }
 
 #[cfg(test)]

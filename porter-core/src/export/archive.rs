@@ -1,8 +1,8 @@
 //! Confined extraction of tar layers.
 //!
 //! Archive layers come from registries, so nothing in them is trusted. The archive is unpacked
-//! into a private staging directory inside the target and moved into place only once every entry
-//! passed these rules:
+//! into a private staging directory and moved into the export's staging area for its target only
+//! once every entry passed these rules:
 //!
 //! * names are relative, UTF-8, free of NUL, backslashes and drive prefixes, and do not climb
 //!   above the root (`a/../b` is `b`, `..foo` is an ordinary name);
@@ -15,9 +15,9 @@
 //! * entry count, entry size and decompressed size are capped while streaming;
 //! * file modes keep only the permission bits, without setuid/setgid/sticky or group/world write.
 //!
-//! Moving into place merges into existing directories and replaces existing files and links
-//! (never following them); conflicts with the target's existing content are found before
-//! anything moves.
+//! Moving merges into existing directories and replaces existing files and links (never
+//! following them); conflicts with the target's existing content, and with what earlier layers
+//! staged for it, are found before anything moves.
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
@@ -53,18 +53,22 @@ impl Compression {
     }
 }
 
-/// Unpacks the tar in `blob` into `target` and returns the paths its entries named, relative to
-/// `target`, in entry order.
+/// Unpacks the tar in `blob` into `stage`, the staging directory of the export's `target`, and
+/// returns the paths its entries named, relative to `target`, in entry order. Entries are checked
+/// against what `target` already holds and what earlier layers left in `stage`.
 pub(super) fn extract(
     blob: File,
     blob_path: &Path,
     compression: Compression,
+    stage: &Path,
     target: &Path,
     limits: ExtractLimits,
 ) -> Result<Vec<String>> {
     match compression {
-        Compression::Plain => extract_from(BufReader::new(blob), blob_path, target, limits),
-        Compression::Gzip => extract_from(MultiGzDecoder::new(blob), blob_path, target, limits),
+        Compression::Plain => extract_from(BufReader::new(blob), blob_path, stage, target, limits),
+        Compression::Gzip => {
+            extract_from(MultiGzDecoder::new(blob), blob_path, stage, target, limits)
+        }
     }
 }
 
@@ -72,6 +76,7 @@ pub(super) fn extract(
 fn extract_from(
     reader: impl Read,
     blob_path: &Path,
+    stage: &Path,
     target: &Path,
     limits: ExtractLimits,
 ) -> Result<Vec<String>> {
@@ -83,8 +88,8 @@ fn extract_from(
     });
     let staging = tempfile::Builder::new()
         .prefix(&temp_prefix())
-        .tempdir_in(target)
-        .map_err(|e| Error::io("failed to create staging directory in", target, e))?;
+        .tempdir_in(stage)
+        .map_err(|e| Error::io("failed to create staging directory in", stage, e))?;
     let mut extraction = Extraction {
         staging,
         nodes: HashMap::new(),
@@ -126,7 +131,8 @@ fn extract_from(
         last = Some(name);
     }
     extraction.check_target(target)?;
-    extraction.commit(target)
+    extraction.check_target(stage)?;
+    extraction.commit(stage)
 }
 
 /// Counts the bytes read from `inner` and fails once more than `remaining` were read.

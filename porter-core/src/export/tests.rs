@@ -604,6 +604,92 @@ fn failed_layer_copy_leaves_no_temporary_file() {
     assert_eq!(tree(&fx.path("d")), Vec::<String>::new());
 }
 
+// A multi-platform export is all or nothing.
+
+#[test]
+fn a_platform_blocked_by_a_file_leaves_no_platform_exported_before_it() {
+    let fx = Fixture::new();
+    let dest = fx.path("out");
+    fs::create_dir_all(dest.join("linux")).unwrap();
+    fs::write(dest.join("linux/arm64"), b"keep").unwrap();
+    let manifests = vec![
+        manifest(
+            Some("windows/amd64"),
+            vec![fx.layer(BINARY, Some("tool.exe"), b"1")],
+        ),
+        manifest(
+            Some("linux/amd64"),
+            vec![fx.layer(TAR_GZ, None, &Tar::new().file("bin/tool", b"2", 0o755).gz())],
+        ),
+        manifest(
+            Some("linux/arm64"),
+            vec![fx.layer(BINARY, Some("tool"), b"3")],
+        ),
+    ];
+    let message = unsafe_message(export(&plan(dest.clone(), true, manifests)));
+    assert!(
+        message.ends_with("/out/linux/arm64 exists and is not a directory"),
+        "{message}"
+    );
+    assert_eq!(tree(&dest), ["linux", "linux/arm64"]);
+    assert_eq!(fs::read(dest.join("linux/arm64")).unwrap(), b"keep");
+}
+
+#[test]
+fn a_hostile_archive_for_one_platform_leaves_no_platform_exported() {
+    let fx = Fixture::new();
+    let dest = fx.path("out");
+    fs::create_dir_all(dest.join("linux/amd64")).unwrap();
+    fs::write(dest.join("linux/amd64/old"), b"keep").unwrap();
+    let manifests = vec![
+        manifest(
+            Some("linux/amd64"),
+            vec![fx.layer(BINARY, Some("tool"), b"1")],
+        ),
+        manifest(
+            Some("linux/arm64"),
+            vec![
+                fx.layer(BINARY, Some("tool"), b"2"),
+                fx.layer(TAR_GZ, None, &Tar::new().file("../evil", b"x", 0o644).gz()),
+            ],
+        ),
+    ];
+    let message = unsafe_message(export(&plan(dest.clone(), true, manifests)));
+    assert_eq!(message, "archive entry ../evil escapes destination");
+    assert_eq!(tree(&dest), ["linux", "linux/amd64", "linux/amd64/old"]);
+    assert!(!fx.path("evil").exists());
+}
+
+#[test]
+fn a_failure_while_moving_into_place_takes_back_what_was_added() {
+    let fx = Fixture::new();
+    let dest = fx.path("out");
+    fs::create_dir_all(dest.join("linux/amd64")).unwrap();
+    fs::write(dest.join("linux/amd64/old"), b"keep").unwrap();
+    let stage = |name: &str| {
+        let dir = fx.path("staging").join(name);
+        fs::create_dir_all(dir.join("bin")).unwrap();
+        fs::write(dir.join("bin/tool"), name).unwrap();
+        dir
+    };
+    let target = |parts: &[&str], stage: PathBuf| Target {
+        parts: parts.iter().map(|p| (*p).to_owned()).collect(),
+        dir: parts.iter().fold(dest.clone(), |d, p| d.join(p)),
+        stage,
+    };
+    let targets = [
+        // Merged into an existing platform directory.
+        target(&["linux", "amd64"], stage("amd64")),
+        // Moved into place whole, below a parent that is created.
+        target(&["windows", "arm64"], stage("arm64")),
+        // Its staged content is gone: moving it fails.
+        target(&["darwin", "arm64"], fx.path("staging/missing")),
+    ];
+    let err = place_all(&dest, &targets).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert_eq!(tree(&dest), ["linux", "linux/amd64", "linux/amd64/old"]);
+}
+
 #[test]
 fn sanitize_name_replaces_separators_and_refuses_dot_names() {
     assert_eq!(sanitize_name("a b:c/d"), "a-b-c-d");

@@ -270,7 +270,9 @@ def main():
         counter = [0]
 
         def fresh(name):
+            """A new run directory; the previous run's directory goes (1 GiB cases fill disks)."""
             counter[0] += 1
+            shutil.rmtree(os.path.join(work, "runs"), ignore_errors=True)
             d = os.path.join(work, "runs", f"{name}-{counter[0]}")
             os.makedirs(d)
             return d

@@ -30,6 +30,7 @@ GO_HOST = os.path.join(ROOT, "target", "go-host", "go-host")
 REF_PLUGIN = os.path.join(ROOT, "target", "go-host", "refplugin")
 BENCH_CGO = os.path.join(ROOT, "target", "bench-cgo")
 HANDSHAKE = os.path.join(ROOT, "target", "bench-handshake")
+FLOOR = os.path.join(ROOT, "target", "bench-floor")
 VENV_PY = os.path.join(ROOT, "target", "bench-venv", "bin", "python")
 MIB = 1 << 20
 
@@ -456,9 +457,10 @@ def main():
                             styles[name], [])
                 if os.path.exists(HANDSHAKE):
                     # Start → handshake line: posix_spawn to the first stdout line, timed in C.
-                    out = subprocess.run([HANDSHAKE, str(max(runs, 20) * 5)] + [p for _, p in peers],
+                    timed = peers + ([("exec floor: a C program printing the line", FLOOR)] if os.path.exists(FLOOR) else [])
+                    out = subprocess.run([HANDSHAKE, str(max(runs, 20) * 5)] + [p for _, p in timed],
                                          capture_output=True, check=True, text=True).stdout.split("\n")
-                    for (name, _), line in zip(peers, out):
+                    for (name, _), line in zip(timed, out):
                         res.add("6d. plugin spawn → handshake line (timed in C, incl. exec)", name,
                                 [float(line.split()[-1]) / 1000], [])
 

@@ -21,3 +21,4 @@ cargo build --release -p porter-ffi
 (cd tests/cgo && CGO_LDFLAGS="-L$PWD/../../target/release" CGO_LDFLAGS_ALLOW='-Wl,--gc-sections' \
   go build -mod=readonly -o ../../target/bench-cgo .)
 cc -O2 -Wall -o target/bench-handshake bench/handshake.c
+cc -O2 -Wall -o target/bench-floor bench/floor.c

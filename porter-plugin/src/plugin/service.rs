@@ -83,9 +83,14 @@ impl Running {
         self.count.send_modify(|n| *n += 1);
         let _leave = Leave(&self.count);
         let mut stopping = self.stopping.subscribe();
+        if *stopping.borrow_and_update() {
+            return None;
+        }
+        // Biased: when the stop and the work are ready together, the stop wins.
         tokio::select! {
-            out = work => Some(out),
+            biased;
             _ = stopping.wait_for(|s| *s) => None,
+            out = work => Some(out),
         }
     }
 

@@ -660,6 +660,12 @@ mod tests {
         names
     }
 
+    /// The name of a staged pull's directory under `.ingest/`.
+    fn staging_name(staged: &Staged) -> String {
+        let dir = staged.cache().staging.as_ref().unwrap().dir.path();
+        dir.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
     fn ingest(cache: &Cache) -> Vec<String> {
         fs::read_dir(cache.root().join(INGEST_DIR))
             .unwrap()
@@ -768,17 +774,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
         let running = cache.stage().unwrap();
-        let ours = running
-            .cache()
-            .staging
-            .as_ref()
-            .unwrap()
-            .dir
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let ours = staging_name(&running);
         // The same name with a pid no kernel hands out: a pull that no longer runs.
         let (_, rest) = ours
             .strip_prefix(STAGING_PREFIX)
@@ -795,17 +791,7 @@ mod tests {
         let next = cache.stage().unwrap();
         let mut left = ingest(&cache);
         left.sort();
-        let next_name = next
-            .cache()
-            .staging
-            .as_ref()
-            .unwrap()
-            .dir
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let next_name = staging_name(&next);
         let mut expected = vec![ours, next_name];
         expected.sort();
         assert_eq!(left, expected, "the running pull's staging stays");

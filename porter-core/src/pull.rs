@@ -168,31 +168,27 @@ async fn collect<S: Source>(
         .map(|s| &s.descriptor.digest)
         .collect::<HashSet<_>>()
         .len();
+    // Refusals name the index being walked.
+    let index = walk
+        .ancestors
+        .last()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let refused = |reason: String| Error::InvalidManifest {
+        digest: index.clone(),
+        reason,
+    };
     if walk.fetched + wanted > MAX_SELECTED {
-        return Err(Error::InvalidManifest {
-            digest: walk
-                .ancestors
-                .last()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            reason: format!(
-                "lists {wanted} manifests to fetch; more than {MAX_SELECTED} in one pull are refused"
-            ),
-        });
+        return Err(refused(format!(
+            "lists {wanted} manifests to fetch; more than {MAX_SELECTED} in one pull are refused"
+        )));
     }
     walk.fetched += wanted;
     let selected = out.len() + leaves.len();
     if selected > MAX_SELECTED {
-        return Err(Error::InvalidManifest {
-            digest: walk
-                .ancestors
-                .last()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            reason: format!(
-                "selects {selected} platform manifests; more than {MAX_SELECTED} in one pull are refused"
-            ),
-        });
+        return Err(refused(format!(
+            "selects {selected} platform manifests; more than {MAX_SELECTED} in one pull are refused"
+        )));
     }
     for leaf in leaves {
         // Several platforms may share one manifest (a script, one file pushed for each

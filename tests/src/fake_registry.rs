@@ -10,16 +10,15 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::publish::sha256_digest;
 
+use crate::loopback::Loopback;
+
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-const ACCEPT_POLL: Duration = Duration::from_millis(5);
 /// Largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Longest the server runs; a leaked server stops by itself.
@@ -150,16 +149,14 @@ struct State {
 
 /// The server; stops when dropped.
 pub struct FakeRegistry {
-    host: String,
+    server: Loopback,
     state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for FakeRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FakeRegistry")
-            .field("host", &self.host)
+            .field("host", &self.server.host())
             .finish()
     }
 }
@@ -174,43 +171,31 @@ impl FakeRegistry {
     /// Starts a server on a free port of 127.0.0.1 that answers `GET /v2/` with 200 and
     /// everything else with 404 until routes are added.
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fake registry");
-        listener
-            .set_nonblocking(true)
-            .expect("make the fake registry non-blocking");
-        let host = listener
-            .local_addr()
-            .expect("fake registry address")
-            .to_string();
         let state = Arc::new(Mutex::new(State::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (state, stop) = (Arc::clone(&state), Arc::clone(&stop));
-            thread::spawn(move || accept_loop(&listener, &state, &stop))
+        let server = {
+            let state = Arc::clone(&state);
+            Loopback::start("fake registry", MAX_LIFETIME, move |stream| {
+                serve(stream, &state)
+            })
         };
-        let registry = FakeRegistry {
-            host,
-            state,
-            stop,
-            thread: Some(thread),
-        };
+        let registry = FakeRegistry { server, state };
         registry.route("/v2/", Reply::ok("application/json", "{}"));
         registry
     }
 
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
-        self.host.clone()
+        self.server.host().to_owned()
     }
 
     /// `127.0.0.1:PORT/<repo_and_tag>`.
     pub fn reference(&self, repo_and_tag: &str) -> String {
-        format!("{}/{repo_and_tag}", self.host)
+        format!("{}/{repo_and_tag}", self.server.host())
     }
 
     /// `http://127.0.0.1:PORT<path>`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.host)
+        format!("http://{}{path}", self.server.host())
     }
 
     /// Answers `path` (exact, or a prefix when it ends with `*`) with `reply`; a later route for
@@ -288,34 +273,6 @@ impl FakeRegistry {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for FakeRegistry {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn accept_loop(listener: &TcpListener, state: &Arc<Mutex<State>>, stop: &AtomicBool) {
-    let started = Instant::now();
-    let max_polls = MAX_LIFETIME.as_millis() / ACCEPT_POLL.as_millis();
-    for _ in 0..max_polls {
-        if stop.load(Ordering::Relaxed) || started.elapsed() > MAX_LIFETIME {
-            return;
-        }
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let state = Arc::clone(state);
-                thread::spawn(move || {
-                    let _ = serve(stream, &state);
-                });
-            }
-            Err(_) => thread::sleep(ACCEPT_POLL),
-        }
     }
 }
 

@@ -9,14 +9,13 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::loopback::Loopback;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
-const ACCEPT_POLL: Duration = Duration::from_millis(10);
 /// Largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Longest the proxy runs; a leaked proxy stops by itself.
@@ -70,17 +69,15 @@ struct State {
 
 /// The proxy; stops when dropped.
 pub struct FaultProxy {
-    host: String,
+    server: Loopback,
     upstream: String,
     state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for FaultProxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FaultProxy")
-            .field("host", &self.host)
+            .field("host", &self.server.host())
             .field("upstream", &self.upstream)
             .finish()
     }
@@ -89,35 +86,28 @@ impl fmt::Debug for FaultProxy {
 impl FaultProxy {
     /// Starts a proxy in front of `upstream` (`127.0.0.1:PORT`, plain HTTP).
     pub fn start(upstream: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fault proxy");
-        listener
-            .set_nonblocking(true)
-            .expect("make the proxy listener non-blocking");
-        let host = listener.local_addr().expect("proxy address").to_string();
         let state = Arc::new(Mutex::new(State::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (state, stop, upstream) =
-                (Arc::clone(&state), Arc::clone(&stop), upstream.to_owned());
-            thread::spawn(move || accept_loop(&listener, &upstream, &state, &stop))
+        let server = {
+            let (state, upstream) = (Arc::clone(&state), upstream.to_owned());
+            Loopback::start("fault proxy", MAX_LIFETIME, move |stream| {
+                serve(stream, &upstream, &state)
+            })
         };
         FaultProxy {
-            host,
+            server,
             upstream: upstream.to_owned(),
             state,
-            stop,
-            thread: Some(thread),
         }
     }
 
     /// `127.0.0.1:PORT` of the proxy.
     pub fn host(&self) -> String {
-        self.host.clone()
+        self.server.host().to_owned()
     }
 
     /// `127.0.0.1:PORT/<repo_and_tag>` through the proxy.
     pub fn reference(&self, repo_and_tag: &str) -> String {
-        format!("{}/{repo_and_tag}", self.host)
+        format!("{}/{repo_and_tag}", self.server.host())
     }
 
     /// Applies `fault` to the next `times` requests whose path contains `pattern`. Rules are
@@ -145,40 +135,6 @@ impl FaultProxy {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn accept_loop(
-    listener: &TcpListener,
-    upstream: &str,
-    state: &Arc<Mutex<State>>,
-    stop: &AtomicBool,
-) {
-    let started = Instant::now();
-    let max_polls = MAX_LIFETIME.as_millis() / ACCEPT_POLL.as_millis();
-    for _ in 0..max_polls {
-        if stop.load(Ordering::Relaxed) || started.elapsed() > MAX_LIFETIME {
-            return;
-        }
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let (state, upstream) = (Arc::clone(state), upstream.to_owned());
-                thread::spawn(move || {
-                    let _ = serve(stream, &upstream, &state);
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(ACCEPT_POLL),
-            Err(_) => thread::sleep(ACCEPT_POLL),
-        }
     }
 }
 

@@ -28,6 +28,7 @@ mod fake_registry;
 mod fault_proxy;
 mod http;
 mod layer;
+mod loopback;
 mod publish;
 mod registry;
 mod standard;

@@ -11,11 +11,9 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -24,8 +22,9 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use crate::publish::install_crypto_provider;
 use crate::tls::TestCa;
 
+use crate::loopback::Loopback;
+
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-const ACCEPT_POLL: Duration = Duration::from_millis(5);
 /// Largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Longest the front runs; a leaked front stops by itself.
@@ -33,16 +32,14 @@ const MAX_LIFETIME: Duration = Duration::from_secs(10 * 60);
 
 /// The HTTPS front; stops when dropped.
 pub struct TlsFront {
-    host: String,
+    server: Loopback,
     upstream: String,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for TlsFront {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsFront")
-            .field("host", &self.host)
+            .field("host", &self.server.host())
             .field("upstream", &self.upstream)
             .finish()
     }
@@ -63,73 +60,31 @@ impl TlsFront {
             .with_single_cert(certs, key)
             .expect("build the TLS server config");
         let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the TLS front");
-        listener
-            .set_nonblocking(true)
-            .expect("make the TLS front non-blocking");
-        let host = listener
-            .local_addr()
-            .expect("TLS front address")
-            .to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (stop, upstream) = (Arc::clone(&stop), upstream.to_owned());
-            thread::spawn(move || accept_loop(&listener, &config, &upstream, &stop))
+        let server = {
+            let upstream = upstream.to_owned();
+            Loopback::start("TLS front", MAX_LIFETIME, move |stream| {
+                serve(stream, Arc::clone(&config), &upstream)
+            })
         };
         TlsFront {
-            host,
+            server,
             upstream: upstream.to_owned(),
-            stop,
-            thread: Some(thread),
         }
     }
 
     /// `127.0.0.1:PORT` of the front.
     pub fn host(&self) -> String {
-        self.host.clone()
+        self.server.host().to_owned()
     }
 
     /// `127.0.0.1:PORT/<repo_and_tag>` through the front.
     pub fn reference(&self, repo_and_tag: &str) -> String {
-        format!("{}/{repo_and_tag}", self.host)
+        format!("{}/{repo_and_tag}", self.server.host())
     }
 
     /// `https://127.0.0.1:PORT<path>`.
     pub fn url(&self, path: &str) -> String {
-        format!("https://{}{path}", self.host)
-    }
-}
-
-impl Drop for TlsFront {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn accept_loop(
-    listener: &TcpListener,
-    config: &Arc<ServerConfig>,
-    upstream: &str,
-    stop: &AtomicBool,
-) {
-    let started = Instant::now();
-    let max_polls = MAX_LIFETIME.as_millis() / ACCEPT_POLL.as_millis();
-    for _ in 0..max_polls {
-        if stop.load(Ordering::Relaxed) || started.elapsed() > MAX_LIFETIME {
-            return;
-        }
-        match listener.accept() {
-            Ok((stream, _)) => {
-                let (config, upstream) = (Arc::clone(config), upstream.to_owned());
-                thread::spawn(move || {
-                    let _ = serve(stream, config, &upstream);
-                });
-            }
-            Err(_) => thread::sleep(ACCEPT_POLL),
-        }
+        format!("https://{}{path}", self.server.host())
     }
 }
 

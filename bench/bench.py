@@ -218,13 +218,18 @@ def porter_env(cache):
     return env
 
 
-def alternate(runs, fns):
-    """Calls each fn once per round, rounds alternating, returning per-fn lists of results."""
+def alternate(runs, fns, reg=None):
+    """Calls each fn once per round, rounds alternating, returning per-fn lists of results; with
+    `reg`, also the registry bytes each fn's first call transferred."""
     out = {name: [] for name in fns}
+    traffic = {}
     for _ in range(runs):
         for name, fn in fns.items():
+            m = reg.mark() if reg else None
             out[name].append(fn())
-    return out
+            if reg:
+                traffic.setdefault(name, reg.traffic_since(m)[0])
+    return (out, traffic) if reg else out
 
 
 def main():
@@ -307,13 +312,7 @@ def main():
             tools = {"ds-porter": porter_cold, "skopeo copy docker:// oci:": skopeo_cold, "curl (4 parallel, files)": curl_cold}
             if os.path.exists(VENV_PY):
                 tools["oras-py pull"] = oras_cold
-            marks = {}
-            out = {name: [] for name in tools}
-            for _ in range(runs):
-                for name, fn in tools.items():
-                    m = reg.mark()
-                    out[name].append(fn())
-                    marks.setdefault(name, reg.traffic_since(m)[0])
+            out, marks = alternate(runs, tools, reg)
             for name, vals in out.items():
                 res.add("1. cold pull 1 GiB (4 × 256 MiB)" if not args.quick else "1. cold pull (quick)", name,
                         [v[0] for v in vals], [v[1] for v in vals], marks[name])
@@ -342,13 +341,7 @@ def main():
 
             for case, fns in [("2. pull + export 1 of 6 platforms (6 × 20 MiB)", {"ds-porter": porter_one, "skopeo --override-os/arch": skopeo_one}),
                               ("3. pull all 6 platforms", {"ds-porter": porter_all, "skopeo copy --all": skopeo_all})]:
-                out = {name: [] for name in fns}
-                traffic = {}
-                for _ in range(runs):
-                    for name, fn in fns.items():
-                        m = reg.mark()
-                        out[name].append(fn())
-                        traffic.setdefault(name, reg.traffic_since(m)[0])
+                out, traffic = alternate(runs, fns, reg)
                 for name, vals in out.items():
                     res.add(case, name, [v[0] for v in vals], [v[1] for v in vals], traffic[name])
 
@@ -365,13 +358,7 @@ def main():
                 "ds-porter (by digest)": lambda: run([PORTER, "pull", f"{host}/bench/plat@{digest}", "--insecure", "--all-arch"], env=wenv),
                 "skopeo copy --all (warm)": lambda: run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{plat}", f"oci:{swarm}:1"]),
             }
-            out = {name: [] for name in fns}
-            traffic = {}
-            for _ in range(runs):
-                for name, fn in fns.items():
-                    m = reg.mark()
-                    out[name].append(fn())
-                    traffic.setdefault(name, reg.traffic_since(m)[0])
+            out, traffic = alternate(runs, fns, reg)
             for name, vals in out.items():
                 res.add("4. warm re-pull (cached, unchanged)", name, [v[0] for v in vals], [v[1] for v in vals], traffic[name])
 
@@ -410,10 +397,7 @@ def main():
                 return time.perf_counter() - start, peak
 
             fns = {"ds-porter": porter_push, "skopeo copy oci: docker://": skopeo_push, "curl -T (monolithic, sequential)": curl_push}
-            out = {name: [] for name in fns}
-            for _ in range(runs):
-                for name, fn in fns.items():
-                    out[name].append(fn())
+            out = alternate(runs, fns)
             for name, vals in out.items():
                 res.add("5. push 1 GiB (4 × 256 MiB)", name, [v[0] for v in vals], [v[1] for v in vals], big_total)
             repush_ref = f"{host}/push/again:1"

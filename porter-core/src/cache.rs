@@ -147,6 +147,30 @@ impl Cache {
         }
     }
 
+    /// Copies the local `file` into the cache as blob `digest` of `size` bytes, verified like a
+    /// download. `false` when the cache already had it (nothing is read).
+    pub async fn import_file(&self, file: &Path, digest: &Digest, size: u64) -> Result<bool> {
+        if self.has_blob(digest, size) {
+            return Ok(false);
+        }
+        let mut writer = self.blob_writer(digest.clone(), size)?;
+        let mut source = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| Error::io("failed to open", file, e))?;
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut source, &mut buf)
+                .await
+                .map_err(|e| Error::io("failed to read", file, e))?;
+            if n == 0 {
+                break;
+            }
+            writer.write(Bytes::copy_from_slice(&buf[..n])).await?;
+        }
+        writer.finish().await?;
+        Ok(true)
+    }
+
     /// Starts streaming a blob into the cache. Hashing and disk writes run on a blocking thread;
     /// the blob becomes visible only after [`BlobWriter::finish`] verified it (in a pull's view:
     /// once the pull commits).

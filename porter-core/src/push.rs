@@ -172,7 +172,10 @@ impl Porter {
                 let target = open_layout(&l.dir)?;
                 target.put_blob(&config_digest, EMPTY_CONFIG)?;
                 for layer in &layers {
-                    copy_into_layout(&target, layer, progress).await?;
+                    let copied = target
+                        .import_file(&layer.file, &layer.digest, layer.size)
+                        .await?;
+                    progress.blob_done(&layer.digest, !copied);
                 }
                 for m in &built {
                     target.put_blob(&m.digest, &m.bytes)?;
@@ -585,31 +588,6 @@ fn build_index(
         index["annotations"] = json!(release.annotations);
     }
     serde_json::to_vec(&index).unwrap_or_default()
-}
-
-/// Copies a layer file into an OCI layout target, verified like any cache blob.
-async fn copy_into_layout(target: &Cache, layer: &Layer, progress: &dyn Progress) -> Result<()> {
-    if target.has_blob(&layer.digest, layer.size) {
-        progress.blob_done(&layer.digest, true);
-        return Ok(());
-    }
-    let mut writer = target.blob_writer(layer.digest.clone(), layer.size)?;
-    let mut file = tokio::fs::File::open(&layer.file)
-        .await
-        .map_err(|e| Error::io("failed to open", &layer.file, e))?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = tokio::io::AsyncReadExt::read(&mut file, &mut buf)
-            .await
-            .map_err(|e| Error::io("failed to read", &layer.file, e))?;
-        if n == 0 {
-            break;
-        }
-        writer.write(Bytes::copy_from_slice(&buf[..n])).await?;
-    }
-    writer.finish().await?;
-    progress.blob_done(&layer.digest, false);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -159,7 +159,10 @@ impl Porter {
             ArtifactRef::Layout(l) => {
                 let cache = Cache::open(&l.dir)?;
                 cache.put_blob(&config_digest, EMPTY_CONFIG)?;
-                copy_into(&cache, &layer, progress).await?;
+                let copied = cache
+                    .import_file(&layer.file, &layer.digest, layer.size)
+                    .await?;
+                progress.blob_done(&layer.digest, !copied);
                 cache.put_blob(&manifest_digest, &manifest)?;
                 let desc = Descriptor {
                     media_type: OCI_MANIFEST.into(),
@@ -228,32 +231,6 @@ async fn spool<R: AsyncRead + Unpin + Send>(mut reader: R) -> Result<Spooled> {
         digest: Digest::from_hasher(hasher),
         size,
     })
-}
-
-/// Copies the spooled layer into an OCI layout, verified like any cache blob.
-async fn copy_into(target: &Cache, layer: &Spooled, progress: &dyn Progress) -> Result<()> {
-    if target.has_blob(&layer.digest, layer.size) {
-        progress.blob_done(&layer.digest, true);
-        return Ok(());
-    }
-    let mut writer = target.blob_writer(layer.digest.clone(), layer.size)?;
-    let mut file = tokio::fs::File::open(&layer.file)
-        .await
-        .map_err(|e| Error::io("failed to open", &*layer.file, e))?;
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .await
-            .map_err(|e| Error::io("failed to read", &*layer.file, e))?;
-        if n == 0 {
-            break;
-        }
-        writer.write(Bytes::copy_from_slice(&buf[..n])).await?;
-    }
-    writer.finish().await?;
-    progress.blob_done(&layer.digest, false);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -486,19 +486,23 @@ impl Staging {
         let Ok(bytes) = fs::read(self.path(digest)) else {
             return Vec::new();
         };
-        let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
-            return Vec::new();
-        };
-        value
-            .get("manifests")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|m| m.get("digest")?.as_str()?.parse().ok())
-                    .collect()
-            })
+        serde_json::from_slice::<Value>(&bytes)
+            .map(|value| listed_digests(&value))
             .unwrap_or_default()
     }
+}
+
+/// The digests in an index's (or `index.json`'s) `manifests` list that parse.
+pub(crate) fn listed_digests(index: &Value) -> Vec<Digest> {
+    index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|m| m.get("digest")?.as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A pull's view of the cache and the blobs it staged; see [`Cache::stage`]. Dropping every

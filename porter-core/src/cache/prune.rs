@@ -273,16 +273,7 @@ impl Cache {
 
     /// Root digests named in `index.json`.
     fn named_roots(&self) -> Result<Vec<Digest>> {
-        let index = self.read_index()?;
-        Ok(index
-            .get("manifests")
-            .and_then(Value::as_array)
-            .map(|list| {
-                list.iter()
-                    .filter_map(|m| m.get("digest")?.as_str()?.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(super::listed_digests(&Value::Object(self.read_index()?)))
     }
 
     /// Blob sizes by hex digest, how many artifacts reference each, and each entry's blobs.

@@ -122,11 +122,7 @@ pub struct SeenRequest {
 impl SeenRequest {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        crate::http::header(&self.headers, name)
     }
 }
 

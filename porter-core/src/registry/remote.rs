@@ -15,11 +15,10 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 
 use super::mirror::mirrors_for;
-use super::tls::ExtraRoots;
-use super::transport::{Download, Endpoint, InsecureHosts, Role};
+use super::transport::{Download, Endpoint, HostAccess, InsecureHosts, Role};
 use super::{Source, check_size, install_crypto_provider, root_descriptor};
 use crate::cache::Cache;
-use crate::config::{CredentialSecret, Settings};
+use crate::config::Settings;
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Descriptor};
@@ -94,28 +93,16 @@ impl Remote {
                 ClientProtocol::HttpsExcept(plain)
             }
         };
+        let access = HostAccess::for_host(settings, &host)?;
         let client_config = OciClientConfig {
             protocol,
             https_proxy: settings.proxy.https.clone(),
             http_proxy: settings.proxy.http.clone(),
             no_proxy: settings.proxy.no_proxy.clone(),
-            extra_root_certificates: ExtraRoots::for_host(settings, &host)?.to_oci(),
+            extra_root_certificates: access.roots.to_oci(),
         };
-        let auth = match settings.credential_for(&host)? {
-            Some(cred) => match cred.secret {
-                CredentialSecret::Password(p) => {
-                    RegistryAuth::Basic(cred.username, p.expose().to_owned())
-                }
-                CredentialSecret::Token(t) => {
-                    let user = if cred.username.is_empty() {
-                        "token".to_owned()
-                    } else {
-                        cred.username
-                    };
-                    RegistryAuth::Basic(user, t.expose().to_owned())
-                }
-                CredentialSecret::None => RegistryAuth::Anonymous,
-            },
+        let auth = match &access.credential {
+            Some((user, secret)) => RegistryAuth::Basic(user.clone(), secret.expose().to_owned()),
             None => RegistryAuth::Anonymous,
         };
         let insecure_hosts = Arc::new(InsecureHosts::new(settings, insecure.then_some(&*host)));
@@ -129,6 +116,7 @@ impl Remote {
                 Role::Mirror,
                 plain,
                 Arc::clone(&insecure_hosts),
+                HostAccess::for_host(settings, &mirror.host)?,
             )?);
         }
         endpoints.push(Endpoint::new(
@@ -138,6 +126,7 @@ impl Remote {
             Role::Upstream,
             plain_http,
             insecure_hosts,
+            access,
         )?);
         Ok(Remote {
             client_config,

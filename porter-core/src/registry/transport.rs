@@ -100,6 +100,29 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+/// What a connection to one registry host uses: its extra CA roots and its credential (basic,
+/// a token going as user `token` when no user is named). Read once per host and pull: finding
+/// a credential may run a docker credential helper.
+pub(crate) struct HostAccess {
+    pub(crate) roots: ExtraRoots,
+    pub(crate) credential: Option<(String, Secret)>,
+}
+
+impl HostAccess {
+    pub(crate) fn for_host(settings: &Settings, host: &str) -> Result<HostAccess> {
+        let credential = settings.credential_for(host)?.and_then(|c| match c.secret {
+            CredentialSecret::Password(p) => Some((c.username, p)),
+            CredentialSecret::Token(t) if c.username.is_empty() => Some(("token".into(), t)),
+            CredentialSecret::Token(t) => Some((c.username, t)),
+            CredentialSecret::None => None,
+        });
+        Ok(HostAccess {
+            roots: ExtraRoots::for_host(settings, host)?,
+            credential,
+        })
+    }
+}
+
 /// A blob download in progress: the writer and how many bytes it has.
 pub(crate) struct Download<'a> {
     cache: &'a Cache,
@@ -152,25 +175,19 @@ impl Endpoint {
         role: Role,
         plain_http: bool,
         insecure: Arc<InsecureHosts>,
+        access: HostAccess,
     ) -> Result<Self> {
-        let roots = ExtraRoots::for_host(settings, host)?;
-        let http = build_http(settings, &roots, &insecure).map_err(|e| Error::Network {
+        let http = build_http(settings, &access.roots, &insecure).map_err(|e| Error::Network {
             registry: host.to_owned(),
             reason: format!("cannot build HTTP client: {e}"),
         })?;
-        let credential = settings.credential_for(host)?.and_then(|c| match c.secret {
-            CredentialSecret::Password(p) => Some((c.username, p)),
-            CredentialSecret::Token(t) if c.username.is_empty() => Some(("token".into(), t)),
-            CredentialSecret::Token(t) => Some((c.username, t)),
-            CredentialSecret::None => None,
-        });
         Ok(Endpoint {
             http,
             scheme: if plain_http { "http" } else { "https" },
             host: host.to_owned(),
             repository: repository.to_owned(),
             role,
-            credential,
+            credential: access.credential,
             insecure,
             auth: Mutex::new(Auth::Anonymous),
             policy: settings.retry.clone(),

@@ -83,10 +83,8 @@ impl Running {
         self.count.send_modify(|n| *n += 1);
         let _leave = Leave(&self.count);
         let mut stopping = self.stopping.subscribe();
-        if *stopping.borrow_and_update() {
-            return None;
-        }
-        // Biased: when the stop and the work are ready together, the stop wins.
+        // Biased: when the stop and the work are ready together (or the stop came first), the
+        // stop wins; `wait_for` sees a stop already sent.
         tokio::select! {
             biased;
             _ = stopping.wait_for(|s| *s) => None,

@@ -107,7 +107,10 @@ pub struct PorterAdapter {
 
 impl PorterAdapter {
     /// Opens the engine on `settings` and the metadata store (creating and migrating it).
-    pub fn open(settings: Settings, options: AdapterOptions) -> Result<Self> {
+    /// Redirects to private addresses are refused unless `settings.porter.block_private_redirects`
+    /// says otherwise: the adapter may run inside a service that pulls references it is given.
+    pub fn open(mut settings: Settings, options: AdapterOptions) -> Result<Self> {
+        settings.block_private_redirects.get_or_insert(true);
         let path = options
             .store_path
             .clone()

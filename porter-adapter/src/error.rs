@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use porter_core::ErrorKind;
+use porter_core::ErrorKind as CoreKind;
 
 /// Everything that can go wrong in the adapter.
 #[derive(Debug, thiserror::Error)]
@@ -81,22 +81,69 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is: one value per variant, for callers that branch on it
+/// (the FFI maps it to its status codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    InvalidInput,
+    NotFound,
+    Expired,
+    Unauthorized,
+    Network,
+    /// The operation was cancelled.
+    Cancelled,
+    Engine,
+    Store,
+    Io,
+}
+
+impl ErrorKind {
+    /// A stable, lower-case identifier, for machine-readable surfaces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Expired => "expired",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Network => "network",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Engine => "engine",
+            ErrorKind::Store => "store",
+            ErrorKind::Io => "io",
+        }
+    }
+}
+
 /// The adapter's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A stable, lower-case identifier of the variant, for machine-readable surfaces.
-    pub fn code(&self) -> &'static str {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidInput { .. } => "invalid_input",
-            Error::NotFound { .. } => "not_found",
-            Error::Expired { .. } => "expired",
-            Error::Unauthorized { .. } => "unauthorized",
-            Error::Network { .. } => "network",
-            Error::Engine { .. } => "engine",
-            Error::Store { .. } => "store",
-            Error::Io { .. } => "io",
+            Error::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Expired { .. } => ErrorKind::Expired,
+            Error::Unauthorized { .. } => ErrorKind::Unauthorized,
+            Error::Network { .. } => ErrorKind::Network,
+            Error::Engine { source, .. } if source.kind() == CoreKind::Cancelled => {
+                ErrorKind::Cancelled
+            }
+            Error::Engine { .. } => ErrorKind::Engine,
+            Error::Store { .. } => ErrorKind::Store,
+            Error::Io { .. } => ErrorKind::Io,
         }
+    }
+
+    /// A stable, lower-case identifier of the kind, for machine-readable surfaces.
+    pub fn code(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// The remedy the engine suggests, if one applies (each front end names it in its terms).
+    pub fn hint(&self) -> Option<porter_core::error::Hint> {
+        self.core().and_then(porter_core::Error::hint)
     }
 
     /// The engine error behind this one, when there is one.
@@ -123,17 +170,17 @@ impl Error {
         let kind = source.kind();
         let source = Box::new(source);
         match kind {
-            ErrorKind::InvalidInput => Error::InvalidInput {
+            CoreKind::InvalidInput => Error::InvalidInput {
                 message: format!("{context}: {source}"),
                 source: Some(source),
             },
-            ErrorKind::NotFound => Error::NotFound {
+            CoreKind::NotFound => Error::NotFound {
                 what: what.to_owned(),
                 key: key.to_owned(),
                 source: Some(source),
             },
-            ErrorKind::Unauthorized => Error::Unauthorized { context, source },
-            ErrorKind::Network => Error::Network { context, source },
+            CoreKind::Unauthorized => Error::Unauthorized { context, source },
+            CoreKind::Network => Error::Network { context, source },
             _ => Error::Engine { context, source },
         }
     }
@@ -211,6 +258,7 @@ mod tests {
                 porter_core::Error::Network {
                     registry: "r".into(),
                     reason: "refused".into(),
+                    cause: porter_core::error::NetworkCause::Connect,
                 },
                 "network",
             ),

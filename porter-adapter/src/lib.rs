@@ -59,7 +59,7 @@ mod store;
 
 pub use adapter::{AdapterOptions, Installations, PorterAdapter, default_store_path};
 pub use blocking::BlockingAdapter;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Subscription};
 pub use installations::{Credentials, Installation};
 pub use state::StateEntry;

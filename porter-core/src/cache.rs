@@ -276,8 +276,8 @@ impl Cache {
                 == Some(name)
             {
                 let desc: Descriptor =
-                    serde_json::from_value(m.clone()).map_err(|e| Error::Config {
-                        source_name: self.root.join("index.json").display().to_string(),
+                    serde_json::from_value(m.clone()).map_err(|e| Error::CacheCorrupt {
+                        what: self.root.join("index.json").display().to_string(),
                         reason: e.to_string(),
                     })?;
                 return Ok(Some(desc));
@@ -305,8 +305,8 @@ impl Cache {
         match fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
                 Ok(Value::Object(map)) => Ok(map),
-                _ => Err(Error::Config {
-                    source_name: path.display().to_string(),
+                _ => Err(Error::CacheCorrupt {
+                    what: path.display().to_string(),
                     reason: "not a valid OCI index".into(),
                 }),
             },
@@ -399,12 +399,14 @@ impl Cache {
     fn read_metadata(&self, entry: &Path) -> Result<Option<ArtifactResult>> {
         let path = entry.join(METADATA_FILE);
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::Config {
-                    source_name: path.display().to_string(),
-                    reason: e.to_string(),
-                }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| Error::CacheCorrupt {
+                        what: path.display().to_string(),
+                        reason: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("failed to read", path, e)),
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::artifact::{self, ArtifactResult, Finalizer};
 use crate::cache::{Cache, PrunePolicy, PruneReport, VerifyReport};
 use crate::config::Settings;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{EXPORT_FAILED, Error, ErrorKind, PULL_FAILED, Result, blocking};
 use crate::export::{self, ExportLayer, ExportManifest, ExportPlan, ExtractLimits};
 use crate::manifest::{Node, PlatformRequest};
 use crate::progress::Progress;
@@ -133,13 +133,9 @@ impl Porter {
         progress: &dyn Progress,
     ) -> Result<VerifyReport> {
         let cache = self.cache.clone();
-        let guard = tokio::task::spawn_blocking(move || cache.pull_guard())
-            .await
-            .map_err(|e| Error::InvalidInput(format!("cache lock failed: {e}")))??;
+        let guard = blocking("taking the cache lock", move || cache.pull_guard()).await?;
         let cache = self.cache.clone();
-        let mut report = tokio::task::spawn_blocking(move || cache.verify())
-            .await
-            .map_err(|e| Error::InvalidInput(format!("cache verify failed: {e}")))??;
+        let mut report = blocking("cache verification", move || cache.verify()).await?;
         if !repair || self.settings.offline {
             return Ok(report);
         }
@@ -209,7 +205,7 @@ impl Porter {
         }
         match name.parse::<ArtifactRef>()? {
             ArtifactRef::Registry(r) => {
-                let source = Remote::new(&self.settings, &r, insecure)?;
+                let source = Remote::new(&self.settings, &r, insecure);
                 from(&source, &self.cache, desc, is_manifest, progress).await
             }
             ArtifactRef::Layout(l) => {
@@ -244,13 +240,11 @@ impl Porter {
         };
         // Prune waits while pulls hold this; a pull waits only while a prune runs.
         let cache = self.cache.clone();
-        let guard = tokio::task::spawn_blocking(move || cache.pull_guard())
-            .await
-            .map_err(|e| Error::InvalidInput(format!("cache lock failed: {e}")))??;
+        let guard = blocking("taking the cache lock", move || cache.pull_guard()).await?;
         let (pulled, origin) = self.fetch(request, progress).await.map_err(|e| match e {
             // The platform request cannot be met: DS users know this as an export failure.
-            Error::Export(_) => wrap("failed to export artifact", e),
-            e => wrap("failed to copy artifact", e),
+            Error::Export(_) => wrap(EXPORT_FAILED, e),
+            e => wrap(PULL_FAILED, e),
         })?;
         let metadata = pulled.node.annotations().clone();
         let id = pulled.root.digest.short_id().to_owned();
@@ -270,24 +264,22 @@ impl Porter {
         let cache = self.cache.clone();
         let name = request.reference.cache_name();
         let (root, stored, staged) = (pulled.root.clone(), result.clone(), pulled.staged.clone());
-        tokio::task::spawn_blocking(move || {
+        blocking("recording the artifact", move || {
             staged.commit()?;
             cache.record(&name, &root, &stored)?;
             cache.touch(&stored.id);
-            Ok::<_, Error>(())
+            Ok(())
         })
-        .await
-        .map_err(|e| Error::InvalidInput(format!("cache update failed: {e}")))??;
+        .await?;
         result.offline = origin == Origin::Offline;
 
         if let Some(output) = &request.output {
             let plan = self
                 .export_plan(request, &pulled, output)
-                .map_err(|e| wrap("failed to export artifact", e))?;
-            let exported = tokio::task::spawn_blocking(move || export::export(&plan))
+                .map_err(|e| wrap(EXPORT_FAILED, e))?;
+            let exported = blocking("export", move || export::export(&plan))
                 .await
-                .map_err(|e| Error::InvalidInput(format!("export failed: {e}")))?
-                .map_err(|e| wrap("failed to export artifact", e))?;
+                .map_err(|e| wrap(EXPORT_FAILED, e))?;
             result.exported_files = exported;
             if !result.exported_files.is_empty() {
                 let abs = std::path::absolute(output).unwrap_or_else(|_| output.clone());
@@ -314,8 +306,7 @@ impl Porter {
         if !matches!(request.reference, ArtifactRef::Registry(_)) {
             return Ok(None);
         }
-        let resolved =
-            ArtifactRef::parse_with_default(&request.original, &self.settings.default_registry)?;
+        let resolved = self.resolve(&request.original, request.insecure)?;
         if resolved == request.reference {
             return Ok(None);
         }
@@ -324,6 +315,24 @@ impl Porter {
             reference: resolved,
             ..request.clone()
         }))
+    }
+
+    /// `text` resolved against `Registry.Default` as pulls, pushes and listings resolve it.
+    /// Allowing plain HTTP (`insecure`) applies only to a registry the text names: a short
+    /// reference with it is refused rather than downgrading a host the caller never typed.
+    pub(crate) fn resolve(&self, text: &str, insecure: bool) -> Result<ArtifactRef> {
+        let resolved = ArtifactRef::parse_with_default(text, &self.settings.default_registry)?;
+        if insecure && !crate::reference::names_registry(text) {
+            return Err(Error::InvalidReference {
+                reference: text.trim().to_owned(),
+                reason: format!(
+                    "plain HTTP was allowed for this request, but the reference names no \
+                     registry (it resolves to {resolved} through Registry.Default); name the \
+                     registry in the reference, or list it in Registry.InsecureRegistries"
+                ),
+            });
+        }
+        Ok(resolved)
     }
 
     /// Prunes by `Cache.TTL` and `Cache.MaxSize` when due; never fails the pull.
@@ -355,7 +364,7 @@ impl Porter {
                 (self.fetch_cached(request, progress).await?, Origin::Offline)
             }
             ArtifactRef::Registry(r) => {
-                let source = Remote::new(&self.settings, r, request.insecure)?;
+                let source = Remote::new(&self.settings, r, request.insecure);
                 let pulled = pull::pull(
                     &source,
                     pinned,

@@ -24,6 +24,13 @@ pub enum ErrorKind {
     Io,
     /// The export destination or an archive entry would escape or clash.
     Unsafe,
+    /// The operation was cancelled (by its caller, a signal or a shutdown).
+    Cancelled,
+    /// The cache holds damaged data (a blob that does not match its digest, an unreadable
+    /// `index.json` or `metadata.json`).
+    CacheCorrupt,
+    /// A bug or a failure inside the engine (a panicked task, a runtime shutting down).
+    Internal,
     /// Anything else.
     Other,
 }
@@ -39,9 +46,75 @@ impl ErrorKind {
             ErrorKind::Integrity => "integrity",
             ErrorKind::Io => "io",
             ErrorKind::Unsafe => "unsafe",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::CacheCorrupt => "cache_corrupt",
+            ErrorKind::Internal => "internal",
             ErrorKind::Other => "other",
         }
     }
+}
+
+/// Why a connection to a registry failed, as far as it can be told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NetworkCause {
+    /// The host name does not resolve.
+    Dns,
+    /// The connection could not be made (refused, reset, unreachable).
+    Connect,
+    /// No answer, or no progress, within the attempt timeout.
+    Timeout,
+    /// The server's certificate is not signed by a trusted authority (or does not name the host).
+    UntrustedCertificate,
+    /// The server answered the TLS handshake in plain HTTP.
+    PlainHttpAnswer,
+    /// Another TLS failure.
+    Tls,
+    /// A redirect was refused (to plain HTTP, to a private address, or too many).
+    Redirect,
+    /// The answer broke off or could not be read.
+    Interrupted,
+    /// Anything else.
+    Other,
+}
+
+impl NetworkCause {
+    /// Whether retrying the same request can help.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            NetworkCause::Connect
+                | NetworkCause::Timeout
+                | NetworkCause::Interrupted
+                | NetworkCause::Other
+        )
+    }
+}
+
+/// What a person can change so that a failed operation works. The engine says which remedy
+/// applies; each front end names it in its own terms (a CLI flag, an FFI option, a DS setting).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Hint {
+    /// The registry speaks plain HTTP: allow plain HTTP for `host`.
+    PlainHttp {
+        /// `host[:port]`.
+        host: String,
+    },
+    /// The registry's certificate comes from a private CA: trust that CA for `host`.
+    PrivateCa {
+        /// `host[:port]`.
+        host: String,
+    },
+    /// The registry refused the credentials (or their absence): configure credentials for `host`.
+    Credentials {
+        /// `host[:port]`.
+        host: String,
+    },
+    /// A cached blob is damaged: verify and repair the cache.
+    RepairCache,
+    /// Content did not match its digest or size during a pull; nothing was cached.
+    NothingCached,
 }
 
 /// The engine's error type.
@@ -83,7 +156,11 @@ pub enum Error {
 
     /// The registry could not be reached or the transfer broke off.
     #[error("{registry}: {reason}")]
-    Network { registry: String, reason: String },
+    Network {
+        registry: String,
+        reason: String,
+        cause: NetworkCause,
+    },
 
     /// Content did not hash to its digest.
     #[error("digest mismatch for {context}: expected {expected}, found {found}")]
@@ -134,6 +211,23 @@ pub enum Error {
     #[error("operation cancelled")]
     Cancelled,
 
+    /// The cache holds damaged data.
+    #[error("the cache is damaged: {what}: {reason}")]
+    CacheCorrupt { what: String, reason: String },
+
+    /// A failure inside the engine (a task panicked, the runtime shut down).
+    #[error("internal error: {0}")]
+    Internal(String),
+
+    /// The registry failed after the mirrors in front of it were skipped; `tried` says why each
+    /// mirror was skipped.
+    #[error("{source} (mirrors skipped: {})", tried.join("; "))]
+    Endpoints {
+        #[source]
+        source: Box<Error>,
+        tried: Vec<String>,
+    },
+
     /// An error with the operation that failed prefixed (`failed to copy artifact: …`).
     #[error("{context}: {source}")]
     Context {
@@ -160,14 +254,58 @@ impl Error {
                 ErrorKind::NotFound
             }
             Error::Network { .. } => ErrorKind::Network,
+            Error::CacheCorrupt { .. } => ErrorKind::CacheCorrupt,
+            Error::Internal(_) => ErrorKind::Internal,
             Error::DigestMismatch { .. }
             | Error::SizeMismatch { .. }
             | Error::InvalidManifest { .. } => ErrorKind::Integrity,
             Error::Io { .. } => ErrorKind::Io,
             Error::Unsafe(_) => ErrorKind::Unsafe,
             Error::Export(_) => ErrorKind::InvalidInput,
-            Error::Cancelled => ErrorKind::Other,
-            Error::Context { source, .. } => source.kind(),
+            Error::Cancelled => ErrorKind::Cancelled,
+            Error::Context { source, .. } | Error::Endpoints { source, .. } => source.kind(),
+        }
+    }
+
+    /// The remedy that applies, if one does.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Error::Registry {
+                registry,
+                status: 401 | 403,
+                ..
+            } => Some(Hint::Credentials {
+                host: registry.clone(),
+            }),
+            Error::Network {
+                registry,
+                cause: NetworkCause::UntrustedCertificate,
+                ..
+            } => Some(Hint::PrivateCa {
+                host: registry.clone(),
+            }),
+            Error::Network {
+                registry,
+                cause: NetworkCause::PlainHttpAnswer,
+                ..
+            } => Some(Hint::PlainHttp {
+                host: registry.clone(),
+            }),
+            Error::CacheCorrupt { .. } => Some(Hint::RepairCache),
+            Error::Endpoints { source, .. } => source.hint(),
+            Error::Context { context, source } => source.hint().or_else(|| {
+                (*context == PULL_FAILED && source.kind() == ErrorKind::Integrity)
+                    .then_some(Hint::NothingCached)
+            }),
+            _ => None,
+        }
+    }
+
+    /// The innermost error, below every [`Error::Context`].
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Context { source, .. } | Error::Endpoints { source, .. } => source.root(),
+            other => other,
         }
     }
 
@@ -178,6 +316,25 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// The context of a failed pull, as DS users know it.
+pub const PULL_FAILED: &str = "failed to copy artifact";
+/// The context of a failed export, as DS users know it.
+pub const EXPORT_FAILED: &str = "failed to export artifact";
+
+/// Runs blocking work on tokio's blocking pool; a task that panicked or was cancelled by a
+/// runtime shutdown becomes [`Error::Internal`] / [`Error::Cancelled`] naming `what`.
+pub(crate) async fn blocking<T, F>(what: &'static str, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_cancelled() => Err(Error::Cancelled),
+        Err(e) => Err(Error::Internal(format!("{what} failed: {e}"))),
     }
 }
 

@@ -11,6 +11,7 @@
 //! of exports that were killed (see `leftovers`).
 
 mod archive;
+pub(crate) mod pack;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;

@@ -62,7 +62,8 @@ impl DescriptorPlatform {
     }
 }
 
-/// A content descriptor.
+/// A content descriptor. Fields serialize in the order ds-porter has always written them
+/// (layer descriptors and index entries), so the same inputs keep giving the same digests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
@@ -72,12 +73,6 @@ pub struct Descriptor {
     pub digest: Digest,
     /// Size in bytes.
     pub size: u64,
-    /// Artifact type, for manifests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
-    /// Platform, in indexes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<DescriptorPlatform>,
     /// Annotations.
     #[serde(
         default,
@@ -85,6 +80,12 @@ pub struct Descriptor {
         deserialize_with = "null_as_empty"
     )]
     pub annotations: BTreeMap<String, String>,
+    /// Platform, in indexes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<DescriptorPlatform>,
+    /// Artifact type, for manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
 
 impl Descriptor {

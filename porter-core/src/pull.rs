@@ -48,9 +48,7 @@ pub(crate) async fn pull<S: Source>(
 ) -> Result<Pulled> {
     let staged = {
         let cache = cache.clone();
-        tokio::task::spawn_blocking(move || cache.stage())
-            .await
-            .map_err(|e| Error::InvalidInput(format!("cache staging failed: {e}")))??
+        crate::error::blocking("staging the pull", move || cache.stage()).await?
     };
     let cache = staged.cache();
     let (root, root_bytes) = match pinned.and_then(|d| cache.read_blob(d).ok().map(|b| (d, b))) {

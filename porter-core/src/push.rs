@@ -9,28 +9,29 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 use crate::artifact::{ArtifactResult, ZERO_TIME};
 use crate::cache::Cache;
 use crate::digest::Digest;
 use crate::engine::Porter;
-use crate::error::{Error, Result};
-use crate::manifest::{Descriptor, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST};
+use crate::error::{Error, Result, blocking};
+use crate::export::pack::{HashWriter, archive_dir};
+use crate::manifest::{ANNOTATION_TITLE, Descriptor, DescriptorPlatform, OCI_INDEX};
 use crate::manifest_file::{
     ARCHIVE_MEDIA_TYPE, BINARY_MEDIA_TYPE, INDEX_ARTIFACT_TYPE, ReleaseEntry, ReleaseManifest,
 };
 use crate::platform::Platform;
 use crate::progress::Progress;
+use crate::publish::{
+    self, Blob, BlobSource, Document, EMPTY_CONFIG, ImageIndex, ImageManifest, Publication, Target,
+};
 use crate::reference::ArtifactRef;
 use crate::registry::Remote;
 
-const EMPTY_CONFIG: &[u8] = b"{}";
 const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 
 /// What to push.
@@ -93,8 +94,7 @@ struct Layer {
 /// A built manifest.
 struct Built {
     platform: Platform,
-    bytes: Bytes,
-    digest: Digest,
+    document: Document,
 }
 
 impl Porter {
@@ -104,102 +104,63 @@ impl Porter {
         request: &PushRequest,
         progress: &dyn Progress,
     ) -> Result<ArtifactResult> {
+        // Short references resolve against Registry.Default, as pulls resolve them.
+        let target = match &request.target {
+            ArtifactRef::Layout(_) => request.target.clone(),
+            ArtifactRef::Registry(_) => self.resolve(&request.original, request.insecure)?,
+        };
         let source = request.source.clone();
-        let release = blocking(move || load_release(&source)).await?;
+        let release = blocking("reading the release", move || load_release(&source)).await?;
         let epoch = source_date_epoch()?;
         let created = created_annotation(epoch);
         let entries = release.entries.clone();
-        let layers: Vec<Layer> = blocking(move || {
+        let layers: Vec<Layer> = blocking("preparing the layers", move || {
             entries
                 .into_iter()
                 .map(|e| prepare_layer(e, epoch))
                 .collect()
         })
         .await?;
-        let config_digest = Digest::of(EMPTY_CONFIG);
 
         let built: Vec<Built> = layers
             .iter()
-            .map(|l| build_manifest(l, &config_digest, &created))
-            .collect();
-        let index = build_index(&release, &layers, &built, &created);
-        let index_digest = Digest::of(&index);
-
-        match &request.target {
-            ArtifactRef::Registry(r) => {
-                let remote = Remote::new(self.settings(), r, request.insecure)?;
-                remote.prepare_push().await?;
-                let mut uploaded: Vec<Digest> = Vec::new();
-                if !remote.has_blob(&config_digest).await? {
-                    remote
-                        .upload_bytes(&config_digest, Bytes::from_static(EMPTY_CONFIG))
-                        .await?;
-                }
-                let mount_sources = self.mount_sources(r);
-                for layer in &layers {
-                    if uploaded.contains(&layer.digest) || remote.has_blob(&layer.digest).await? {
-                        tracing::debug!(digest = %layer.digest, "blob already in the registry");
-                        progress.blob_done(&layer.digest, true);
-                        continue;
-                    }
-                    if self.cache().has_blob(&layer.digest, layer.size)
-                        && mount(&remote, &mount_sources, &layer.digest).await
-                    {
-                        uploaded.push(layer.digest.clone());
-                        progress.blob_done(&layer.digest, true);
-                        continue;
-                    }
-                    remote
-                        .upload_file(&layer.file, &layer.digest, layer.size, progress)
-                        .await?;
-                    uploaded.push(layer.digest.clone());
-                }
-                for m in &built {
-                    remote
-                        .put_manifest(&m.digest.to_string(), m.bytes.clone(), OCI_MANIFEST)
-                        .await?;
-                    tracing::info!(platform = %m.platform, digest = %m.digest, "pushed");
-                }
-                for identifier in
-                    identifiers(request, r.tag.as_deref(), r.digest.as_ref(), &index_digest)?
-                {
-                    remote
-                        .put_manifest(&identifier, Bytes::from(index.clone()), OCI_INDEX)
-                        .await?;
-                }
-            }
-            ArtifactRef::Layout(l) => {
-                let target = open_layout(&l.dir)?;
-                target.put_blob(&config_digest, EMPTY_CONFIG)?;
-                for layer in &layers {
-                    let copied = target
-                        .import_file(&layer.file, &layer.digest, layer.size)
-                        .await?;
-                    progress.blob_done(&layer.digest, !copied);
-                }
-                for m in &built {
-                    target.put_blob(&m.digest, &m.bytes)?;
-                }
-                target.put_blob(&index_digest, &index)?;
-                let desc = Descriptor {
-                    media_type: OCI_INDEX.into(),
-                    digest: index_digest.clone(),
-                    size: index.len() as u64,
-                    artifact_type: Some(release.artifact_type.clone()),
-                    platform: None,
-                    annotations: BTreeMap::new(),
-                };
-                if let Some(d) = &l.digest
-                    && *d != index_digest
-                {
-                    return Err(Error::DigestMismatch {
-                        context: format!("push to {}", request.original),
-                        expected: d.to_string(),
-                        found: index_digest.to_string(),
-                    });
-                }
-                target.tag(l.tag.as_deref().unwrap_or("latest"), &desc)?;
-            }
+            .map(|l| build_manifest(l, &created))
+            .collect::<Result<_>>()?;
+        let index = build_index(&release, &layers, &built, &created)?;
+        let (tag, pinned) = match &target {
+            ArtifactRef::Registry(r) => (r.tag.as_deref(), r.digest.as_ref()),
+            ArtifactRef::Layout(l) => (l.tag.as_deref(), l.digest.as_ref()),
+        };
+        // Checked before anything is uploaded.
+        let identifiers = publish::identifiers(
+            &request.original,
+            tag,
+            pinned,
+            &index.digest,
+            request.tag_latest,
+        )?;
+        let mut blobs = vec![Blob::memory(Bytes::from_static(EMPTY_CONFIG))];
+        blobs.extend(layers.iter().map(|l| Blob {
+            digest: l.digest.clone(),
+            size: l.size,
+            source: BlobSource::File(l.file.clone()),
+        }));
+        let publication = Publication {
+            blobs,
+            manifests: built.iter().map(|b| b.document.clone()).collect(),
+            root: index.clone(),
+            identifiers,
+        };
+        let (destination, mount_from) = match &target {
+            ArtifactRef::Registry(r) => (
+                Target::Registry(Remote::upstream_only(self.settings(), r, request.insecure)),
+                self.mount_sources(r),
+            ),
+            ArtifactRef::Layout(l) => (Target::Layout(open_layout(&l.dir)?), Vec::new()),
+        };
+        publish::publish(&destination, &publication, &mount_from, progress).await?;
+        for m in &built {
+            tracing::info!(platform = %m.platform, digest = %m.document.digest, "pushed");
         }
 
         let reference = if request.explicit_identifier() {
@@ -214,13 +175,16 @@ impl Porter {
             metadata.insert("requested.reference".into(), request.original.clone());
         }
         for m in &built {
-            metadata.insert(format!("manifest.{}", m.platform), m.digest.to_string());
+            metadata.insert(
+                format!("manifest.{}", m.platform),
+                m.document.digest.to_string(),
+            );
         }
         Ok(ArtifactResult {
-            id: index_digest.short_id().to_owned(),
+            id: index.digest.short_id().to_owned(),
             reference,
-            digest: index_digest.to_string(),
-            size: index.len() as i64,
+            digest: index.digest.to_string(),
+            size: index.bytes.len() as i64,
             local_path: String::new(),
             metadata,
             plugin_info: None,
@@ -233,7 +197,7 @@ impl Porter {
 }
 
 /// Opens the OCI image layout a push writes to, creating it when missing.
-fn open_layout(dir: &Path) -> Result<Cache> {
+pub(crate) fn open_layout(dir: &Path) -> Result<Cache> {
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io("cannot create OCI layout directory", dir, e))?;
     Cache::open(dir).map_err(|e| Error::Context {
@@ -242,13 +206,10 @@ fn open_layout(dir: &Path) -> Result<Cache> {
     })
 }
 
-/// Most repositories a blob mount is tried from before uploading.
-const MAX_MOUNT_SOURCES: usize = 3;
-
 impl Porter {
     /// Other repositories of the target's registry this cache pulled from: where a blob we
     /// hold locally can be mounted from instead of uploaded.
-    fn mount_sources(&self, target: &crate::reference::RegistryRef) -> Vec<String> {
+    pub(crate) fn mount_sources(&self, target: &crate::reference::RegistryRef) -> Vec<String> {
         let mut repos: Vec<String> = Vec::new();
         for name in self.cache().names().unwrap_or_default() {
             if let Ok(ArtifactRef::Registry(r)) = name.parse::<ArtifactRef>()
@@ -261,48 +222,6 @@ impl Porter {
         }
         repos
     }
-}
-
-/// Tries to mount `digest` from each candidate repository; `true` once one succeeds.
-async fn mount(remote: &Remote, sources: &[String], digest: &Digest) -> bool {
-    for repo in sources.iter().take(MAX_MOUNT_SOURCES) {
-        if remote.mount_from(repo, digest).await {
-            tracing::debug!(%digest, from = %repo, "blob mounted from another repository");
-            return true;
-        }
-    }
-    false
-}
-
-/// The tags (or the digest) the index is stored under.
-fn identifiers(
-    request: &PushRequest,
-    tag: Option<&str>,
-    digest: Option<&Digest>,
-    index: &Digest,
-) -> Result<Vec<String>> {
-    if let Some(d) = digest {
-        if d != index {
-            return Err(Error::DigestMismatch {
-                context: format!("push to {}", request.original),
-                expected: d.to_string(),
-                found: index.to_string(),
-            });
-        }
-        return Ok(vec![d.to_string()]);
-    }
-    let tag = tag.unwrap_or("latest").to_owned();
-    let mut out = vec![tag.clone()];
-    if request.tag_latest && tag != "latest" {
-        out.push("latest".into());
-    }
-    Ok(out)
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::InvalidInput(format!("push preparation failed: {e}")))?
 }
 
 /// Turns the push source into a validated release.
@@ -396,155 +315,24 @@ fn prepare_layer(entry: ReleaseEntry, epoch: Option<i64>) -> Result<Layer> {
     })
 }
 
-/// Counts and hashes what passes through.
-struct HashWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    len: u64,
-}
-
-impl<W: Write> HashWriter<W> {
-    fn new(inner: W) -> Self {
-        HashWriter {
-            inner,
-            hasher: Sha256::new(),
-            len: 0,
-        }
-    }
-    fn finish(self) -> (Digest, u64) {
-        (Digest::from_hasher(self.hasher), self.len)
-    }
-}
-
-impl<W: Write> Write for HashWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Archives `dir` deterministically: sorted entries, fixed mtimes, no owners; symlinks are stored
-/// as links and never followed; permissions kept; anything else is refused by name.
-fn archive_dir(dir: &Path, mtime: u64) -> Result<(tempfile::TempPath, Digest, u64)> {
-    let temp = tempfile::Builder::new()
-        .prefix("ds-porter-archive-")
-        .suffix(".tar.gz")
-        .tempfile()
-        .map_err(|e| Error::io("failed to create temp archive in", std::env::temp_dir(), e))?;
-    let (file, path) = temp.into_parts();
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(HashWriter::new(file), flate2::Compression::default());
-    let mut builder = tar::Builder::new(gz);
-    builder.follow_symlinks(false);
-    append_tree(&mut builder, dir, Path::new(""), mtime)?;
-    let gz = builder
-        .into_inner()
-        .map_err(|e| Error::io("failed to write archive", &*path, e))?;
-    let hashing = gz
-        .finish()
-        .map_err(|e| Error::io("failed to write archive", &*path, e))?;
-    let (digest, size) = hashing.finish();
-    Ok((path, digest, size))
-}
-
-fn append_tree<W: Write>(
-    builder: &mut tar::Builder<W>,
-    root: &Path,
-    rel: &Path,
-    mtime: u64,
-) -> Result<()> {
-    let dir = root.join(rel);
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|e| Error::io("failed to read directory", &dir, e))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<_>>()
-        .map_err(|e| Error::io("failed to read directory", &dir, e))?;
-    names.sort();
-    for name in names {
-        let rel_path = rel.join(&name);
-        let full = root.join(&rel_path);
-        if rel_path.to_str().is_none() {
-            return Err(Error::InvalidInput(format!(
-                "cannot archive {}: the name is not UTF-8",
-                full.display()
-            )));
-        }
-        let meta =
-            std::fs::symlink_metadata(&full).map_err(|e| Error::io("failed to stat", &full, e))?;
-        let mut header = tar::Header::new_gnu();
-        header.set_mtime(mtime);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mode(permissions(&meta));
-        let io_err = |e| Error::io("failed to archive", &full, e);
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&full).map_err(io_err)?;
-            header.set_entry_type(tar::EntryType::Symlink);
-            header.set_size(0);
-            builder
-                .append_link(&mut header, &rel_path, &target)
-                .map_err(io_err)?;
-        } else if meta.is_dir() {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_size(0);
-            builder
-                .append_data(&mut header, &rel_path, io::empty())
-                .map_err(io_err)?;
-            append_tree(builder, root, &rel_path, mtime)?;
-        } else if meta.is_file() {
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_size(meta.len());
-            let file = File::open(&full).map_err(io_err)?;
-            builder
-                .append_data(&mut header, &rel_path, file.take(meta.len()))
-                .map_err(io_err)?;
-        } else {
-            return Err(Error::InvalidInput(format!(
-                "cannot archive {}: not a regular file, directory or symlink",
-                full.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(unix)]
-fn permissions(meta: &std::fs::Metadata) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o777
-}
-
-#[cfg(not(unix))]
-fn permissions(meta: &std::fs::Metadata) -> u32 {
-    if meta.is_dir() { 0o755 } else { 0o644 }
-}
-
-fn build_manifest(layer: &Layer, config: &Digest, created: &str) -> Built {
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": layer.entry.media_type,
-        "config": {"mediaType": OCI_EMPTY, "digest": config.to_string(), "size": EMPTY_CONFIG.len(), "data": "e30="},
-        "layers": [{
-            "mediaType": layer.entry.media_type,
-            "digest": layer.digest.to_string(),
-            "size": layer.size,
-            "annotations": {"org.opencontainers.image.title": layer.title},
-        }],
-        "annotations": {ANNOTATION_CREATED: created},
-    });
-    let bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap_or_default());
-    Built {
+fn build_manifest(layer: &Layer, created: &str) -> Result<Built> {
+    let layer_desc = Descriptor {
+        media_type: layer.entry.media_type.clone(),
+        digest: layer.digest.clone(),
+        size: layer.size,
+        annotations: BTreeMap::from([(ANNOTATION_TITLE.to_owned(), layer.title.clone())]),
+        platform: None,
+        artifact_type: None,
+    };
+    let manifest = ImageManifest::new(
+        Some(layer.entry.media_type.clone()),
+        vec![layer_desc],
+        BTreeMap::from([(ANNOTATION_CREATED.to_owned(), created.to_owned())]),
+    );
+    Ok(Built {
         platform: layer.entry.platform.clone(),
-        digest: Digest::of(&bytes),
-        bytes,
-    }
+        document: manifest.document()?,
+    })
 }
 
 fn build_index(
@@ -552,8 +340,8 @@ fn build_index(
     layers: &[Layer],
     built: &[Built],
     created: &str,
-) -> Vec<u8> {
-    let manifests: Vec<Value> = layers
+) -> Result<Document> {
+    let manifests = layers
         .iter()
         .zip(built)
         .map(|(layer, m)| {
@@ -563,63 +351,34 @@ fn build_index(
                 ("architecture".to_owned(), p.arch.clone()),
                 ("os".to_owned(), p.os.clone()),
             ]);
-            let mut platform = json!({"architecture": p.arch, "os": p.os});
             if let Some(v) = &p.variant {
                 annotations.insert("variant".into(), v.clone());
-                platform["variant"] = json!(v);
             }
-            json!({
-                "mediaType": OCI_MANIFEST,
-                "digest": m.digest.to_string(),
-                "size": m.bytes.len(),
-                "annotations": annotations,
-                "platform": platform,
-                "artifactType": layer.entry.media_type,
-            })
+            Descriptor {
+                annotations,
+                platform: Some(DescriptorPlatform {
+                    os: p.os.clone(),
+                    architecture: p.arch.clone(),
+                    variant: p.variant.clone(),
+                }),
+                artifact_type: Some(layer.entry.media_type.clone()),
+                ..m.document.descriptor()
+            }
         })
         .collect();
-    let mut index = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "artifactType": release.artifact_type,
-        "manifests": manifests,
-    });
-    if !release.annotations.is_empty() {
-        index["annotations"] = json!(release.annotations);
+    ImageIndex {
+        schema_version: 2,
+        media_type: OCI_INDEX,
+        artifact_type: Some(release.artifact_type.clone()),
+        manifests,
+        annotations: release.annotations.clone(),
     }
-    serde_json::to_vec(&index).unwrap_or_default()
+    .document()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn directory_archives_are_deterministic_and_keep_links() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("bin")).unwrap();
-        std::fs::write(dir.path().join("bin/tool"), b"#!/bin/sh\n").unwrap();
-        #[cfg(unix)]
-        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
-        let (a, da, _) = archive_dir(dir.path(), 0).unwrap();
-        let (b, db, _) = archive_dir(dir.path(), 0).unwrap();
-        assert_eq!(da, db);
-        let (_, dc, _) = archive_dir(dir.path(), 1).unwrap();
-        assert_ne!(da, dc, "mtime is part of the archive");
-        let gz = flate2::read::GzDecoder::new(File::open(&a).unwrap());
-        let mut archive = tar::Archive::new(gz);
-        let mut names = Vec::new();
-        for entry in archive.entries().unwrap() {
-            let entry = entry.unwrap();
-            let kind = entry.header().entry_type();
-            names.push((entry.path().unwrap().display().to_string(), kind));
-        }
-        assert_eq!(names[0].0, "bin");
-        assert_eq!(names[1].0, "bin/tool");
-        #[cfg(unix)]
-        assert_eq!(names[2], ("link".to_owned(), tar::EntryType::Symlink));
-        drop(b);
-    }
 
     #[test]
     fn created_follows_source_date_epoch() {

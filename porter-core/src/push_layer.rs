@@ -10,21 +10,19 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::artifact::{ArtifactResult, ZERO_TIME};
-use crate::cache::Cache;
 use crate::digest::Digest;
 use crate::engine::Porter;
 use crate::error::{Error, Result};
-use crate::manifest::{Descriptor, OCI_EMPTY, OCI_MANIFEST};
+use crate::manifest::Descriptor;
 use crate::progress::Progress;
+use crate::publish::{self, Blob, BlobSource, EMPTY_CONFIG, ImageManifest, Publication, Target};
 use crate::reference::ArtifactRef;
 use crate::registry::Remote;
 
-const EMPTY_CONFIG: &[u8] = b"{}";
 const CHUNK: usize = 256 * 1024;
 
 /// A push of one layer, validated before any I/O.
@@ -102,79 +100,52 @@ impl Porter {
             .clone()
             .unwrap_or_else(|| request.media_type.clone());
         check_media_type(&artifact_type)?;
-        let target =
-            ArtifactRef::parse_with_default(&request.original, &self.settings().default_registry)?;
+        let target = self.resolve(&request.original, request.insecure)?;
         let layer = spool(reader).await?;
-        let config_digest = Digest::of(EMPTY_CONFIG);
-        let mut manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": artifact_type,
-            "config": {"mediaType": OCI_EMPTY, "digest": config_digest.to_string(), "size": EMPTY_CONFIG.len(), "data": "e30="},
-            "layers": [{
-                "mediaType": request.media_type,
-                "digest": layer.digest.to_string(),
-                "size": layer.size,
-            }],
-        });
-        if !request.annotations.is_empty() {
-            manifest["annotations"] = json!(request.annotations);
-        }
-        let manifest = Bytes::from(serde_json::to_vec(&manifest).unwrap_or_default());
-        let manifest_digest = Digest::of(&manifest);
-        if let Some(pinned) = target.digest()
-            && *pinned != manifest_digest
-        {
-            return Err(Error::DigestMismatch {
-                context: format!("push to {}", request.original),
-                expected: pinned.to_string(),
-                found: manifest_digest.to_string(),
-            });
-        }
-
-        match &target {
-            ArtifactRef::Registry(r) => {
-                let remote = Remote::new(self.settings(), r, request.insecure)?;
-                remote.prepare_push().await?;
-                if !remote.has_blob(&config_digest).await? {
-                    remote
-                        .upload_bytes(&config_digest, Bytes::from_static(EMPTY_CONFIG))
-                        .await?;
-                }
-                if remote.has_blob(&layer.digest).await? {
-                    progress.blob_done(&layer.digest, true);
-                } else {
-                    remote
-                        .upload_file(&layer.file, &layer.digest, layer.size, progress)
-                        .await?;
-                }
-                let identifier = match &r.digest {
-                    Some(d) => d.to_string(),
-                    None => r.tag.clone().unwrap_or_else(|| "latest".into()),
-                };
-                remote
-                    .put_manifest(&identifier, manifest.clone(), OCI_MANIFEST)
-                    .await?;
-            }
-            ArtifactRef::Layout(l) => {
-                let cache = Cache::open(&l.dir)?;
-                cache.put_blob(&config_digest, EMPTY_CONFIG)?;
-                let copied = cache
-                    .import_file(&layer.file, &layer.digest, layer.size)
-                    .await?;
-                progress.blob_done(&layer.digest, !copied);
-                cache.put_blob(&manifest_digest, &manifest)?;
-                let desc = Descriptor {
-                    media_type: OCI_MANIFEST.into(),
-                    digest: manifest_digest.clone(),
-                    size: manifest.len() as u64,
-                    artifact_type: Some(artifact_type.clone()),
-                    platform: None,
-                    annotations: BTreeMap::new(),
-                };
-                cache.tag(l.tag.as_deref().unwrap_or("latest"), &desc)?;
-            }
-        }
+        let layer_desc = Descriptor {
+            media_type: request.media_type.clone(),
+            digest: layer.digest.clone(),
+            size: layer.size,
+            annotations: BTreeMap::new(),
+            platform: None,
+            artifact_type: None,
+        };
+        let manifest = ImageManifest::new(
+            Some(artifact_type.clone()),
+            vec![layer_desc],
+            request.annotations.clone(),
+        )
+        .document()?;
+        let manifest_digest = manifest.digest.clone();
+        let (tag, pinned, destination) = match &target {
+            ArtifactRef::Registry(r) => (
+                r.tag.as_deref(),
+                r.digest.as_ref(),
+                Target::Registry(Remote::upstream_only(self.settings(), r, request.insecure)),
+            ),
+            ArtifactRef::Layout(l) => (
+                l.tag.as_deref(),
+                l.digest.as_ref(),
+                Target::Layout(crate::push::open_layout(&l.dir)?),
+            ),
+        };
+        // Checked before anything is uploaded.
+        let identifiers =
+            publish::identifiers(&request.original, tag, pinned, &manifest_digest, false)?;
+        let publication = Publication {
+            blobs: vec![
+                Blob::memory(Bytes::from_static(EMPTY_CONFIG)),
+                Blob {
+                    digest: layer.digest.clone(),
+                    size: layer.size,
+                    source: BlobSource::File(layer.file.to_path_buf()),
+                },
+            ],
+            manifests: Vec::new(),
+            root: manifest.clone(),
+            identifiers,
+        };
+        publish::publish(&destination, &publication, &[], progress).await?;
         tracing::info!(reference = %target, digest = %manifest_digest, "pushed");
 
         let mut metadata = request.annotations.clone();
@@ -186,7 +157,7 @@ impl Porter {
             id: manifest_digest.short_id().to_owned(),
             reference: request.original.clone(),
             digest: manifest_digest.to_string(),
-            size: manifest.len() as i64,
+            size: manifest.bytes.len() as i64,
             local_path: String::new(),
             metadata,
             plugin_info: None,

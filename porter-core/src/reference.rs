@@ -98,8 +98,10 @@ impl ArtifactRef {
             .trim_start_matches("https://")
             .trim_start_matches("http://")
             .trim_end_matches('/');
+        // Parsed as typed first: what is not a reference at all is refused as typed.
+        let direct: ArtifactRef = trimmed.parse()?;
         if default.is_empty() || trimmed.starts_with("oci:") || !is_short(trimmed) {
-            return trimmed.parse();
+            return Ok(direct);
         }
         let expanded = if trimmed.contains('/') {
             let host = default.split('/').next().unwrap_or(default);
@@ -115,6 +117,37 @@ impl ArtifactRef {
             other => other,
         })
     }
+}
+
+/// Source and target prefixes of other tools (skopeo's transports) that are not references here.
+/// (`dir:` and `docker:` are left out: `dir:1.0` is also a short reference with a tag.)
+const OTHER_TRANSPORTS: [&str; 4] = [
+    "oci-archive:",
+    "docker-archive:",
+    "docker-daemon:",
+    "containers-storage:",
+];
+
+/// `host:port` when the whole text is one (an IP address, `localhost` or a dotted name, and a
+/// numeric port), which would otherwise read as a repository with a numeric tag.
+fn bare_host(text: &str) -> Option<&str> {
+    if text.contains(['/', '@']) {
+        return None;
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    let port_ok = !port.is_empty() && port.len() <= 5 && port.chars().all(|c| c.is_ascii_digit());
+    let hostlike = host == "localhost"
+        || host.starts_with('[')
+        || host.parse::<std::net::IpAddr>().is_ok()
+        || host.contains('.');
+    (port_ok && hostlike).then_some(text)
+}
+
+/// Whether `text` names the registry it is in: a layout, or a registry reference whose first
+/// path component is a host. A short reference gets its registry from `Registry.Default`.
+pub fn names_registry(text: &str) -> bool {
+    let text = text.trim();
+    text.starts_with("oci:") || !is_short(text)
 }
 
 /// Whether a registry reference names no registry host (docker's rule).
@@ -186,6 +219,21 @@ impl FromStr for ArtifactRef {
             return parse_layout(rest)
                 .map(ArtifactRef::Layout)
                 .map_err(|r| invalid(&r));
+        }
+        if let Some(transport) = OTHER_TRANSPORTS
+            .iter()
+            .find(|t| trimmed.len() > t.len() && trimmed[..t.len()].eq_ignore_ascii_case(t))
+        {
+            return Err(invalid(&format!(
+                "the {} transport is not supported; an OCI image layout directory is \
+                 oci:<dir>[:tag], a registry is registry/repository[:tag]",
+                transport.trim_end_matches(':')
+            )));
+        }
+        if let Some(host) = bare_host(trimmed) {
+            return Err(invalid(&format!(
+                "{host} names a registry but no repository; write {host}/<repository>[:tag]"
+            )));
         }
         if trimmed.contains("://") {
             return Err(invalid(
@@ -385,6 +433,44 @@ fn valid_layout_tag(tag: &str) -> bool {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn other_tools_transports_and_bare_hosts_are_refused_by_name() {
+        for (text, says) in [
+            (
+                "oci-archive:foo.tar",
+                "oci-archive transport is not supported",
+            ),
+            ("docker-archive:x.tar:a:1", "docker-archive transport"),
+            (
+                "127.0.0.1:5700",
+                "127.0.0.1:5700 names a registry but no repository",
+            ),
+            ("localhost:5000", "names a registry but no repository"),
+            (
+                "registry.example.com:443",
+                "names a registry but no repository",
+            ),
+        ] {
+            let err = text.parse::<ArtifactRef>().unwrap_err().to_string();
+            assert!(err.contains(says), "{text}: {err}");
+            let err = ArtifactRef::parse_with_default(text, "ghcr.io/ds")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+        for fine in [
+            "porter:1.0",
+            "dir:1.0",
+            "oci:store:1.0",
+            "127.0.0.1:5700/a:1",
+        ] {
+            assert!(fine.parse::<ArtifactRef>().is_ok(), "{fine}");
+        }
+        assert!(names_registry("127.0.0.1:5700/a:1"));
+        assert!(!names_registry("porter:1.0"));
+        assert!(!names_registry("delivery-station/porter:1.0"));
+    }
+
     use super::*;
 
     fn reg(s: &str) -> RegistryRef {

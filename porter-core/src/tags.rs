@@ -7,7 +7,6 @@ use crate::engine::Porter;
 use crate::error::{Error, Result};
 use crate::reference::ArtifactRef;
 use crate::registry::Remote;
-use crate::registry::tags::TagPaging;
 
 /// Tags asked for per page unless the request says otherwise.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -58,29 +57,72 @@ impl Porter {
             return Err(invalid("tags can only be listed in a registry"));
         }
         let settings = self.settings();
-        let reference =
-            match ArtifactRef::parse_with_default(&request.repository, &settings.default_registry)?
-            {
-                ArtifactRef::Registry(r) => r,
-                ArtifactRef::Layout(_) => {
-                    return Err(invalid("tags can only be listed in a registry"));
-                }
-            };
+        let reference = match self.resolve(&request.repository, request.insecure)? {
+            ArtifactRef::Registry(r) => r,
+            ArtifactRef::Layout(_) => {
+                return Err(invalid("tags can only be listed in a registry"));
+            }
+        };
         if settings.offline {
             return Err(Error::InvalidInput(format!(
                 "cannot list the tags of {}/{} while offline",
                 reference.registry, reference.repository
             )));
         }
-        let remote = Remote::new(settings, &reference, request.insecure)?;
-        remote
-            .list_tags_all(
-                settings,
-                TagPaging {
-                    page_size: request.page_size,
-                    max_pages: request.max_pages,
-                },
-            )
-            .await
+        let remote = Remote::upstream_only(settings, &reference, request.insecure);
+        let endpoint = remote.upstream();
+        let what = "tag listing";
+        let first = endpoint
+            .conn()
+            .url(&format!("tags/list?n={}", request.page_size.max(1)));
+        let mut url = url::Url::parse(&first).map_err(|e| Error::InvalidReference {
+            reference: request.repository.clone(),
+            reason: format!("cannot form the tag list URL: {e}"),
+        })?;
+        // Credentials go only to the registry's own origin: a `Link` elsewhere is refused.
+        let origin = url.origin();
+        let target = endpoint.conn().target();
+        let mut tags = Vec::new();
+        let mut seen = Vec::new();
+        for _ in 0..request.max_pages.max(1) {
+            let (page, next) = endpoint.tags_page(&url).await?;
+            tags.extend(page);
+            seen.push(url.clone());
+            let Some(next) = next else {
+                return Ok(tags);
+            };
+            let next = url.join(&next).map_err(|e| {
+                target.registry(
+                    what,
+                    200,
+                    Some(format!(
+                        "invalid Link {:?}: {e}",
+                        crate::display::escape_remote(&next)
+                    )),
+                )
+            })?;
+            if next.origin() != origin {
+                return Err(Error::Unsafe(format!(
+                    "{reference}: refusing to follow a tag list Link to another origin: {}",
+                    crate::registry::http::redacted(&next)
+                )));
+            }
+            if seen.contains(&next) {
+                return Err(target.registry(
+                    what,
+                    200,
+                    Some(format!(
+                        "the Link header loops back to {}",
+                        crate::registry::http::redacted(&next)
+                    )),
+                ));
+            }
+            url = next;
+        }
+        Err(target.registry(
+            what,
+            200,
+            Some(format!("more than {} pages of tags", request.max_pages)),
+        ))
     }
 }

@@ -230,6 +230,7 @@ mod tests {
         let err = porter_core::Error::Network {
             registry: "127.0.0.1:1".into(),
             reason: "connection refused".into(),
+            cause: porter_core::error::NetworkCause::Connect,
         };
         let failure = Failure::from(err);
         assert_eq!(failure.status, PORTER_NETWORK);

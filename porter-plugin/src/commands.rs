@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use porter_core::config::{self, Settings};
-use porter_core::{Error, ErrorKind, Porter};
+use porter_core::{Error, Porter};
 use tracing_subscriber::filter::LevelFilter;
 
 use crate::cli::{Cli, EXIT_FAILURE, PullArgs, PushArgs, print_stdout};
-use crate::{logging, progress_bar};
+use crate::{hints, logging, progress_bar};
 
 /// The version reported everywhere: `DS_PORTER_VERSION` at build time (release builds set it,
 /// without a leading `v`), else the crate version.
@@ -68,17 +68,8 @@ fn load_settings(cli: &Cli) -> Result<Settings, Error> {
 
 fn report(err: &Error) {
     eprintln!("error: {err}");
-    let hint = match err.kind() {
-        ErrorKind::Unauthorized => Some(
-            "check the registry credentials (DS_AUTH_CREDENTIALS, Auth.Credentials, or docker login)",
-        ),
-        ErrorKind::Integrity => {
-            Some("the content did not match its digest or size; nothing was cached")
-        }
-        _ => None,
-    };
-    if let Some(hint) = hint {
-        eprintln!("hint: {hint}");
+    if let Some(hint) = err.hint() {
+        eprintln!("hint: {}", hints::render(&hint, hints::Surface::Cli));
     }
 }
 

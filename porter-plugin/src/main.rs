@@ -7,6 +7,7 @@
 mod cache_cmd;
 mod cli;
 mod commands;
+mod hints;
 mod logging;
 mod plugin;
 mod progress_bar;

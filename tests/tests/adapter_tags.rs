@@ -326,7 +326,15 @@ async fn a_bearer_token_is_fetched_and_sent_with_every_page() {
         .await
         .unwrap();
     assert_eq!(tags, TAGS);
-    let pages = server.seen("/v2/paged/app/tags/list");
+    // The first request goes out anonymously and is answered with the challenge; every page
+    // is then fetched with the token.
+    let mut pages = server.seen("/v2/paged/app/tags/list");
+    assert_eq!(
+        pages.first().map(|p| p.authorization.is_none()),
+        Some(true),
+        "{pages:?}"
+    );
+    pages.remove(0);
     assert_eq!(pages.len(), 3, "{pages:?}");
     let bearer = format!("Bearer {TOKEN}");
     assert!(

@@ -588,3 +588,111 @@ fn a_garbage_www_authenticate_is_a_clear_401() {
         );
     }
 }
+
+#[test]
+fn a_redirect_target_that_asks_for_authentication_never_gets_the_registrys_credentials() {
+    // Registry X (HTTPS, basic `alice`) redirects the blob to Y (HTTPS, another port), which
+    // answers with a bearer challenge whose realm is on Y. Neither Y nor its token service may
+    // see alice's credentials, nor a token obtained with them.
+    let ca = TestCa::new();
+    let x = FakeRegistry::start();
+    let x_front = TlsFront::start(&x.host(), &ca);
+    let y = FakeRegistry::start();
+    let y_front = TlsFront::start(&y.host(), &ca);
+    let good = layer();
+    let digest = serve_artifact(&x, &good);
+    let authorization = basic("alice", "s3cret-x");
+    for (path, reply) in [
+        (
+            format!("/v2/{REPO}/manifests/1.0"),
+            Reply::ok(
+                OCI_MANIFEST_MEDIA_TYPE,
+                manifest_json(&digest, good.len() as u64),
+            ),
+        ),
+        (
+            format!("/v2/{REPO}/blobs/{EMPTY_CONFIG_DIGEST}"),
+            Reply::blob(&b"{}"[..]),
+        ),
+        (
+            format!("/v2/{REPO}/blobs/{digest}"),
+            Reply::redirect(&y_front.url(&format!("/storage/{digest}"))),
+        ),
+    ] {
+        x.route_with_auth(
+            &path,
+            &authorization,
+            reply,
+            Reply::challenge(r#"Basic realm="x""#),
+        );
+    }
+    y.route(
+        &format!("/storage/{digest}"),
+        Reply::challenge(&format!(
+            r#"Bearer realm="{}",service="y""#,
+            y_front.url("/token")
+        )),
+    );
+    y.route(
+        "/token",
+        Reply::ok("application/json", r#"{"token":"y-token"}"#),
+    );
+
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    fs::write(ca_file.path(), &ca.ca_pem).unwrap();
+    let user = User::new();
+    let env = credentials_env(&x_front.host(), "alice", "s3cret-x");
+    let run = user.run_with(
+        &[
+            "pull",
+            &x_front.reference(&format!("{REPO}:1.0")),
+            "--platform",
+            "linux/amd64",
+        ],
+        &[
+            ("DS_AUTH_CREDENTIALS", &env),
+            (
+                "DS_SETTINGS_PORTER_CA_FILE",
+                ca_file.path().to_str().unwrap(),
+            ),
+        ],
+    );
+    let err = assert_refused(
+        &user,
+        &run,
+        &[&x_front.host(), &y_front.host(), "asks for authentication"],
+    );
+    assert!(!err.contains("retrying"), "{err}");
+    assert!(
+        y.seen_to("/token").is_empty(),
+        "the redirect target's token service was asked: {:?}",
+        y.seen_to("/token")
+    );
+    for request in y.seen() {
+        assert_eq!(request.header("authorization"), None, "{request:?}");
+    }
+}
+
+#[test]
+fn redirects_to_link_local_addresses_are_refused_when_private_redirects_are_blocked() {
+    let fake = FakeRegistry::start();
+    let good = layer();
+    let digest = serve_artifact(&fake, &good);
+    fake.blob(
+        REPO,
+        &digest,
+        Reply::redirect(&format!("http://169.254.169.254/latest/meta-data/{digest}")),
+    );
+    let user = User::new();
+    let run = pull_with(
+        &user,
+        &fake,
+        &[("DS_SETTINGS_PORTER_BLOCK_PRIVATE_REDIRECTS", "true")],
+    );
+    let err = assert_refused(
+        &user,
+        &run,
+        &["refusing a redirect to 169.254.169.254", "link-local"],
+    );
+    assert!(!err.contains("retrying"), "{err}");
+}

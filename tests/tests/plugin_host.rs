@@ -79,6 +79,7 @@ fn wait_bounded(
 struct Launch {
     dir: tempfile::TempDir,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Launch {
@@ -86,7 +87,14 @@ impl Launch {
         Launch {
             dir: tempfile::tempdir().unwrap(),
             args: Vec::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// An environment variable for the host and the plugin it launches.
+    fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
     }
 
     fn flags(mut self, flags: &[&str]) -> Self {
@@ -150,6 +158,7 @@ impl Launch {
             .current_dir(self.dir.path())
             .env("HOME", self.home())
             .env("TMPDIR", self.dir.path())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("DS_CACHE_DIR")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -1630,4 +1639,64 @@ fn an_output_path_that_cannot_be_created_is_named_in_the_error() {
     assert!(error.contains(&out.display().to_string()), "{error}");
     assert_clean_exit(&report);
     assert_no_partial_files(&launch, &[]);
+}
+
+// --- credentials ------------------------------------------------------------------------------
+
+/// A docker credential helper that never answers, on a PATH of its own.
+#[cfg(unix)]
+fn hanging_helper(dir: &Path) -> (PathBuf, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("helpers");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-hang");
+    std::fs::write(&helper, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.join("docker.json");
+    std::fs::write(&config, r#"{"credsStore":"hang"}"#).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    (config, path)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_hanging_credential_helper_fails_its_own_pull_and_stalls_nothing_else() {
+    let (reg, _) = registry();
+    let launch = Launch::new();
+    let (docker, path) = hanging_helper(launch.dir.path());
+    let config = json!({
+        "Cache": {"Dir": launch.cache_root()},
+        "Auth": {"DockerConfig": docker},
+        "Settings": {"porter": {"request_timeout": "2s", "retries": 0}},
+    });
+    let launch = launch
+        .env("PATH", &path)
+        .flags(&["-concurrent"])
+        .config(&config.to_string())
+        .execute(
+            "pull",
+            &[
+                &format!("arg0={}", reg.reference("demo/app:1.0")),
+                "insecure=true",
+            ],
+        )
+        .execute("list", &[]);
+    let report = launch.run();
+    let runs = executes(&report);
+    let (pull, list) = (&runs[0], &runs[1]);
+    let error = pull["error"].as_str().unwrap();
+    assert!(error.contains("docker-credential-hang"), "{report:#}");
+    assert!(error.contains("did not answer within 2s"), "{report:#}");
+    assert_eq!(list["exit_code"], 0, "{report:#}");
+    assert_eq!(list["stdout"].as_str().unwrap().trim(), "[]", "{report:#}");
+    // The list was answered while the helper still hung: the runtime was never blocked.
+    assert!(
+        list["millis"].as_f64().unwrap() < pull["millis"].as_f64().unwrap(),
+        "{report:#}"
+    );
+    assert_clean_exit(&report);
 }

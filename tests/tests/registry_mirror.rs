@@ -132,19 +132,36 @@ fn short_references_resolve_against_the_default_registry() {
     let published = publish(&reg);
     let user = User::new();
     let default = format!("{}/demo", reg.host());
+    let insecure = [("DS_REGISTRY_INSECURE_REGISTRIES", reg.host())];
     let one = user
         .run_with(
-            &["pull", "app:1.0", "--insecure"],
-            &[("DS_REGISTRY_DEFAULT", &default)],
+            &["pull", "app:1.0"],
+            &[
+                ("DS_REGISTRY_DEFAULT", default.as_str()),
+                (insecure[0].0, &insecure[0].1),
+            ],
         )
         .ok();
     assert_eq!(one["digest"], published.digest.as_str());
     assert_eq!(one["reference"], "app:1.0", "reported as typed");
     let two = user
         .run_with(
-            &["pull", "demo/app:1.0", "--insecure"],
-            &[("DS_REGISTRY_DEFAULT", &reg.host())],
+            &["pull", "demo/app:1.0"],
+            &[
+                ("DS_REGISTRY_DEFAULT", reg.host().as_str()),
+                (insecure[0].0, &insecure[0].1),
+            ],
         )
         .ok();
+    // --insecure allows plain HTTP only to a registry the user typed, never to the default.
+    let mark = reg.mark();
+    let err = user
+        .run_with(
+            &["pull", "app:1.0", "--insecure"],
+            &[("DS_REGISTRY_DEFAULT", &default)],
+        )
+        .fails();
+    assert!(err.contains("names no registry"), "{err}");
+    assert!(reg.requests_since(&mark).is_empty(), "{err}");
     assert_eq!(two["digest"], published.digest.as_str());
 }

@@ -388,3 +388,45 @@ fn plugin_executions_at_trace_level_never_return_or_log_credentials() {
     assert!(fs::read_to_string(&log).unwrap().lines().count() > 0);
     assert_files_clean(dir.path(), &[config_path]);
 }
+
+#[test]
+fn mirror_urls_with_credentials_are_used_and_never_printed() {
+    // The upstream has no credentials; the mirror (holding the same repository) demands the
+    // ones in its URL.
+    let upstream = Registry::start();
+    let mirror = Registry::start_with_htpasswd(USER, PASSWORD);
+    for reg in [&upstream, &mirror] {
+        block_on(publish_single(
+            reg,
+            "demo/app:1.0",
+            &[LayerSpec::pseudo_random("app", 5, 32 << 10)],
+            &[],
+        ));
+    }
+    let reference = upstream.reference("demo/app:1.0");
+    let user = User::new();
+    let with_creds = |host: &str| format!("http://{USER}:{PASSWORD}@{host}");
+    for level in ["warn", "debug", "trace"] {
+        // A reachable mirror: the credential in its URL is what lets the pull through it.
+        let mark = mirror.mark();
+        let run = user.run_with(
+            &["pull", &reference, "--insecure", "--log-level", level],
+            &[("DS_REGISTRY_MIRRORS", &with_creds(&mirror.host()))],
+        );
+        assert_run_clean(&format!("mirror pull at {level}"), &run);
+        run.ok();
+        assert!(
+            mirror.requests_since(&mark).iter().any(|r| r.status == 200),
+            "the mirror served the pull"
+        );
+        // An unreachable mirror: skipped with a warning that names it without its user info.
+        let run = user.run_with(
+            &["pull", &reference, "--insecure", "--log-level", level],
+            &[("DS_REGISTRY_MIRRORS", &with_creds("127.0.0.1:1"))],
+        );
+        assert_run_clean(&format!("unreachable mirror at {level}"), &run);
+        assert!(!run.stderr().contains(USER), "{}", run.stderr());
+        run.ok();
+    }
+    assert_files_clean(&user.path().join("cache"), &[]);
+}

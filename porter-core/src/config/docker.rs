@@ -5,9 +5,11 @@
 //! credentials table does not list.
 
 use std::ffi::OsStr;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::alphabet;
@@ -34,17 +36,28 @@ const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
 /// one registry.
 ///
 /// A missing file, a helper that is not installed or has no credentials for the host yield
-/// `Ok(None)`. Helpers are looked up on `PATH` and run synchronously.
-pub fn docker_credential(config_path: &Path, host: &str) -> Result<Option<Credential>> {
+/// `Ok(None)`. Helpers are looked up on `PATH` and run synchronously; one that has not answered
+/// within `timeout` is killed and the lookup fails, naming it.
+pub fn docker_credential(
+    config_path: &Path,
+    host: &str,
+    timeout: Duration,
+) -> Result<Option<Credential>> {
     lookup(
         config_path,
         host,
         &std::env::var_os("PATH").unwrap_or_default(),
+        timeout,
     )
 }
 
 /// [`docker_credential`] with helpers searched in `search_path` (a `PATH`-style list).
-fn lookup(config_path: &Path, host: &str, search_path: &OsStr) -> Result<Option<Credential>> {
+fn lookup(
+    config_path: &Path,
+    host: &str,
+    search_path: &OsStr,
+    timeout: Duration,
+) -> Result<Option<Credential>> {
     let host = normalize_registry_host(host);
     if host.is_empty() {
         return Ok(None);
@@ -65,7 +78,7 @@ fn lookup(config_path: &Path, host: &str, search_path: &OsStr) -> Result<Option<
     let root = root.object().map_err(error)?;
 
     if let Some(helper) = configured_helper(&root, &host).map_err(error)?
-        && let Some(credential) = run_helper(&helper, &host, search_path)?
+        && let Some(credential) = run_helper(&helper, &host, search_path, timeout)?
     {
         return Ok(Some(credential));
     }
@@ -139,7 +152,12 @@ fn auth_entry(key: &str, entry: &Node<'_>, host: &str) -> Result<Option<Credenti
 }
 
 /// Runs `docker-credential-<name> get` for `host` (Docker's helper protocol).
-fn run_helper(name: &str, host: &str, search_path: &OsStr) -> Result<Option<Credential>> {
+fn run_helper(
+    name: &str,
+    host: &str,
+    search_path: &OsStr,
+    timeout: Duration,
+) -> Result<Option<Credential>> {
     let program = format!("docker-credential-{}", name.trim());
     let error = |reason: String| Error::Config {
         source_name: program.clone(),
@@ -174,9 +192,7 @@ fn run_helper(name: &str, host: &str, search_path: &OsStr) -> Result<Option<Cred
             _ => {}
         }
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|err| error(format!("helper failed: {err}")))?;
+    let output = wait_with_timeout(child, timeout).map_err(&error)?;
 
     if !output.status.success() {
         let message = format!(
@@ -216,6 +232,47 @@ fn run_helper(name: &str, host: &str, search_path: &OsStr) -> Result<Option<Cred
     }))
 }
 
+/// Waits for a helper's exit and output, killing it when it runs longer than `timeout` (one
+/// that prompts for input or hangs must not stall the caller).
+fn wait_with_timeout(mut child: Child, timeout: Duration) -> Result<Output, String> {
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = mpsc::channel();
+        if let Some(mut pipe) = pipe {
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                let _ = pipe.read_to_end(&mut out);
+                let _ = tx.send(out);
+            });
+        }
+        rx
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the helper did not answer within {}s and was stopped",
+                    timeout.as_secs_f64()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(err) => return Err(format!("helper failed: {err}")),
+        }
+    };
+    // The helper exited; a grandchild still holding its pipes must not stall us either.
+    let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(100);
+    Ok(Output {
+        status,
+        stdout: stdout.recv_timeout(left).unwrap_or_default(),
+        stderr: stderr.recv_timeout(left).unwrap_or_default(),
+    })
+}
+
 /// Reads a helper's `{"ServerURL","Username","Secret"}` reply. Errors never quote the reply: it
 /// holds the secret.
 fn helper_reply(stdout: &[u8]) -> Result<(String, String), String> {
@@ -241,6 +298,8 @@ fn find_program(program: &str, search_path: &OsStr) -> Option<PathBuf> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(30);
 
     fn write_config(dir: &Path, json: &str) -> PathBuf {
         let path = dir.join("config.json");
@@ -278,7 +337,7 @@ mod tests {
                 "empty.io":{}
             }}"#,
         );
-        let get = |host: &str| docker_credential(&config, host).unwrap();
+        let get = |host: &str| docker_credential(&config, host, TIMEOUT).unwrap();
         assert_eq!(get("docker.io"), password("docker.io", "hub", "hubpass"));
         assert_eq!(
             get("index.docker.io"),
@@ -307,7 +366,7 @@ mod tests {
             dir.path(),
             r#"{"auths":{"docker.io":{"username":"u","password":"p"}}}"#,
         );
-        let found = docker_credential(&config, "https://index.docker.io/v1/").unwrap();
+        let found = docker_credential(&config, "https://index.docker.io/v1/", TIMEOUT).unwrap();
         assert_eq!(found, password("index.docker.io", "u", "p"));
     }
 
@@ -315,7 +374,7 @@ mod tests {
     fn a_missing_config_has_no_credentials() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            docker_credential(&dir.path().join("none.json"), "ghcr.io").unwrap(),
+            docker_credential(&dir.path().join("none.json"), "ghcr.io", TIMEOUT).unwrap(),
             None
         );
     }
@@ -328,7 +387,7 @@ mod tests {
                 dir.path(),
                 &format!(r#"{{"auths":{{"ghcr.io":{{"auth":"{auth}"}}}}}}"#),
             );
-            let err = docker_credential(&config, "ghcr.io").unwrap_err();
+            let err = docker_credential(&config, "ghcr.io", TIMEOUT).unwrap_err();
             let text = err.to_string();
             assert!(
                 text.contains("auths.ghcr.io.auth") && text.contains("registry ghcr.io"),
@@ -337,7 +396,7 @@ mod tests {
             assert!(!text.contains("nocolon") && !text.contains(auth), "{text}");
         }
         let config = write_config(dir.path(), "{not json");
-        let err = docker_credential(&config, "ghcr.io").unwrap_err();
+        let err = docker_credential(&config, "ghcr.io", TIMEOUT).unwrap_err();
         assert!(err.to_string().contains("config.json"), "{err}");
     }
 
@@ -350,6 +409,7 @@ mod tests {
 [ "$1" = get ] || exit 2
 read -r server || true
 case "$server" in
+  hang.io) exec sleep 600 ;;
   reg.example:5000) printf '{"ServerURL":"%s","Username":"bob","Secret":"helper-pass"}' "$server" ;;
   https://index.docker.io/v1/) printf '{"Username":"<token>","Secret":"hub-token"}' ;;
   broken.io) echo "keychain locked" >&2; exit 1 ;;
@@ -369,7 +429,7 @@ esac
         std::fs::create_dir(&bin).unwrap();
         install_fake_helper(&bin);
         let search_path = std::env::join_paths([Path::new("/nonexistent"), &bin]).unwrap();
-        let get = |config: &Path, host: &str| lookup(config, host, &search_path);
+        let get = |config: &Path, host: &str| lookup(config, host, &search_path, TIMEOUT);
 
         let store = write_config(
             dir.path(),
@@ -394,6 +454,11 @@ esac
             "{err:?}"
         );
         assert!(err.to_string().contains("keychain locked"), "{err}");
+        let hung = lookup(&store, "hang.io", &search_path, Duration::from_millis(300)).unwrap_err();
+        assert!(
+            hung.to_string().contains("did not answer within 0.3s"),
+            "{hung}"
+        );
 
         let helpers = dir.path().join("helpers.json");
         std::fs::write(

@@ -514,6 +514,7 @@ impl HostConfig {
             certs_dirs: porter.certs_dirs,
             offline: porter.offline,
             retry: porter.retry,
+            block_private_redirects: porter.block_private_redirects,
         })
     }
 
@@ -656,7 +657,7 @@ mod tests {
 
     use super::super::decode::MAX_CONFIG_BYTES;
     use super::*;
-    use crate::registry::RetryPolicy;
+    use crate::config::RetryPolicy;
 
     const HOME: &str = "/home/u";
 
@@ -755,6 +756,7 @@ mod tests {
                 ],
                 offline: false,
                 retry: RetryPolicy::default(),
+                block_private_redirects: None,
             }
         );
     }

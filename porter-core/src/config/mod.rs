@@ -11,6 +11,7 @@ mod docker;
 mod expand;
 mod host;
 mod porter;
+mod retry;
 mod units;
 
 use std::fmt;
@@ -23,10 +24,10 @@ pub use host::{
     AuthConfig, CacheConfig, CredentialConfig, HostConfig, LoggingConfig, ProxyConfig,
     RegistryConfig,
 };
+pub use retry::RetryPolicy;
 pub use units::{parse_duration, parse_size};
 
 use crate::error::Result;
-use crate::registry::RetryPolicy;
 
 /// A secret that never shows up in `Debug` output or logs.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -102,8 +103,9 @@ impl fmt::Debug for ProxySettings {
     }
 }
 
-/// A URL with any user info replaced by `<redacted>`, for `Debug` output.
-fn redact_userinfo(url: Option<&str>) -> Option<String> {
+/// A URL with any user info replaced by `<redacted>`: the one way a configured URL (a proxy, a
+/// mirror) is shown, in `Debug` output, logs and errors.
+pub fn redact_userinfo(url: Option<&str>) -> Option<String> {
     let url = url?;
     let start = url.find("://").map_or(0, |index| index + 3);
     let end = url[start..]
@@ -177,6 +179,10 @@ pub struct Settings {
     /// Retries and timeouts of registry requests (`settings.porter.retries`,
     /// `settings.porter.request_timeout`).
     pub retry: RetryPolicy,
+    /// Refuse redirects to link-local addresses, and to loopback or private addresses the
+    /// registry is not on (`settings.porter.block_private_redirects`); `None` leaves it to the
+    /// front end (off for the CLI and the plugin, on for porter-ffi and porter-adapter).
+    pub block_private_redirects: Option<bool>,
 }
 
 /// Log levels hclog (and so DS's plugin logger) accepts.
@@ -224,7 +230,8 @@ impl Settings {
     /// the credentials table for that registry if it carries a secret, else docker's
     /// `config.json` (and its credential helpers). Docker Hub's aliases are one registry.
     ///
-    /// This reads files and may run a helper process: call it from blocking context.
+    /// This reads files and may run a helper process (stopped after the attempt timeout): call it
+    /// from blocking context.
     pub fn credential_for(&self, host: &str) -> Result<Option<Credential>> {
         let host = normalize_registry_host(host);
         let listed = self.credentials.iter().find(|entry| {
@@ -232,7 +239,7 @@ impl Settings {
         });
         match (listed, &self.docker_config) {
             (Some(entry), _) => Ok(Some(entry.clone())),
-            (None, Some(path)) => docker_credential(path, &host),
+            (None, Some(path)) => docker_credential(path, &host, self.retry.attempt_timeout),
             (None, None) => Ok(None),
         }
     }

@@ -12,10 +12,11 @@ use serde_json::{Map, Value};
 
 use super::expand::{EnvLookup, expand_path};
 use super::units::parse_duration;
-use crate::registry::RetryPolicy;
+use crate::config::RetryPolicy;
 
 /// Keys of the `porter` settings section.
-pub(super) const KEYS: [&str; 5] = [
+pub(super) const KEYS: [&str; 6] = [
+    "block_private_redirects",
     "ca_file",
     "certs_dir",
     "offline",
@@ -30,6 +31,7 @@ pub(super) struct PorterSection {
     pub certs_dirs: Vec<PathBuf>,
     pub offline: bool,
     pub retry: RetryPolicy,
+    pub block_private_redirects: Option<bool>,
 }
 
 /// `certs.d` directories searched when `certs_dir` is not set.
@@ -131,7 +133,12 @@ pub(super) fn resolve(
     }
     let offline = get("offline").is_some_and(truthy)
         || env("DS_OFFLINE").is_some_and(|v| truthy(&Value::String(v)));
+    let block_private_redirects = match get("block_private_redirects") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(truthy(value)),
+    };
     PorterSection {
+        block_private_redirects,
         ca_files: paths("ca_file").unwrap_or_default(),
         certs_dirs: paths("certs_dir").unwrap_or_else(|| default_certs_dirs(home)),
         offline,

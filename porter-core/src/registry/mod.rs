@@ -1,21 +1,22 @@
-//! Where artifacts come from: a registry (through `oci-client`) or an OCI image layout on disk.
+//! Where artifacts come from and go to: a registry (through one HTTP pipeline, `http`) or an
+//! OCI image layout on disk.
 //!
-//! Both implement the narrow [`Source`] trait, so pull, cache and export logic is the same for
-//! both and can be exercised without a network (a layout is a perfectly good test source).
+//! Sources implement the narrow [`Source`] trait, so pull, cache and export logic is the same
+//! for a registry, a layout and the cache alone, and can be exercised without a network (a
+//! layout is a perfectly good test source).
 //!
 //! Transport policy: HTTPS by default; plain HTTP only for registries the configuration lists as
-//! insecure or when the caller passes `insecure` explicitly. There is no silent downgrade, so
-//! credentials never travel over plain HTTP to a registry nobody marked insecure.
+//! insecure or when the caller passes `insecure` explicitly for the host it named. There is no
+//! silent downgrade, so credentials never travel over plain HTTP to a registry nobody marked
+//! insecure.
 
+mod endpoint;
+pub(crate) mod http;
 mod layout;
 mod mirror;
 mod offline;
-mod push;
 mod remote;
-mod retry;
-pub(crate) mod tags;
 mod tls;
-mod transport;
 
 use std::future::Future;
 
@@ -27,13 +28,10 @@ use crate::error::{Error, Result};
 use crate::manifest::{self, Descriptor};
 use crate::progress::Progress;
 
+pub(crate) use endpoint::UploadBody;
 pub(crate) use layout::LayoutSource;
 pub(crate) use offline::CacheOnly;
 pub(crate) use remote::{Remote, Served};
-pub use retry::RetryPolicy;
-
-/// The `User-Agent` of every registry request.
-const USER_AGENT: &str = concat!("ds-porter/", env!("CARGO_PKG_VERSION"));
 
 /// A place manifests and blobs are fetched from.
 pub(crate) trait Source: Send + Sync {

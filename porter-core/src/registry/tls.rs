@@ -82,17 +82,6 @@ impl ExtraRoots {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
-
-    /// The same bundles for `oci-client`.
-    pub(crate) fn to_oci(&self) -> Vec<oci_client::client::Certificate> {
-        self.bundles
-            .iter()
-            .map(|(_, pem)| oci_client::client::Certificate {
-                encoding: oci_client::client::CertificateEncoding::Pem,
-                data: pem.clone(),
-            })
-            .collect()
-    }
 }
 
 /// The system's root certificates, read once per process.

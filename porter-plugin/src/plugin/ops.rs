@@ -152,7 +152,7 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     let outcome = porter
         .pull(&request, &LogProgress)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::hints::plugin_error(&e))?;
     tracing::info!(id = %outcome.result.id, digest = %outcome.result.digest, "artifact pulled");
     Ok(Output {
         stdout: outcome.result.to_stdout_json(),
@@ -186,7 +186,7 @@ async fn push(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     let result = porter
         .push(&request, &LogProgress)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::hints::plugin_error(&e))?;
     tracing::info!(digest = %result.digest, "artifact pushed");
     Ok(Output::stdout(result.to_stdout_json()))
 }
@@ -195,7 +195,7 @@ async fn list(porter: Arc<Porter>) -> Result<Output, String> {
     let entries = tokio::task::spawn_blocking(move || porter.list())
         .await
         .map_err(|e| format!("failed to read cache directory: {e}"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::hints::plugin_error(&e))?;
     // An empty cache is `[]` (the Go plugin printed `null`, which breaks `jq '.[]'`).
     let mut stdout = artifact::go_json(&entries, false);
     stdout.push('\n');

@@ -1,4 +1,4 @@
-//! The retry policy every registry request goes through.
+//! The retry combinator every registry request goes through, and the classification it acts on.
 //!
 //! Failures are classified once: **transient** (408, 5xx other than 501/505, connection resets,
 //! refused connections, timeouts, bodies that break off), **quota** (429) and **permanent**
@@ -7,39 +7,12 @@
 //! honoured up to a cap, beyond which the request fails at once rather than stall a pull for
 //! hours. Permanent failures are never retried.
 
+use std::fmt::Display;
+use std::future::Future;
 use std::time::Duration;
 
+use crate::config::RetryPolicy;
 use crate::error::Error;
-
-/// How registry requests are retried and timed out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts per request against the upstream registry (1 = no retries).
-    pub attempts: u32,
-    /// Attempts per request against a mirror before falling back to the next source.
-    pub mirror_attempts: u32,
-    /// Backoff before the first retry; doubled for every further one.
-    pub initial_backoff: Duration,
-    /// Longest backoff between two attempts.
-    pub max_backoff: Duration,
-    /// Longest `Retry-After` honoured; a registry asking for more fails the request at once.
-    pub max_retry_after: Duration,
-    /// Time allowed for a response's headers, a whole manifest, and between two chunks of a blob.
-    pub attempt_timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 5,
-            mirror_attempts: 2,
-            initial_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(60),
-            attempt_timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 /// What kind of failure an attempt ended in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +49,24 @@ impl Failure {
             retry_after: None,
         }
     }
+
+    /// The failure in a few words, for a retry warning: the status and the start of the
+    /// registry's message, or the network failure.
+    pub(crate) fn short_reason(&self) -> String {
+        let text = match &self.error {
+            Error::Registry { status, detail, .. } => match detail {
+                Some(detail) => format!("HTTP {status}: {detail}"),
+                None => format!("HTTP {status}"),
+            },
+            Error::Network { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        };
+        let text = crate::display::escape_remote(&text);
+        match text.char_indices().nth(160) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text,
+        }
+    }
 }
 
 impl From<Error> for Failure {
@@ -83,7 +74,7 @@ impl From<Error> for Failure {
     /// code, everything else (integrity, local I/O, input) permanent.
     fn from(error: Error) -> Self {
         let class = match &error {
-            Error::Network { .. } => Class::Transient,
+            Error::Network { cause, .. } if cause.is_transient() => Class::Transient,
             Error::Registry { status, .. } => classify_status(*status),
             _ => Class::Permanent,
         };
@@ -136,6 +127,44 @@ impl<'a> Retrier<'a> {
         }
     }
 
+    /// Runs `attempt` until it succeeds, fails permanently, or runs out of attempts, pausing
+    /// between attempts as the policy says.
+    pub(crate) async fn run<T, F, Fut>(
+        mut self,
+        target: &(dyn Display + Sync),
+        mut attempt: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        loop {
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(failure) => self.pause(failure, target).await?,
+            }
+        }
+    }
+
+    /// After a failed attempt: sleeps before the next one, with one warning line naming the
+    /// attempt, `target`, the reason and the delay; or returns the error to report.
+    pub(crate) async fn pause(
+        &mut self,
+        failure: Failure,
+        target: &(dyn Display + Sync),
+    ) -> Result<(), Error> {
+        let reason = failure.short_reason();
+        let attempt = self.failed + 1;
+        let delay = self.next_delay(failure)?;
+        tracing::warn!(
+            "attempt {attempt}/{} of {target} failed ({reason}); retrying in {:.1}s",
+            self.limit,
+            delay.as_secs_f64()
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
     /// After a failed attempt: `Ok(delay)` to try again after `delay`, or the error to report
     /// (permanent, out of attempts, or a `Retry-After` beyond the cap).
     pub(crate) fn next_delay(&mut self, failure: Failure) -> Result<Duration, Error> {
@@ -186,9 +215,14 @@ fn jitter(max: Duration) -> Duration {
 /// Appends `note` to the human part of a registry or network error.
 fn with_note(error: Error, note: &str) -> Error {
     match error {
-        Error::Network { registry, reason } => Error::Network {
+        Error::Network {
+            registry,
+            reason,
+            cause,
+        } => Error::Network {
             registry,
             reason: format!("{reason} ({note})"),
+            cause,
         },
         Error::Registry {
             registry,

@@ -198,7 +198,10 @@ impl Porter {
                         found: index_digest.to_string(),
                     });
                 }
-                target.tag(l.tag.as_deref().unwrap_or("latest"), &desc)?;
+                // Tagged like a registry push: the tag, and `latest` unless asked not to.
+                for tag in identifiers(request, l.tag.as_deref(), None, &index_digest)? {
+                    target.tag(&tag, &desc)?;
+                }
             }
         }
 
@@ -228,6 +231,7 @@ impl Porter {
             cached_at: ZERO_TIME.to_owned(),
             exported_files: Vec::new(),
             offline: false,
+            ..ArtifactResult::default()
         })
     }
 }

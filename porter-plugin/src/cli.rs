@@ -10,9 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use porter_core::config::{self, Settings};
+use porter_core::config;
 use porter_core::{Error, Porter};
-use tracing_subscriber::filter::LevelFilter;
 
 use crate::cmd::cache::CacheArgs;
 use crate::cmd::completions::CompletionsArgs;
@@ -20,8 +19,8 @@ use crate::cmd::list::ListArgs;
 use crate::cmd::pull::PullArgs;
 use crate::cmd::push::PushArgs;
 use crate::cmd::{self, EngineCommand};
-use crate::logging;
-use crate::output::Failure;
+use crate::logging::{self, Level};
+use crate::output::{Failure, Ui};
 use crate::version::VERSION;
 
 /// Fetch, cache and export OCI artifacts (Delivery Station's porter plugin).
@@ -53,9 +52,30 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Log level for messages on stderr: error, warn, info, debug, trace.
+    /// Log level for messages on stderr (default: the configured Logging.Level, info).
     #[arg(long, global = true, value_name = "LEVEL")]
-    pub log_level: Option<String>,
+    pub log_level: Option<Level>,
+
+    /// No progress bars, and only warnings and errors on stderr (--log-level warn).
+    #[arg(short, long, global = true, conflicts_with_all = ["log_level", "verbose"])]
+    pub quiet: bool,
+
+    /// More messages on stderr: -v info, -vv debug, -vvv trace.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "log_level")]
+    pub verbose: u8,
+}
+
+impl GlobalArgs {
+    /// The level the flags ask for, if any.
+    fn level(&self) -> Option<Level> {
+        match (self.quiet, self.verbose) {
+            (true, _) => Some(Level::Warn),
+            (false, 0) => self.log_level,
+            (false, 1) => Some(Level::Info),
+            (false, 2) => Some(Level::Debug),
+            (false, _) => Some(Level::Trace),
+        }
+    }
 }
 
 /// The commands.
@@ -103,11 +123,12 @@ pub fn run() -> ExitCode {
 
 /// Validates the command's request, opens the engine and runs it.
 fn with_engine<C: EngineCommand>(global: &GlobalArgs, command: &C) -> ExitCode {
+    let ui = Ui::detect(global.quiet);
     let outcome = command
         .request()
         .map_err(Failure::Usage)
-        .and_then(|request| Ok((request, open_engine(global)?)))
-        .and_then(|(request, porter)| C::run(&porter, request));
+        .and_then(|request| Ok((request, open_engine(global, ui)?)))
+        .and_then(|(request, porter)| C::run(&porter, request, ui));
     match outcome {
         Ok(text) => crate::output::print_stdout(&text),
         Err(failure) => failure.report(),
@@ -115,9 +136,13 @@ fn with_engine<C: EngineCommand>(global: &GlobalArgs, command: &C) -> ExitCode {
 }
 
 /// Loads settings, starts logging and opens the engine.
-fn open_engine(global: &GlobalArgs) -> Result<Porter, Error> {
-    let settings = load_settings(global)?;
-    logging::init_cli(global.log_level.as_deref(), &settings.logging);
+fn open_engine(global: &GlobalArgs, ui: Ui) -> Result<Porter, Error> {
+    // Reading the settings may log (a `settings.porter` value that cannot be used, say) before
+    // they configure logging: a plain subscriber at the flags' level (default warn) carries that.
+    let settings = logging::with_early(global.level().unwrap_or(Level::Warn), ui.color, || {
+        config::load_standalone(global.config.as_deref())
+    })?;
+    logging::init_cli(global.level(), &settings.logging, ui.color);
     for warning in &settings.logging.warnings {
         tracing::warn!("{warning}");
     }
@@ -125,25 +150,6 @@ fn open_engine(global: &GlobalArgs) -> Result<Porter, Error> {
         context: "failed to open the cache",
         source: Box::new(e),
     })
-}
-
-/// Reads the settings. The configured subscriber needs them, so until it exists a plain stderr
-/// subscriber (at `--log-level`, default warn) carries what reading them logs, such as a
-/// `settings.porter` value that is ignored because it cannot be used.
-fn load_settings(global: &GlobalArgs) -> Result<Settings, Error> {
-    let level = global
-        .log_level
-        .as_deref()
-        .and_then(|level| level.trim().parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::WARN);
-    let early = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .finish();
-    tracing::subscriber::with_default(early, || config::load_standalone(global.config.as_deref()))
 }
 
 #[cfg(test)]

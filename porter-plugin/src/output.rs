@@ -78,3 +78,25 @@ fn report(err: &Error) {
         eprintln!("hint: {hint}");
     }
 }
+
+/// How the command line talks to a person on stderr.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    /// Draw progress bars.
+    pub progress: bool,
+    /// Use ANSI colours.
+    pub color: bool,
+}
+
+impl Ui {
+    /// Progress bars and colours only on a terminal; no progress when `quiet`; no colour when
+    /// `NO_COLOR` is set to anything but the empty string (no-color.org).
+    pub fn detect(quiet: bool) -> Ui {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Ui {
+            progress: terminal && !quiet,
+            color: terminal && !no_color,
+        }
+    }
+}

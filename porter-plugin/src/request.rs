@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use porter_core::{Error, PlatformRequest, PullRequest, PushRequest, PushSource, platform};
+use porter_core::{
+    Error, PlatformRequest, PullRequest, PushRequest, PushSource, destination, platform,
+};
 
 /// A pull as either front end received it.
 #[derive(Debug, Default)]
@@ -23,7 +25,8 @@ pub struct PullInput<'a> {
     pub offline: bool,
 }
 
-/// Checks flag combinations and parses reference and platforms, before any I/O.
+/// Checks flag combinations, parses reference and platforms and refuses an export destination
+/// that cannot work (`porter_core::destination`), before any network I/O.
 pub fn pull(input: PullInput<'_>) -> Result<PullRequest, Error> {
     let reference = input.reference.trim();
     if reference.is_empty() {
@@ -43,6 +46,9 @@ pub fn pull(input: PullInput<'_>) -> Result<PullRequest, Error> {
             input.platforms.iter().map(String::as_str),
         )?)
     };
+    if let Some(output) = &input.output {
+        destination::check(output, &platforms)?;
+    }
     let mut request = PullRequest::new(reference, platforms)?;
     request.insecure = input.insecure;
     request.output = input.output;

@@ -147,16 +147,25 @@ impl Run {
     }
     /// Asserts exit code 1 with nothing on stdout; returns stderr.
     pub fn fails(&self) -> String {
+        self.exits_with(1, "on failure")
+    }
+
+    /// Asserts exit code 2 (the command line was refused) with nothing on stdout; returns stderr.
+    pub fn usage_error(&self) -> String {
+        self.exits_with(2, "for a refused command line")
+    }
+
+    fn exits_with(&self, code: i32, when: &str) -> String {
         assert_eq!(
             self.code(),
-            1,
+            code,
             "stdout: {}\nstderr: {}",
             self.stdout(),
             self.stderr()
         );
         assert!(
             self.stdout().is_empty(),
-            "nothing on stdout on failure: {}",
+            "nothing on stdout {when}: {}",
             self.stdout()
         );
         self.stderr()

@@ -8,7 +8,7 @@ use porter_core::config::{parse_duration, parse_size};
 use porter_core::{Error, Porter};
 
 use super::{EngineCommand, runtime};
-use crate::output::{Failure, json_line, print_stdout};
+use crate::output::{Failure, Ui, json_line, print_stdout};
 use crate::progress_bar;
 
 /// Arguments of `cache`.
@@ -32,12 +32,12 @@ pub enum CacheCommand {
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Size limit instead of Cache.MaxSize (10GB, 512MiB, bytes; 0 removes every artifact).
-    #[arg(long, value_name = "SIZE")]
-    pub max_size: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
 
     /// Age limit instead of Cache.TTL (7d, 24h, 1h30m, seconds).
-    #[arg(long, value_name = "DURATION")]
-    pub ttl: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub ttl: Option<Duration>,
 }
 
 /// Arguments of `cache verify`.
@@ -70,24 +70,8 @@ impl EngineCommand for CacheArgs {
     fn request(&self) -> Result<CacheRequest, Error> {
         Ok(match &self.command {
             CacheCommand::Prune(args) => CacheRequest::Prune {
-                max_size: args
-                    .max_size
-                    .as_deref()
-                    .map(|size| {
-                        parse_size(size).map_err(|reason| {
-                            Error::InvalidInput(format!("invalid --max-size {size:?}: {reason}"))
-                        })
-                    })
-                    .transpose()?,
-                ttl: args
-                    .ttl
-                    .as_deref()
-                    .map(|ttl| {
-                        parse_duration(ttl).map_err(|reason| {
-                            Error::InvalidInput(format!("invalid --ttl {ttl:?}: {reason}"))
-                        })
-                    })
-                    .transpose()?,
+                max_size: args.max_size,
+                ttl: args.ttl,
             },
             CacheCommand::Verify(args) => CacheRequest::Verify {
                 repair: args.repair,
@@ -96,7 +80,7 @@ impl EngineCommand for CacheArgs {
         })
     }
 
-    fn run(porter: &Porter, request: CacheRequest) -> Result<String, Failure> {
+    fn run(porter: &Porter, request: CacheRequest, ui: Ui) -> Result<String, Failure> {
         match request {
             CacheRequest::Prune { max_size, ttl } => {
                 let mut policy = porter.prune_policy();
@@ -104,14 +88,14 @@ impl EngineCommand for CacheArgs {
                 policy.ttl = ttl.or(policy.ttl);
                 Ok(json_line(&porter.prune(&policy)?))
             }
-            CacheRequest::Verify { repair, insecure } => verify(porter, repair, insecure),
+            CacheRequest::Verify { repair, insecure } => verify(porter, repair, insecure, ui),
         }
     }
 }
 
 /// Prints the report; a cache that is not clean afterwards fails the command.
-fn verify(porter: &Porter, repair: bool, insecure: bool) -> Result<String, Failure> {
-    let progress = progress_bar::reporter();
+fn verify(porter: &Porter, repair: bool, insecure: bool, ui: Ui) -> Result<String, Failure> {
+    let progress = progress_bar::reporter(ui.progress);
     let report = runtime()?.block_on(porter.verify_cache(repair, insecure, progress.as_ref()))?;
     drop(progress);
     if report.is_clean() {

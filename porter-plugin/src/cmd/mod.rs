@@ -12,7 +12,7 @@ pub mod version;
 
 use porter_core::{Error, Porter};
 
-use crate::output::Failure;
+use crate::output::{Failure, Ui};
 
 /// A command that runs against the engine.
 pub trait EngineCommand {
@@ -22,8 +22,8 @@ pub trait EngineCommand {
     /// Stage two of parsing: checks values and combinations, before any I/O.
     fn request(&self) -> Result<Self::Request, Error>;
 
-    /// Runs the request and returns the text for stdout.
-    fn run(porter: &Porter, request: Self::Request) -> Result<String, Failure>;
+    /// Runs the request and returns the text for stdout; `ui` says how to talk on stderr.
+    fn run(porter: &Porter, request: Self::Request, ui: Ui) -> Result<String, Failure>;
 }
 
 /// The single-threaded runtime a command's async engine call runs on.

@@ -6,7 +6,7 @@ use clap::Args;
 use porter_core::{Error, Porter, PushRequest};
 
 use super::{EngineCommand, runtime};
-use crate::output::{Failure, json_line};
+use crate::output::{Failure, Ui, json_line};
 use crate::{progress_bar, request};
 
 /// Arguments of `push`.
@@ -65,8 +65,8 @@ impl EngineCommand for PushArgs {
     }
 
     /// Pushes and returns the `ArtifactResult` of the index it created.
-    fn run(porter: &Porter, request: PushRequest) -> Result<String, Failure> {
-        let progress = progress_bar::reporter();
+    fn run(porter: &Porter, request: PushRequest, ui: Ui) -> Result<String, Failure> {
+        let progress = progress_bar::reporter(ui.progress);
         let result = runtime()?.block_on(porter.push(&request, progress.as_ref()))?;
         Ok(json_line(&result))
     }

@@ -33,7 +33,7 @@ const SEVERAL_INTO_FILE: &str = "destination must be a directory when exporting 
 
 /// Refuses, before any I/O beyond looking at `dest`, destinations that cannot work for
 /// `platforms`: standard output, and a file for a request that can select several platforms
-/// (every platform, or more than one listed).
+/// (every platform, or more than one listed). Failures to look at `dest` are left to the export.
 pub fn check(dest: &Path, platforms: &PlatformRequest) -> Result<()> {
     if dest.as_os_str() == "-" {
         return Err(export_error(
@@ -46,10 +46,11 @@ pub fn check(dest: &Path, platforms: &PlatformRequest) -> Result<()> {
         PlatformRequest::Only(list) => list.len() > 1,
         PlatformRequest::All => true,
     };
-    kind(dest, several).map(drop).map_err(|e| match e {
-        Error::Export(_) => export_error(SEVERAL_INTO_FILE.to_owned()),
-        other => other,
-    })
+    match kind(dest, several) {
+        Err(Error::Export(_)) => Err(export_error(SEVERAL_INTO_FILE.to_owned())),
+        // A destination that cannot even be inspected is the export's to report, naming it.
+        _ => Ok(()),
+    }
 }
 
 /// The kind of `dest` when `several` platforms are exported (more than one manifest selected).
@@ -162,6 +163,15 @@ mod tests {
         check(&dest, &PlatformRequest::Host).unwrap();
         check(&dir.path().join("out"), &PlatformRequest::All).unwrap();
         assert!(!dest.exists(), "a check creates nothing");
+    }
+
+    #[test]
+    fn a_destination_that_cannot_be_inspected_is_left_to_the_export() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("blocker");
+        std::fs::write(&file, b"x").unwrap();
+        check(&file.join("out"), &PlatformRequest::All).unwrap();
+        assert!(kind(&file.join("out"), false).is_err());
     }
 
     #[test]

@@ -160,4 +160,53 @@ mod tests {
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    /// The code of a module before its tests.
+    fn code(path: &str) -> String {
+        let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        let text = std::fs::read_to_string(&full).unwrap_or_default();
+        assert!(!text.is_empty(), "{} is missing", full.display());
+        text.split("#[cfg(test)]")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[test]
+    fn shared_modules_are_leaves_and_commands_never_import_the_dispatcher() {
+        for leaf in [
+            "src/output.rs",
+            "src/version.rs",
+            "src/request.rs",
+            "src/progress_bar.rs",
+            "src/logging.rs",
+        ] {
+            assert!(!code(leaf).contains("crate::"), "{leaf} imports the crate");
+        }
+        let commands = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/cmd"))
+            .map(|dir| {
+                dir.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        assert!(commands.len() >= 6, "{commands:?}");
+        for command in commands {
+            let path = format!(
+                "src/cmd/{}",
+                command.file_name().unwrap_or_default().display()
+            );
+            let text = code(&path);
+            assert!(!text.contains("crate::cli"), "{path} imports cli");
+            assert!(!text.contains("crate::plugin"), "{path} imports the plugin");
+        }
+        for plugin in ["src/plugin/ops.rs", "src/plugin/service.rs"] {
+            let text = code(plugin);
+            assert!(
+                !text.contains("crate::cmd"),
+                "{plugin} imports a CLI command"
+            );
+            assert!(!text.contains("crate::cli"), "{plugin} imports the CLI");
+        }
+    }
 }

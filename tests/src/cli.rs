@@ -171,3 +171,26 @@ impl Run {
         self.stderr()
     }
 }
+
+/// The names an OCI image layout's `index.json` records (`org.opencontainers.image.ref.name`)
+/// with the digest each points at, sorted.
+pub fn layout_names(layout: &Path) -> Vec<(String, String)> {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut names: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                m["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    names.sort_unstable();
+    names
+}

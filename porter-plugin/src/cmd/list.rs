@@ -46,18 +46,19 @@ impl EngineCommand for ListArgs {
     }
 }
 
-/// Columns of the table.
-const HEADERS: [&str; 4] = ["ID", "REFERENCE", "DIGEST", "CACHED AT"];
+/// Columns of the table (SIZE is `total_size`, `-` for entries that do not record it).
+const HEADERS: [&str; 5] = ["ID", "REFERENCE", "DIGEST", "SIZE", "CACHED AT"];
 
 /// The entries as aligned columns under a header line.
 fn table(entries: &[ArtifactResult]) -> String {
-    let rows: Vec<[String; 4]> = entries
+    let rows: Vec<[String; 5]> = entries
         .iter()
         .map(|e| {
             [
                 e.id.clone(),
                 e.reference.clone(),
                 short_digest(&e.digest).to_owned(),
+                e.total_size.map_or_else(|| "-".to_owned(), human_size),
                 e.cached_at.clone(),
             ]
         })
@@ -85,7 +86,35 @@ fn table(entries: &[ArtifactResult]) -> String {
     out
 }
 
+/// Bytes in binary units, one decimal (`558 B`, `1.9 KiB`, `20.0 MiB`).
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// `sha256:` and the first 12 hex digits.
 fn short_digest(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_size(558), "558 B");
+        assert_eq!(human_size(1974), "1.9 KiB");
+        assert_eq!(human_size(20 << 20), "20.0 MiB");
+        assert_eq!(human_size(3 << 40), "3.0 TiB");
+    }
 }

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs when it is missing: the CNCF distribution registry
 # (Debian `docker-registry`), skopeo (used to check that the cache is a valid OCI layout) and
-# valgrind (the cgo caller of porter-ffi runs under memcheck).
+# valgrind (the cgo caller of porter-ffi runs under memcheck), zsh and fish (the completion
+# scripts are loaded in them).
 set -euo pipefail
 
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+command -v zsh >/dev/null 2>&1 || missing+=(zsh)
+command -v fish >/dev/null 2>&1 || missing+=(fish)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing: ${missing[*]}" >&2

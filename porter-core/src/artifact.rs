@@ -61,6 +61,39 @@ pub struct ArtifactResult {
     /// reached (not part of the Go plugin's output; omitted when false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub offline: bool,
+    /// Bytes this pull fetched from the registry or layout: manifests and blobs that were not
+    /// cached yet (0 when everything was). Only in a pull's result; not stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downloaded_bytes: Option<u64>,
+    /// Bytes of the artifact as this pull selected it: the root index or manifest, the selected
+    /// platforms' manifests and their configs and layers. In the cache entry, the latest pull's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_size: Option<u64>,
+    /// When the artifact was first cached (`cached_at` is the latest pull); same format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_cached_at: Option<String>,
+}
+
+impl Default for ArtifactResult {
+    /// Empty, not cached, `cached_at` the zero time.
+    fn default() -> Self {
+        ArtifactResult {
+            id: String::new(),
+            reference: String::new(),
+            digest: String::new(),
+            size: 0,
+            local_path: String::new(),
+            metadata: BTreeMap::new(),
+            plugin_info: None,
+            cached: false,
+            cached_at: zero_time(),
+            exported_files: Vec::new(),
+            offline: false,
+            downloaded_bytes: None,
+            total_size: None,
+            first_cached_at: None,
+        }
+    }
 }
 
 /// Plugin details declared through `ds.plugin.*` annotations.
@@ -273,6 +306,7 @@ mod tests {
             cached_at: ZERO_TIME.into(),
             exported_files: vec![],
             offline: false,
+            ..ArtifactResult::default()
         };
         assert_eq!(
             r.to_stdout_json(),

@@ -63,7 +63,7 @@ impl Cache {
             staging: None,
         };
         for dir in [root.to_path_buf(), cache.blobs_dir(), root.join(INGEST_DIR)] {
-            fs::create_dir_all(&dir)
+            create_dir_all(&dir)
                 .map_err(|e| Error::io("failed to create cache directory", &dir, e))?;
         }
         let layout = root.join("oci-layout");
@@ -180,8 +180,7 @@ impl Cache {
             Some(staging) => staging.dir.path().to_path_buf(),
             None => self.root.join(INGEST_DIR),
         };
-        let temp = tempfile::Builder::new()
-            .prefix(&format!("{}.", digest.hex()))
+        let temp = shared_file(&format!("{}.", digest.hex()))
             .tempfile_in(&ingest)
             .map_err(|e| Error::io("failed to create temp file in", &ingest, e))?;
         let target = match &staging {
@@ -322,11 +321,19 @@ impl Cache {
     }
 
     /// Records a pulled artifact: tags `root` as `name` in `index.json` and writes the entry's
-    /// `metadata.json`, both atomically under the cache lock.
-    pub fn record(&self, name: &str, root: &Descriptor, result: &ArtifactResult) -> Result<()> {
+    /// `metadata.json`, both atomically under the cache lock. `first_cached_at` is kept from the
+    /// entry when it has one (its `cached_at` for entries written before that field existed);
+    /// the value stored is returned.
+    pub fn record(
+        &self,
+        name: &str,
+        root: &Descriptor,
+        result: &ArtifactResult,
+    ) -> Result<Option<String>> {
         let _lock = self.lock()?;
         let entry = self.entry_dir(&result.id);
-        if let Some(existing) = self.read_metadata(&entry)?
+        let existing = self.read_metadata(&entry)?;
+        if let Some(existing) = &existing
             && existing.digest != result.digest
             && !existing.digest.is_empty()
         {
@@ -335,12 +342,20 @@ impl Cache {
                 result.id, existing.digest, result.digest
             )));
         }
-        fs::create_dir_all(&entry).map_err(|e| Error::io("failed to create", &entry, e))?;
+        let mut stored = result.clone();
+        let known = |t: &String| t != crate::artifact::ZERO_TIME;
+        stored.first_cached_at = existing
+            .and_then(|e| e.first_cached_at.or(Some(e.cached_at)))
+            .filter(known)
+            .or_else(|| result.first_cached_at.clone())
+            .or_else(|| Some(result.cached_at.clone()).filter(known));
+        create_dir_all(&entry).map_err(|e| Error::io("failed to create", &entry, e))?;
         write_atomic(
             &entry.join(METADATA_FILE),
-            result.to_metadata_json().as_bytes(),
+            stored.to_metadata_json().as_bytes(),
         )?;
-        self.write_tag(name, root)
+        self.write_tag(name, root)?;
+        Ok(stored.first_cached_at)
     }
 
     /// Names `root` as `name` in `index.json` (replacing an earlier entry of that name), under
@@ -616,11 +631,30 @@ impl BlobWriter {
     }
 }
 
+/// A temp file builder for what the cache publishes (blobs, `index.json`, metadata): created
+/// 0644 before the umask, so users sharing the cache, and tools such as skopeo run as another
+/// user, can read it. Nothing in the cache is secret.
+fn shared_file(prefix: &str) -> tempfile::Builder<'_, 'static> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    builder
+}
+
+/// `mkdir -p` with mode 0755 before the umask, for the same reason as [`shared_file`].
+fn create_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o755);
+    builder.create(dir)
+}
+
 /// Writes `bytes` to `path` through a synced temp file in the same directory and a rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
+    let mut temp = shared_file(".tmp-")
         .tempfile_in(dir)
         .map_err(|e| Error::io("failed to create temp file in", dir, e))?;
     temp.write_all(bytes)
@@ -628,13 +662,6 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     temp.as_file()
         .sync_all()
         .map_err(|e| Error::io("failed to sync", temp.path().to_path_buf(), e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = temp
-            .as_file()
-            .set_permissions(fs::Permissions::from_mode(0o644));
-    }
     temp.persist(path)
         .map_err(|e| Error::io("failed to replace", path, e.error))?;
     Ok(())
@@ -854,6 +881,7 @@ mod tests {
             cached_at: crate::artifact::ZERO_TIME.into(),
             exported_files: vec![],
             offline: false,
+            ..ArtifactResult::default()
         };
         cache.record("r/x:1", &root, &result).unwrap();
         cache.record("r/x:2", &root, &result).unwrap();

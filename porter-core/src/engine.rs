@@ -260,18 +260,26 @@ impl Porter {
             cached_at: artifact::now_rfc3339(),
             exported_files: Vec::new(),
             offline: false,
+            downloaded_bytes: None,
+            total_size: Some(pulled.total_size),
+            first_cached_at: None,
         };
         let cache = self.cache.clone();
+        // The cache records the resolved name (a layout by its absolute path), so `list` tells
+        // apart what was typed the same way in different places.
         let name = request.reference.cache_name();
-        let (root, stored, staged) = (pulled.root.clone(), result.clone(), pulled.staged.clone());
-        blocking("recording the artifact", move || {
+        let mut stored = result.clone();
+        stored.reference.clone_from(&name);
+        let (root, staged) = (pulled.root.clone(), pulled.staged.clone());
+        result.first_cached_at = blocking("recording the artifact", move || {
             staged.commit()?;
-            cache.record(&name, &root, &stored)?;
+            let first = cache.record(&name, &root, &stored)?;
             cache.touch(&stored.id);
-            Ok(())
+            Ok(first)
         })
         .await?;
         result.offline = origin == Origin::Offline;
+        result.downloaded_bytes = Some(pulled.downloaded);
 
         if let Some(output) = &request.output {
             let plan = self

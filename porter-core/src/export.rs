@@ -1,6 +1,7 @@
 //! Export of pulled layers to the user's `-o/--output` destination.
 //!
-//! The destination rules are those of `ds-contract` §7.7: a single layer goes to a file, otherwise
+//! Whether the destination is a file or a directory is decided by `destination` (ds-contract
+//! §7.7 with its gaps closed): a single layer goes to a file, otherwise
 //! each selected manifest goes to a directory (per platform when asked), archive layers are
 //! unpacked and other layers are written under their title. Unlike the Go plugin, an export never
 //! writes outside its destination or through a symbolic link, caps archives against bombs, and
@@ -20,6 +21,7 @@ use std::fs::{self, DirBuilder, File};
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
+use crate::destination::{self, Kind};
 use crate::error::{Error, Result};
 use crate::leftovers;
 use crate::platform::Platform;
@@ -87,20 +89,15 @@ pub struct ExportPlan {
     pub limits: ExtractLimits,
 }
 
-/// Whether the destination receives one file or a directory tree.
-enum Mode {
-    File,
-    Directory,
-}
-
 /// Exports `plan` and returns the created paths (joined to the destination, like Go's
 /// `exported_files`): the file in file mode, otherwise every written file and every directory,
 /// file and link an archive named, in order.
 pub fn export(plan: &ExportPlan) -> Result<Vec<String>> {
-    let subdirs = plan.subdirs || plan.manifests.len() > 1;
-    match prepare_destination(&plan.destination, subdirs)? {
-        Mode::File => export_file(plan),
-        Mode::Directory => export_directories(plan, subdirs),
+    let several = plan.manifests.len() > 1;
+    let subdirs = plan.subdirs || several;
+    match prepare_destination(&plan.destination, several)? {
+        Kind::File => export_file(plan),
+        Kind::Directory => export_directories(plan, subdirs),
     }
 }
 
@@ -114,36 +111,15 @@ pub fn sanitize_name(raw: &str) -> String {
     }
 }
 
-/// Chooses file or directory mode and creates missing directories (§7.7).
-fn prepare_destination(dest: &Path, subdirs: bool) -> Result<Mode> {
-    if file_type(dest)?.is_some() {
-        // A link to a directory is the user's chosen root; anything else that exists, a dangling
-        // link included, is a file to be replaced.
-        if fs::metadata(dest).is_ok_and(|m| m.is_dir()) {
-            return Ok(Mode::Directory);
-        }
-        if subdirs {
-            return Err(Error::Export(
-                "destination must be a directory when exporting multiple platforms".to_owned(),
-            ));
-        }
-        return Ok(Mode::File);
+/// Chooses file or directory mode by the destination rule and creates missing directories.
+fn prepare_destination(dest: &Path, several: bool) -> Result<Kind> {
+    let kind = destination::kind(dest, several)?;
+    match kind {
+        Kind::File if file_type(dest)?.is_none() => create_dir_all(parent_dir(dest))?,
+        Kind::File => {}
+        Kind::Directory => create_dir_all(dest)?,
     }
-    if !subdirs && looks_like_file(dest) {
-        create_dir_all(parent_dir(dest))?;
-        return Ok(Mode::File);
-    }
-    create_dir_all(dest)?;
-    Ok(Mode::Directory)
-}
-
-/// Go's `!strings.HasSuffix(dest, separator) && filepath.Ext(dest) != ""`: the last path element
-/// contains a dot.
-fn looks_like_file(dest: &Path) -> bool {
-    dest.to_string_lossy()
-        .rsplit(std::path::is_separator)
-        .next()
-        .is_some_and(|last| last.contains('.'))
+    Ok(kind)
 }
 
 /// Writes the only layer of the only manifest, unmodified, to the destination file.

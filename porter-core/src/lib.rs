@@ -9,6 +9,7 @@
 pub mod artifact;
 pub mod cache;
 pub mod config;
+pub mod destination;
 pub mod digest;
 pub mod display;
 mod engine;

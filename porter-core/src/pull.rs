@@ -35,6 +35,10 @@ pub(crate) struct Pulled {
     pub manifests: Vec<(Selected, Manifest)>,
     /// The blobs the pull fetched, to commit before the artifact is recorded.
     pub staged: Staged,
+    /// Bytes this pull fetched from its source (manifests and blobs not already cached).
+    pub downloaded: u64,
+    /// Bytes of the root, the selected manifests and their configs and layers.
+    pub total_size: u64,
 }
 
 /// Pulls `request`'s platforms from `source` into a staging area of `cache`.
@@ -51,6 +55,7 @@ pub(crate) async fn pull<S: Source>(
         crate::error::blocking("staging the pull", move || cache.stage()).await?
     };
     let cache = staged.cache();
+    let mut downloaded = 0;
     let (root, root_bytes) = match pinned.and_then(|d| cache.read_blob(d).ok().map(|b| (d, b))) {
         Some((digest, bytes)) => {
             let media_type = manifest::detect_media_type(&bytes, None, digest)?;
@@ -67,6 +72,7 @@ pub(crate) async fn pull<S: Source>(
         None => {
             let (desc, bytes) = source.fetch_root().await?;
             cache.put_blob(&desc.digest, &bytes)?;
+            downloaded += bytes.len() as u64;
             (desc, bytes)
         }
     };
@@ -85,6 +91,7 @@ pub(crate) async fn pull<S: Source>(
             let mut walk = Walk {
                 ancestors: vec![root.digest.clone()],
                 fetched: 0,
+                downloaded: 0,
             };
             collect(
                 source,
@@ -96,6 +103,7 @@ pub(crate) async fn pull<S: Source>(
                 &mut manifests,
             )
             .await?;
+            downloaded += walk.downloaded;
         }
     }
 
@@ -112,16 +120,29 @@ pub(crate) async fn pull<S: Source>(
         .filter(|(d, _)| seen.insert(d.digest.clone()))
         .collect();
 
-    stream::iter(blobs)
+    let mut listed = HashSet::new();
+    let total_size = root.size
+        + manifests
+            .iter()
+            .filter(|(s, _)| s.descriptor.digest != root.digest)
+            .filter(|(s, _)| listed.insert(s.descriptor.digest.clone()))
+            .map(|(s, _)| s.descriptor.size)
+            .sum::<u64>()
+        + blobs.iter().map(|(d, _)| d.size).sum::<u64>();
+    downloaded += stream::iter(blobs)
         .map(|(desc, title)| fetch_blob(source, cache, desc, title, progress))
         .buffer_unordered(concurrency.max(1))
-        .try_collect::<Vec<()>>()
-        .await?;
+        .try_collect::<Vec<u64>>()
+        .await?
+        .iter()
+        .sum::<u64>();
     Ok(Pulled {
         root,
         node,
         manifests,
         staged,
+        downloaded,
+        total_size,
     })
 }
 
@@ -131,22 +152,23 @@ async fn fetch_blob<S: Source>(
     desc: Descriptor,
     title: Option<String>,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<u64> {
     if cache.has_blob(&desc.digest, desc.size) {
         progress.blob_done(&desc.digest, true);
-        return Ok(());
+        return Ok(0);
     }
     progress.blob_started(&desc.digest, desc.size, title.as_deref());
     source.fetch_blob(&desc, cache, progress).await?;
     progress.blob_done(&desc.digest, false);
-    Ok(())
+    Ok(desc.size)
 }
 
-/// Where a walk of the index graph is: the indexes above the current one, and how many
-/// manifests it has fetched so far.
+/// Where a walk of the index graph is: the indexes above the current one, how many manifests
+/// it has fetched so far, and how many bytes of them were not cached.
 struct Walk {
     ancestors: Vec<Digest>,
     fetched: usize,
+    downloaded: u64,
 }
 
 /// Walks an index depth-first, keeping wanted leaves in index order.
@@ -205,7 +227,7 @@ async fn collect<S: Source>(
             }
             continue;
         }
-        let bytes = manifest_bytes(source, cache, &leaf.descriptor).await?;
+        let bytes = manifest_bytes(source, cache, &leaf.descriptor, walk).await?;
         let media_type = manifest::detect_media_type(
             &bytes,
             Some(&leaf.descriptor.media_type),
@@ -234,7 +256,7 @@ async fn collect<S: Source>(
                 reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH} levels"),
             });
         }
-        let bytes = manifest_bytes(source, cache, &child.descriptor).await?;
+        let bytes = manifest_bytes(source, cache, &child.descriptor, walk).await?;
         let media_type = manifest::detect_media_type(
             &bytes,
             Some(&child.descriptor.media_type),
@@ -264,7 +286,12 @@ async fn collect<S: Source>(
     Ok(())
 }
 
-async fn manifest_bytes<S: Source>(source: &S, cache: &Cache, desc: &Descriptor) -> Result<Bytes> {
+async fn manifest_bytes<S: Source>(
+    source: &S,
+    cache: &Cache,
+    desc: &Descriptor,
+    walk: &mut Walk,
+) -> Result<Bytes> {
     if cache.has_blob(&desc.digest, desc.size)
         && let Ok(bytes) = cache.read_blob(&desc.digest)
     {
@@ -272,5 +299,6 @@ async fn manifest_bytes<S: Source>(source: &S, cache: &Cache, desc: &Descriptor)
     }
     let bytes = source.fetch_manifest(desc).await?;
     cache.put_blob(&desc.digest, &bytes)?;
+    walk.downloaded += bytes.len() as u64;
     Ok(bytes)
 }

@@ -165,6 +165,7 @@ impl Porter {
             cached_at: ZERO_TIME.to_owned(),
             exported_files: Vec::new(),
             offline: false,
+            ..ArtifactResult::default()
         })
     }
 }

@@ -50,9 +50,17 @@ impl ArtifactRef {
         }
     }
 
-    /// The name under which the cache's `index.json` records this reference.
+    /// The name under which the cache's `index.json` records this reference: registry
+    /// references as resolved, layouts by absolute path (so `oci:store:1.0` typed in two
+    /// directories are two names).
     pub fn cache_name(&self) -> String {
-        self.to_string()
+        match self {
+            ArtifactRef::Layout(l) => match std::path::absolute(&l.dir) {
+                Ok(dir) => ArtifactRef::Layout(LayoutRef { dir, ..l.clone() }).to_string(),
+                Err(_) => self.to_string(),
+            },
+            ArtifactRef::Registry(_) => self.to_string(),
+        }
     }
 
     /// The default export file name: the last path segment of the repository (or layout dir).

@@ -4,13 +4,15 @@
 //! JSON on stdout, messages and progress on stderr. Launched by DS (no arguments, magic cookie in
 //! the environment) it serves DS's plugin protocol over go-plugin (see [`plugin`]).
 
-mod cache_cmd;
 mod cli;
-mod commands;
+mod cmd;
 mod hints;
 mod logging;
+mod output;
 mod plugin;
 mod progress_bar;
+mod request;
+mod version;
 
 use std::process::ExitCode;
 

@@ -1,16 +1,16 @@
-//! Progress bars on stderr for interactive use; nothing at all when stderr is not a terminal.
+//! Progress bars on stderr for interactive use; nothing at all when stderr is not a terminal or
+//! the user asked for quiet. The bars use no colour.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use porter_core::digest::Digest;
 use porter_core::progress::{NoProgress, Progress};
 
-/// A reporter suited to the current stderr.
-pub fn reporter() -> Box<dyn Progress> {
-    if std::io::stderr().is_terminal() {
+/// Bars when `enabled` (see `output::Ui`), else nothing.
+pub fn reporter(enabled: bool) -> Box<dyn Progress> {
+    if enabled {
         Box::new(Bars::default())
     } else {
         Box::new(NoProgress)

@@ -147,18 +147,50 @@ impl Run {
     }
     /// Asserts exit code 1 with nothing on stdout; returns stderr.
     pub fn fails(&self) -> String {
+        self.exits_with(1, "on failure")
+    }
+
+    /// Asserts exit code 2 (the command line was refused) with nothing on stdout; returns stderr.
+    pub fn usage_error(&self) -> String {
+        self.exits_with(2, "for a refused command line")
+    }
+
+    fn exits_with(&self, code: i32, when: &str) -> String {
         assert_eq!(
             self.code(),
-            1,
+            code,
             "stdout: {}\nstderr: {}",
             self.stdout(),
             self.stderr()
         );
         assert!(
             self.stdout().is_empty(),
-            "nothing on stdout on failure: {}",
+            "nothing on stdout {when}: {}",
             self.stdout()
         );
         self.stderr()
     }
+}
+
+/// The names an OCI image layout's `index.json` records (`org.opencontainers.image.ref.name`)
+/// with the digest each points at, sorted.
+pub fn layout_names(layout: &Path) -> Vec<(String, String)> {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut names: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                m["digest"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    names.sort_unstable();
+    names
 }

@@ -178,7 +178,8 @@ impl Cache {
                 continue;
             }
             let expired = policy.ttl.is_some_and(|ttl| age(now, entry.used) > ttl);
-            let oversized = policy.max_size.is_some_and(|max| total > max);
+            // A limit of 0 empties the cache, also of entries whose blobs are already gone.
+            let oversized = policy.max_size.is_some_and(|max| max == 0 || total > max);
             if !expired && !oversized {
                 continue;
             }
@@ -477,6 +478,7 @@ mod tests {
             cached_at: ZERO_TIME.into(),
             exported_files: vec![],
             offline: false,
+            ..ArtifactResult::default()
         };
         cache.record(name, &root, &result).unwrap();
         result.id
@@ -540,6 +542,27 @@ mod tests {
         assert_eq!(report.removed, [a]);
         assert_eq!(cache.prune_if_due(ttl, None, Some(&b)).unwrap(), None);
         assert!(cache.blob_path(&Digest::of(b"b")).exists());
+    }
+
+    #[test]
+    fn max_size_zero_removes_entries_whose_blobs_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let id = cache_artifact(&cache, "r/gone:1", &[b"gone"]);
+        fs::remove_dir_all(cache.blobs_dir()).unwrap();
+        fs::create_dir_all(cache.blobs_dir()).unwrap();
+        let report = cache
+            .prune(
+                &PrunePolicy {
+                    max_size: Some(0),
+                    ..PrunePolicy::default()
+                },
+                Duration::from_secs(1),
+            )
+            .unwrap();
+        assert_eq!(report.removed, [id]);
+        assert!(cache.list().unwrap().is_empty());
+        assert!(cache.resolve_name("r/gone:1").unwrap().is_none());
     }
 
     #[test]

@@ -703,15 +703,6 @@ fn sanitize_name_replaces_separators_and_refuses_dot_names() {
 }
 
 #[test]
-fn file_mode_is_chosen_like_go_filepath_ext() {
-    assert!(looks_like_file(Path::new("bin/tool.bin")));
-    assert!(looks_like_file(Path::new(".hidden")));
-    assert!(!looks_like_file(Path::new("outdir")));
-    assert!(!looks_like_file(Path::new("out.d/")));
-    assert!(!looks_like_file(Path::new("a.b/c")));
-}
-
-#[test]
 fn exported_paths_are_cleaned_like_go_filepath_join() {
     assert_eq!(display_path(Path::new("./out/tool")), "out/tool");
     assert_eq!(display_path(Path::new("out/linux/../x")), "out/x");

@@ -9,12 +9,11 @@ use porter_core::artifact::{self, ArtifactResult};
 use porter_core::config::Settings;
 use porter_core::digest::Digest;
 use porter_core::progress::Progress;
-use porter_core::{
-    Finalizer, PlatformRequest, Porter, PullRequest, PushRequest, PushSource, platform,
-};
+use porter_core::{Finalizer, Porter};
 
 use super::args::{PluginArgs, cleaned};
 use super::hclog;
+use crate::request;
 
 /// `help` output (ds-contract §7.1).
 pub const HELP: &str = "Available commands:
@@ -84,7 +83,7 @@ pub fn needs_config(operation: &str, args: &PluginArgs) -> bool {
 pub fn run_without_config(operation: &str, args: &PluginArgs) -> Option<Result<Output, String>> {
     Some(match operation {
         "help" => Ok(Output::stdout(HELP)),
-        "version" => Ok(Output::stdout(crate::commands::version_text())),
+        "version" => Ok(Output::stdout(crate::version::version_text())),
         "pull" if !needs_config(operation, args) => Ok(Output::stdout(PULL_USAGE)),
         _ if needs_config(operation, args) => return None,
         other => Err(format!("unknown operation: {other}")),
@@ -116,37 +115,23 @@ pub async fn run_with_config(
 }
 
 async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
-    let reference = args
-        .first_any(&["ref", "artifact", "arg0"])
-        .unwrap_or_default()
-        .trim();
-    if reference.is_empty() {
-        return Err("artifact reference required".into());
-    }
-    let insecure = args.bool("insecure").unwrap_or(false);
-    let output = args
-        .first_any(&["output", "o"])
-        .map(str::trim)
-        .filter(|o| !o.is_empty());
-    let all_platforms = args.bool_any(&["all-arch"]).unwrap_or(false);
     let mut platforms = cleaned(args.all("platform"));
     platforms.extend(cleaned(args.all("platforms")));
-    if all_platforms && !platforms.is_empty() {
-        return Err("--all-arch cannot be combined with --platform".into());
-    }
-    let platforms = if all_platforms {
-        PlatformRequest::All
-    } else if platforms.is_empty() {
-        PlatformRequest::Host
-    } else {
-        PlatformRequest::Only(
-            platform::parse_list(platforms.iter().map(String::as_str))
-                .map_err(|e| e.to_string())?,
-        )
-    };
-    let mut request = PullRequest::new(reference, platforms).map_err(|e| e.to_string())?;
-    request.insecure = insecure;
-    request.output = output.map(PathBuf::from);
+    let request = request::pull(request::PullInput {
+        reference: args
+            .first_any(&["ref", "artifact", "arg0"])
+            .unwrap_or_default(),
+        platforms: &platforms,
+        all_arch: args.bool_any(&["all-arch"]).unwrap_or(false),
+        output: args
+            .first_any(&["output", "o"])
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(PathBuf::from),
+        insecure: args.bool("insecure").unwrap_or(false),
+        offline: false,
+    })
+    .map_err(|e| e.to_string())?;
 
     tracing::info!(reference = %request.original, "pulling artifact");
     let outcome = porter
@@ -164,24 +149,17 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
 /// `push`: `arg0=<path> arg1=<ref>`, or `manifest=<file> arg0=<ref>` (ds-contract §7.9), with
 /// `insecure` and `no-latest`. The result is JSON in every mode.
 async fn push(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
-    let manifest = args
-        .first_any(&["manifest", "m"])
-        .map(str::trim)
-        .filter(|m| !m.is_empty());
-    let positionals = args.cleaned_positionals();
-    let (source, reference) = match manifest {
-        Some(m) => {
-            let reference = positionals.first().ok_or("registry reference required")?;
-            (PushSource::Manifest(PathBuf::from(m)), reference.clone())
-        }
-        None => match positionals.as_slice() {
-            [path, reference, ..] => (PushSource::Path(PathBuf::from(path)), reference.clone()),
-            _ => return Err("artifact path and reference required".into()),
-        },
-    };
-    let mut request = PushRequest::new(source, &reference).map_err(|e| e.to_string())?;
-    request.insecure = args.bool("insecure").unwrap_or(false);
-    request.tag_latest = !args.bool("no-latest").unwrap_or(false);
+    let request = request::push(request::PushInput {
+        positionals: &args.cleaned_positionals(),
+        manifest: args
+            .first_any(&["manifest", "m"])
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(PathBuf::from),
+        insecure: args.bool("insecure").unwrap_or(false),
+        no_latest: args.bool("no-latest").unwrap_or(false),
+    })
+    .map_err(|e| e.to_string())?;
     tracing::info!(reference = %request.original, "pushing artifact");
     let result = porter
         .push(&request, &LogProgress)

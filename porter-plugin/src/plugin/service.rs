@@ -191,7 +191,7 @@ impl DsPlugin for Service {
     ) -> Result<Response<GetManifestResponse>, Status> {
         Ok(Response::new(GetManifestResponse {
             name: NAME.into(),
-            version: crate::commands::VERSION.into(),
+            version: crate::version::VERSION.into(),
             description: DESCRIPTION.into(),
             commands: COMMANDS
                 .iter()
@@ -211,7 +211,7 @@ impl DsPlugin for Service {
     ) -> Result<Response<GetMetadataResponse>, Status> {
         Ok(Response::new(GetMetadataResponse {
             name: NAME.into(),
-            version: crate::commands::VERSION.into(),
+            version: crate::version::VERSION.into(),
             description: DESCRIPTION.into(),
             operations: COMMANDS
                 .iter()

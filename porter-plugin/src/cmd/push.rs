@@ -1,0 +1,73 @@
+//! `ds-porter push`: push a binary, a directory or a `ds.manifest.yaml` release.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use porter_core::{Error, Porter, PushRequest};
+
+use super::{EngineCommand, runtime};
+use crate::output::{Failure, Ui, json_line};
+use crate::{progress_bar, request};
+
+/// Arguments of `push`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A file is pushed as a single-platform binary for this platform, a directory as \
+    a tar+gzip layer, a .yaml/.yml file (or --manifest) as a multi-platform release.\n\
+    The index is tagged with the reference's tag (default latest) and, unless --no-latest, latest.\n\n\
+    Examples:\n  ds-porter push ./bin/tool 127.0.0.1:5000/demo/tool:1.0 --insecure\n  \
+    ds-porter push --manifest ds.manifest.yaml ghcr.io/delivery-station/ds-porter:0.3.0\n  \
+    ds-porter push ./bin/tool oci:transfer:1.0"
+)]
+pub struct PushArgs {
+    /// The file or directory to push (omit with --manifest).
+    #[arg(value_name = "PATH", required_unless_present = "manifest")]
+    pub path: Option<String>,
+
+    /// Target reference: registry/repository[:tag|@digest], or oci:<layout-dir>[:tag].
+    #[arg(value_name = "REFERENCE", required_unless_present = "manifest")]
+    pub reference: Option<String>,
+
+    /// A ds.manifest.yaml describing a multi-platform release.
+    #[arg(short = 'm', long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+
+    /// Allow plain HTTP to the target registry.
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Do not also tag `latest`.
+    #[arg(long)]
+    pub no_latest: bool,
+}
+
+impl EngineCommand for PushArgs {
+    type Request = PushRequest;
+
+    fn request(&self) -> Result<PushRequest, Error> {
+        // With --manifest the single positional is the reference.
+        let positionals: Vec<String> = [&self.path, &self.reference]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        if self.manifest.is_some() && positionals.len() > 1 {
+            return Err(Error::InvalidInput(
+                "with --manifest, give only the reference".into(),
+            ));
+        }
+        request::push(request::PushInput {
+            positionals: &positionals,
+            manifest: self.manifest.clone(),
+            insecure: self.insecure,
+            no_latest: self.no_latest,
+        })
+    }
+
+    /// Pushes and returns the `ArtifactResult` of the index it created.
+    fn run(porter: &Porter, request: PushRequest, ui: Ui) -> Result<String, Failure> {
+        let progress = progress_bar::reporter(ui.progress);
+        let result = runtime()?.block_on(porter.push(&request, progress.as_ref()))?;
+        Ok(json_line(&result))
+    }
+}

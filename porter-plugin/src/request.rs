@@ -1,0 +1,89 @@
+//! The engine requests both front ends build from their arguments: the command line's flags and
+//! DS's `key=value` arguments name the same things, so they become a request in one place, with
+//! the same checks and the same error texts (ds-contract §7.5, §7.9).
+
+use std::path::PathBuf;
+
+use porter_core::{
+    Error, PlatformRequest, PullRequest, PushRequest, PushSource, destination, platform,
+};
+
+/// A pull as either front end received it.
+#[derive(Debug, Default)]
+pub struct PullInput<'a> {
+    /// The reference as typed.
+    pub reference: &'a str,
+    /// `--platform` values (each may be a comma list).
+    pub platforms: &'a [String],
+    /// `--all-arch`.
+    pub all_arch: bool,
+    /// `-o/--output`.
+    pub output: Option<PathBuf>,
+    /// `--insecure`.
+    pub insecure: bool,
+    /// `--offline`.
+    pub offline: bool,
+}
+
+/// Checks flag combinations, parses reference and platforms and refuses an export destination
+/// that cannot work (`porter_core::destination`), before any network I/O.
+pub fn pull(input: PullInput<'_>) -> Result<PullRequest, Error> {
+    let reference = input.reference.trim();
+    if reference.is_empty() {
+        return Err(Error::InvalidInput("artifact reference required".into()));
+    }
+    if input.all_arch && !input.platforms.is_empty() {
+        return Err(Error::InvalidInput(
+            "--all-arch cannot be combined with --platform".into(),
+        ));
+    }
+    let platforms = if input.all_arch {
+        PlatformRequest::All
+    } else if input.platforms.is_empty() {
+        PlatformRequest::Host
+    } else {
+        PlatformRequest::Only(platform::parse_list(
+            input.platforms.iter().map(String::as_str),
+        )?)
+    };
+    if let Some(output) = &input.output {
+        destination::check(output, &platforms)?;
+    }
+    let mut request = PullRequest::new(reference, platforms)?;
+    request.insecure = input.insecure;
+    request.output = input.output;
+    request.offline = input.offline;
+    Ok(request)
+}
+
+/// A push as either front end received it: the positionals in order and `--manifest`.
+#[derive(Debug, Default)]
+pub struct PushInput<'a> {
+    /// Positional arguments: `PATH REFERENCE`, or `REFERENCE` with `--manifest`.
+    pub positionals: &'a [String],
+    /// `-m/--manifest`.
+    pub manifest: Option<PathBuf>,
+    /// `--insecure`.
+    pub insecure: bool,
+    /// `--no-latest`.
+    pub no_latest: bool,
+}
+
+/// Picks source and reference from the positionals (further ones are ignored, as DS's plugin
+/// always did) and parses the reference, before any I/O.
+pub fn push(input: PushInput<'_>) -> Result<PushRequest, Error> {
+    let (source, reference) = match (input.manifest, input.positionals) {
+        (Some(_), []) => return Err(Error::InvalidInput("registry reference required".into())),
+        (Some(m), [reference, ..]) => (PushSource::Manifest(m), reference),
+        (None, [path, reference, ..]) => (PushSource::Path(PathBuf::from(path)), reference),
+        (None, _) => {
+            return Err(Error::InvalidInput(
+                "artifact path and reference required".into(),
+            ));
+        }
+    };
+    let mut request = PushRequest::new(source, reference)?;
+    request.insecure = input.insecure;
+    request.tag_latest = !input.no_latest;
+    Ok(request)
+}

@@ -10,6 +10,7 @@ pub mod artifact;
 pub mod cache;
 pub mod config;
 pub mod digest;
+pub mod display;
 mod engine;
 pub mod error;
 pub mod export;

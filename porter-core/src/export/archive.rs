@@ -31,6 +31,7 @@ use tar::EntryType;
 use tempfile::TempDir;
 
 use super::{ExtractLimits, create_dir_all, dir_builder, file_type, temp_prefix};
+use crate::display::escape_remote;
 use crate::error::{Error, Result};
 
 /// How an archive layer is compressed.
@@ -549,18 +550,9 @@ fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// An archive name for messages: lossy UTF-8 with control characters escaped.
+/// An archive name for messages: lossy UTF-8, escaped as all remote text is.
 fn display_name(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw)
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    escape_remote(&String::from_utf8_lossy(raw))
 }
 
 /// The kind of an unsupported entry, for messages.

@@ -249,7 +249,9 @@ impl Porter {
             .map_err(|e| Error::InvalidInput(format!("cache lock failed: {e}")))??;
         let (pulled, origin) = self.fetch(request, progress).await.map_err(|e| match e {
             // The platform request cannot be met: DS users know this as an export failure.
-            Error::Export(_) => wrap("failed to export artifact", e),
+            Error::Export(_) | Error::PlatformsMissing { .. } => {
+                wrap("failed to export artifact", e)
+            }
             e => wrap("failed to copy artifact", e),
         })?;
         let metadata = pulled.node.annotations().clone();
@@ -461,7 +463,6 @@ impl Porter {
         let manifests: Vec<ExportManifest> = pulled
             .manifests
             .iter()
-            .filter(|(selected, _)| request.platforms.accepts(selected.platform.as_ref()))
             .map(|(selected, m)| ExportManifest {
                 platform: selected.platform.clone(),
                 layers: m

@@ -20,10 +20,9 @@ use crate::registry::Source;
 
 /// How deep indexes may nest before the graph is considered hostile.
 const MAX_INDEX_DEPTH: usize = 4;
-/// Most manifests (leaves and nested indexes together) one pull may fetch while it walks the
-/// index graph, and most platform entries it may select; an index asking for more is refused
-/// before any of its children is fetched.
-const MAX_SELECTED: usize = 1024;
+/// Most manifests (leaves and nested indexes together) the index graph of one pull may list;
+/// an index that takes the count above it is refused before any of its children is fetched.
+const MAX_LISTED: usize = 1024;
 
 /// What a pull brought into the cache.
 #[derive(Debug)]
@@ -77,6 +76,10 @@ pub(crate) async fn pull<S: Source>(
     let mut manifests = Vec::new();
     match &node {
         Node::Manifest(m) => {
+            if let PlatformRequest::Only(wanted) = request {
+                let config = declared_config(source, cache, &m.config, progress).await?;
+                manifest::check_single(m, config.as_deref(), wanted)?;
+            }
             let selected = Selected {
                 descriptor: root.clone(),
                 platform: None,
@@ -86,18 +89,26 @@ pub(crate) async fn pull<S: Source>(
         Node::Index(index) => {
             let mut walk = Walk {
                 ancestors: vec![root.digest.clone()],
-                fetched: 0,
+                listed: 0,
             };
-            collect(
-                source,
-                cache,
-                index,
-                None,
-                request,
-                &mut walk,
-                &mut manifests,
-            )
-            .await?;
+            let mut leaves = Vec::new();
+            collect(source, cache, index, None, &mut walk, &mut leaves).await?;
+            // Chosen (or refused) before any leaf manifest, config or layer is fetched.
+            for leaf in manifest::select(&leaves, request)? {
+                let fetched = manifests
+                    .iter()
+                    .find(|(s, _): &&(Selected, Manifest)| {
+                        s.descriptor.digest == leaf.descriptor.digest
+                    })
+                    .map(|(_, m)| m.clone());
+                // Several platforms may share one manifest (a script, one file pushed for each
+                // platform): it is fetched once, and every platform keeps its entry.
+                let manifest = match fetched {
+                    Some(manifest) => manifest,
+                    None => leaf_manifest(source, cache, &leaf.descriptor).await?,
+                };
+                manifests.push((leaf, manifest));
+            }
         }
     }
 
@@ -144,85 +155,58 @@ async fn fetch_blob<S: Source>(
     Ok(())
 }
 
-/// Where a walk of the index graph is: the indexes above the current one, and how many
-/// manifests it has fetched so far.
-struct Walk {
-    ancestors: Vec<Digest>,
-    fetched: usize,
+/// The config of a single-manifest artifact when it may declare a platform (small JSON), fetched
+/// before any layer (the pull needs it anyway).
+async fn declared_config<S: Source>(
+    source: &S,
+    cache: &Cache,
+    config: &Descriptor,
+    progress: &dyn Progress,
+) -> Result<Option<Vec<u8>>> {
+    if !manifest::config_may_declare_platform(config) {
+        return Ok(None);
+    }
+    fetch_blob(source, cache, config.clone(), None, progress).await?;
+    cache.read_blob(&config.digest).map(Some)
 }
 
-/// Walks an index depth-first, keeping wanted leaves in index order.
+/// Where a walk of the index graph is: the indexes above the current one, and how many
+/// manifests the indexes walked so far list.
+struct Walk {
+    ancestors: Vec<Digest>,
+    listed: usize,
+}
+
+/// Walks an index graph depth-first, fetching its nested indexes (and nothing else), and
+/// gathers its leaf manifests in graph order.
 async fn collect<S: Source>(
     source: &S,
     cache: &Cache,
     index: &manifest::Index,
     inherited: Option<&crate::platform::Platform>,
-    request: &PlatformRequest,
     walk: &mut Walk,
-    out: &mut Vec<(Selected, Manifest)>,
+    out: &mut Vec<Selected>,
 ) -> Result<()> {
-    let (leaves, nested) = manifest::select_children(index, inherited, request);
-    let wanted = leaves
-        .iter()
-        .chain(&nested)
-        .map(|s| &s.descriptor.digest)
-        .collect::<HashSet<_>>()
-        .len();
-    // Refusals name the index being walked.
-    let index = walk
-        .ancestors
-        .last()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let refused = |reason: String| Error::InvalidManifest {
-        digest: index.clone(),
-        reason,
-    };
-    if walk.fetched + wanted > MAX_SELECTED {
-        return Err(refused(format!(
-            "lists {wanted} manifests to fetch; more than {MAX_SELECTED} in one pull are refused"
-        )));
+    let (leaves, nested) = manifest::children(index, inherited);
+    let here = leaves.len() + nested.len();
+    walk.listed += here;
+    if walk.listed > MAX_LISTED {
+        let total = walk.listed;
+        let count = if total == here {
+            format!("{here} manifests")
+        } else {
+            format!("{here} manifests, {total} in all")
+        };
+        return Err(Error::InvalidManifest {
+            digest: walk
+                .ancestors
+                .last()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            reason: format!("lists {count}; more than {MAX_LISTED} in one pull are refused"),
+        });
     }
-    walk.fetched += wanted;
-    let selected = out.len() + leaves.len();
-    if selected > MAX_SELECTED {
-        return Err(refused(format!(
-            "selects {selected} platform manifests; more than {MAX_SELECTED} in one pull are refused"
-        )));
-    }
-    for leaf in leaves {
-        // Several platforms may share one manifest (a script, one file pushed for each
-        // platform): it is fetched once, and every platform keeps its entry so each is exported.
-        // The same manifest listed twice for one platform is one entry.
-        let fetched = out
-            .iter()
-            .find(|(s, _)| s.descriptor.digest == leaf.descriptor.digest)
-            .map(|(_, m)| m.clone());
-        if let Some(manifest) = fetched {
-            let listed = out.iter().any(|(s, _)| {
-                s.descriptor.digest == leaf.descriptor.digest && s.platform == leaf.platform
-            });
-            if !listed {
-                out.push((leaf, manifest));
-            }
-            continue;
-        }
-        let bytes = manifest_bytes(source, cache, &leaf.descriptor).await?;
-        let media_type = manifest::detect_media_type(
-            &bytes,
-            Some(&leaf.descriptor.media_type),
-            &leaf.descriptor.digest,
-        )?;
-        match manifest::parse(&bytes, &media_type, &leaf.descriptor.digest)? {
-            Node::Manifest(m) => out.push((leaf, m)),
-            Node::Index(_) => {
-                return Err(Error::InvalidManifest {
-                    digest: leaf.descriptor.digest.to_string(),
-                    reason: "listed as a manifest but is an index".into(),
-                });
-            }
-        }
-    }
+    out.extend(leaves);
     for child in nested {
         if walk.ancestors.contains(&child.descriptor.digest) {
             return Err(Error::InvalidManifest {
@@ -256,7 +240,6 @@ async fn collect<S: Source>(
             cache,
             &nested_index,
             child.platform.as_ref(),
-            request,
             walk,
             out,
         ))
@@ -264,6 +247,23 @@ async fn collect<S: Source>(
         walk.ancestors.pop();
     }
     Ok(())
+}
+
+/// Fetches and parses a selected leaf, which must be a manifest.
+async fn leaf_manifest<S: Source>(
+    source: &S,
+    cache: &Cache,
+    desc: &Descriptor,
+) -> Result<Manifest> {
+    let bytes = manifest_bytes(source, cache, desc).await?;
+    let media_type = manifest::detect_media_type(&bytes, Some(&desc.media_type), &desc.digest)?;
+    match manifest::parse(&bytes, &media_type, &desc.digest)? {
+        Node::Manifest(m) => Ok(m),
+        Node::Index(_) => Err(Error::InvalidManifest {
+            digest: desc.digest.to_string(),
+            reason: "listed as a manifest but is an index".into(),
+        }),
+    }
 }
 
 async fn manifest_bytes<S: Source>(source: &S, cache: &Cache, desc: &Descriptor) -> Result<Bytes> {

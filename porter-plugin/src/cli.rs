@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use porter_core::{Error, PlatformRequest, PullRequest, PushRequest, PushSource, platform};
+use porter_core::{Error, PlatformRequest, PullRequest, PushRequest, PushSource};
 
 use crate::commands;
 
@@ -106,20 +106,7 @@ pub struct PullArgs {
 impl PullArgs {
     /// Stage two: a validated engine request.
     pub fn to_request(&self) -> Result<PullRequest, Error> {
-        if self.all_arch && !self.platforms.is_empty() {
-            return Err(Error::InvalidInput(
-                "--all-arch cannot be combined with --platform".into(),
-            ));
-        }
-        let platforms = if self.all_arch {
-            PlatformRequest::All
-        } else if self.platforms.is_empty() {
-            PlatformRequest::Host
-        } else {
-            PlatformRequest::Only(platform::parse_list(
-                self.platforms.iter().map(String::as_str),
-            )?)
-        };
+        let platforms = PlatformRequest::from_flags(&self.platforms, self.all_arch)?;
         if self.reference.trim().is_empty() {
             return Err(Error::InvalidInput("artifact reference required".into()));
         }
@@ -257,7 +244,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "--all-arch cannot be combined with --platform"
+            "choose either all platforms or a list of platforms, not both"
         );
     }
 

@@ -87,7 +87,7 @@ fn all_arch_with_platform_fails_before_any_request() {
         ])
         .fails();
     assert!(
-        err.contains("--all-arch cannot be combined with --platform"),
+        err.contains("choose either all platforms or a list of platforms, not both"),
         "{err}"
     );
     assert!(reg.requests_since(&mark).is_empty());

@@ -15,220 +15,16 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use porter_e2e::go_host::{HOST_TIMEOUT, Launch, assert_error, assert_ok, execute, executes};
 use porter_e2e::{
     BINARY_MEDIA_TYPE, EMPTY_CONFIG_DIGEST, EMPTY_CONFIG_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
     Registry, StandardFixtures, block_on, ds_porter_bin, publish_standard, sha256_digest,
 };
 use serde_json::{Value, json};
-
-/// Upper bound for one host run (the longest case waits 5 s for a ConnInfo that never comes).
-const HOST_TIMEOUT: Duration = Duration::from_secs(120);
-/// Upper bound for building the Go host (module download on a cold cache included).
-const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
-
-fn go_host_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("go-host")
-}
-
-/// Builds `tests/go-host` once per test binary.
-fn go_host() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-host");
-        let mut child = Command::new("go")
-            .args(["build", "-mod=readonly", "-o"])
-            .arg(&out)
-            .arg(".")
-            .current_dir(go_host_dir())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("run `go build` for tests/go-host (is Go installed?)");
-        let status = wait_bounded(&mut child, BUILD_TIMEOUT).expect("go build timed out");
-        assert!(
-            status.success(),
-            "go build of tests/go-host failed: {status}"
-        );
-        out
-    })
-    .clone()
-}
-
-fn wait_bounded(
-    child: &mut std::process::Child,
-    limit: Duration,
-) -> Option<std::process::ExitStatus> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// One plugin launch through the go-plugin host, in its own HOME and working directory.
-struct Launch {
-    dir: tempfile::TempDir,
-    args: Vec<String>,
-}
-
-impl Launch {
-    fn new() -> Self {
-        Launch {
-            dir: tempfile::tempdir().unwrap(),
-            args: Vec::new(),
-        }
-    }
-
-    fn flags(mut self, flags: &[&str]) -> Self {
-        self.args.extend(flags.iter().map(|s| s.to_string()));
-        self
-    }
-
-    /// Execute `op` with these `key=value` args.
-    fn execute(mut self, op: &str, args: &[&str]) -> Self {
-        self.args.extend(["-op".into(), op.into()]);
-        for a in args {
-            self.args.extend(["-arg".into(), a.to_string()]);
-        }
-        self
-    }
-
-    /// Adds `args` to the latest Execute through a file (`-args-file`): values longer than an
-    /// argv string may be, and exact strings (empty, blank).
-    fn args_file(mut self, args: &[String]) -> Self {
-        let n = self.args.len();
-        let path = self.dir.path().join(format!("args-{n}.json"));
-        std::fs::write(&path, serde_json::to_vec(args).unwrap()).unwrap();
-        self.args
-            .extend(["-args-file".into(), path.display().to_string()]);
-        self
-    }
-
-    /// The HostConfig JSON the host serves through the broker.
-    fn config(mut self, json: &str) -> Self {
-        let path = self.dir.path().join("host-config.json");
-        std::fs::write(&path, json).unwrap();
-        self.args
-            .extend(["-config".into(), path.display().to_string()]);
-        self
-    }
-
-    /// A HostConfig whose cache is `<dir>/cache` (porter uses `<dir>/cache/porter`).
-    fn cache_config(self) -> Self {
-        let cache = self.cache_root();
-        self.config(&json!({"Cache": {"Dir": cache}, "Logging": {"Level": "debug"}}).to_string())
-    }
-
-    fn cache_root(&self) -> PathBuf {
-        self.dir.path().join("cache")
-    }
-
-    fn porter_cache(&self) -> PathBuf {
-        self.cache_root().join("porter")
-    }
-
-    fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
-    fn run(&self) -> Value {
-        std::fs::create_dir_all(self.home()).unwrap();
-        let mut child = Command::new(go_host())
-            .arg("-plugin")
-            .arg(ds_porter_bin())
-            .args(&self.args)
-            .current_dir(self.dir.path())
-            .env("HOME", self.home())
-            .env("TMPDIR", self.dir.path())
-            .env_remove("DS_CACHE_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            stdout.read_to_string(&mut text).unwrap();
-            text
-        });
-        let status =
-            wait_bounded(&mut child, HOST_TIMEOUT).expect("go-host did not finish in time");
-        let text = reader.join().unwrap();
-        assert!(status.success(), "go-host failed ({status}): {text}");
-        let report: Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad report {e}: {text}"));
-        assert_eq!(report["errors"], json!([]), "host errors: {report:#}");
-        assert_hclog_lines(&report);
-        report
-    }
-}
-
-/// Every line the plugin wrote to stderr is an hclog JSON record the host can parse.
-fn assert_hclog_lines(report: &Value) {
-    for line in report["plugin_stderr"].as_array().unwrap() {
-        let line = line.as_str().unwrap();
-        let record: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        for key in ["@level", "@message", "@timestamp", "@module"] {
-            assert!(record[key].is_string(), "{key} is not a string in {line}");
-        }
-        let level = record["@level"].as_str().unwrap();
-        assert!(
-            ["trace", "debug", "info", "warn", "error"].contains(&level),
-            "{line}"
-        );
-        let ts = record["@timestamp"].as_str().unwrap();
-        let fraction = ts.split('.').nth(1).unwrap_or_default();
-        assert!(
-            ts.len() == 27 && fraction.len() == 7 && ts.ends_with('Z'),
-            "timestamp {ts} in {line}"
-        );
-        assert!(line.len() < 64 * 1024);
-    }
-}
-
-fn execute(report: &Value) -> &Value {
-    &report["execute"]
-}
-
-/// Every Execute of the launch, in `-op` order.
-fn executes(report: &Value) -> &[Value] {
-    report["executes"].as_array().unwrap()
-}
-
-fn assert_ok(report: &Value) -> &Value {
-    let ex = execute(report);
-    assert_eq!(ex["rpc_error"], Value::Null, "{report:#}");
-    assert_eq!(
-        (ex["exit_code"].as_i64(), ex["error"].as_str()),
-        (Some(0), Some("")),
-        "{report:#}"
-    );
-    ex
-}
-
-fn assert_error(report: &Value, expected_prefix: &str) {
-    let ex = execute(report);
-    assert_eq!(ex["rpc_error"], Value::Null, "{report:#}");
-    assert_eq!(ex["exit_code"].as_i64(), Some(1), "{report:#}");
-    let error = ex["error"].as_str().unwrap();
-    assert!(
-        error.starts_with(expected_prefix),
-        "error {error:?} does not start with {expected_prefix:?}"
-    );
-    assert_eq!(ex["stdout"], "", "stdout must be empty on error");
-}
 
 /// The host stopped the plugin quickly and cleanly.
 fn assert_clean_exit(report: &Value) {
@@ -665,7 +461,10 @@ fn cases_27_29_45_46_47_pull_argument_handling_before_any_network_io() {
             ],
         )
         .run();
-    assert_error(&report, "--all-arch cannot be combined with --platform");
+    assert_error(
+        &report,
+        "choose either all platforms or a list of platforms, not both",
+    );
 }
 
 // --- list and execute-plugin (cases 41–44) --------------------------------------------------

@@ -9,9 +9,7 @@ use porter_core::artifact::{self, ArtifactResult};
 use porter_core::config::Settings;
 use porter_core::digest::Digest;
 use porter_core::progress::Progress;
-use porter_core::{
-    Finalizer, PlatformRequest, Porter, PullRequest, PushRequest, PushSource, platform,
-};
+use porter_core::{Finalizer, PlatformRequest, Porter, PullRequest, PushRequest, PushSource};
 
 use super::args::{PluginArgs, cleaned};
 use super::hclog;
@@ -131,19 +129,8 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     let all_platforms = args.bool_any(&["all-arch"]).unwrap_or(false);
     let mut platforms = cleaned(args.all("platform"));
     platforms.extend(cleaned(args.all("platforms")));
-    if all_platforms && !platforms.is_empty() {
-        return Err("--all-arch cannot be combined with --platform".into());
-    }
-    let platforms = if all_platforms {
-        PlatformRequest::All
-    } else if platforms.is_empty() {
-        PlatformRequest::Host
-    } else {
-        PlatformRequest::Only(
-            platform::parse_list(platforms.iter().map(String::as_str))
-                .map_err(|e| e.to_string())?,
-        )
-    };
+    let platforms =
+        PlatformRequest::from_flags(&platforms, all_platforms).map_err(|e| e.to_string())?;
     let mut request = PullRequest::new(reference, platforms).map_err(|e| e.to_string())?;
     request.insecure = insecure;
     request.output = output.map(PathBuf::from);

@@ -7,7 +7,7 @@ use crate::artifact::{self, ArtifactResult, Finalizer};
 use crate::cache::{Cache, PrunePolicy, PruneReport, VerifyReport};
 use crate::config::Settings;
 use crate::error::{Error, ErrorKind, Result};
-use crate::export::{self, ExportLayer, ExportManifest, ExportPlan, ExtractLimits};
+use crate::export::{self, ExportLayer, ExportManifest, ExportPlan};
 use crate::manifest::{Node, PlatformRequest};
 use crate::progress::Progress;
 use crate::pull::{self, Pulled};
@@ -489,7 +489,7 @@ impl Porter {
             subdirs: request.platforms.wants_subdirs(),
             manifests,
             fallback_name: request.reference.base_name(),
-            limits: ExtractLimits::default(),
+            limits: self.settings.export_limits,
         })
     }
 }

@@ -27,25 +27,86 @@ use crate::platform::Platform;
 /// [`temp_prefix`] adds the owning process.
 const TMP_PREFIX: &str = ".ds-porter-tmp-";
 
-/// Caps against archive bombs, applied to each archive layer while it is decompressed.
-#[derive(Debug, Clone, Copy)]
-pub struct ExtractLimits {
-    /// Decompressed bytes of one archive, headers included.
+/// The setting that changes [`ExportLimits::max_total_bytes`].
+pub const MAX_BYTES_SETTING: &str = "settings.porter.export_max_bytes";
+/// The setting that changes [`ExportLimits::max_entries`].
+pub const MAX_ENTRIES_SETTING: &str = "settings.porter.export_max_entries";
+
+/// Caps on what one export run writes, against archive bombs and amplification (an index that
+/// lists one small archive for many platforms). The totals count every platform and layer of the
+/// run together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportLimits {
+    /// Bytes the run writes: raw layers' sizes plus archives' decompressed bytes (headers
+    /// included).
     pub max_total_bytes: u64,
-    /// Entries of one archive.
+    /// Files the run writes: raw layers plus archive entries.
     pub max_entries: u64,
     /// Bytes of one archive entry.
     pub max_entry_bytes: u64,
 }
 
-impl Default for ExtractLimits {
-    /// 8 GiB in total, 100,000 entries, 4 GiB per entry.
+impl Default for ExportLimits {
+    /// 8 GiB and 100,000 entries per run, 4 GiB per entry.
     fn default() -> Self {
-        ExtractLimits {
+        ExportLimits {
             max_total_bytes: 8 << 30,
             max_entries: 100_000,
             max_entry_bytes: 4 << 30,
         }
+    }
+}
+
+/// What an export run has written so far, against its [`ExportLimits`].
+#[derive(Debug)]
+struct Budget {
+    limits: ExportLimits,
+    bytes: u64,
+    entries: u64,
+}
+
+impl Budget {
+    fn new(limits: ExportLimits) -> Self {
+        Budget {
+            limits,
+            bytes: 0,
+            entries: 0,
+        }
+    }
+
+    /// Bytes the run may still write.
+    fn bytes_left(&self) -> u64 {
+        self.limits.max_total_bytes.saturating_sub(self.bytes)
+    }
+
+    /// Counts one more file or entry, `at` naming it for the error.
+    fn add_entry(&mut self, at: &str) -> Result<()> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(Error::Unsafe(format!(
+                "the export exceeds the limit of {} entries written in one run \
+                 ({MAX_ENTRIES_SETTING}) at {at}",
+                self.limits.max_entries
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts `n` more bytes, `at` naming what writes them for the error.
+    fn add_bytes(&mut self, n: u64, at: &str) -> Result<()> {
+        if n > self.bytes_left() {
+            return Err(self.bytes_exceeded(at));
+        }
+        self.bytes += n;
+        Ok(())
+    }
+
+    /// The error for a run that would write more than its byte limit at `at`.
+    fn bytes_exceeded(&self, at: &str) -> Error {
+        Error::Unsafe(format!(
+            "the export exceeds the limit of {} bytes written in one run ({MAX_BYTES_SETTING}) at {at}",
+            self.limits.max_total_bytes
+        ))
     }
 }
 
@@ -82,8 +143,8 @@ pub struct ExportPlan {
     pub manifests: Vec<ExportManifest>,
     /// File name for untitled layers, derived from the reference by the caller (e.g. `tool`).
     pub fallback_name: String,
-    /// Caps for archive layers.
-    pub limits: ExtractLimits,
+    /// Caps on what the run writes.
+    pub limits: ExportLimits,
 }
 
 /// Whether the destination receives one file or a directory tree.
@@ -97,9 +158,10 @@ enum Mode {
 /// file and link an archive named, in order.
 pub fn export(plan: &ExportPlan) -> Result<Vec<String>> {
     let subdirs = plan.subdirs || plan.manifests.len() > 1;
+    let mut budget = Budget::new(plan.limits);
     match prepare_destination(&plan.destination, subdirs)? {
-        Mode::File => export_file(plan),
-        Mode::Directory => export_directories(plan, subdirs),
+        Mode::File => export_file(plan, &mut budget),
+        Mode::Directory => export_directories(plan, subdirs, &mut budget),
     }
 }
 
@@ -146,7 +208,7 @@ fn looks_like_file(dest: &Path) -> bool {
 }
 
 /// Writes the only layer of the only manifest, unmodified, to the destination file.
-fn export_file(plan: &ExportPlan) -> Result<Vec<String>> {
+fn export_file(plan: &ExportPlan, budget: &mut Budget) -> Result<Vec<String>> {
     let layers = plan
         .manifests
         .first()
@@ -164,6 +226,9 @@ fn export_file(plan: &ExportPlan) -> Result<Vec<String>> {
             dest.display()
         )));
     }
+    let at = format!("file {}", dest.display());
+    budget.add_entry(&at)?;
+    budget.add_bytes(layer.size, &at)?;
     let dir = parent_dir(dest);
     leftovers::sweep(dir, TMP_PREFIX);
     write_atomic(&mut open_blob(layer)?, dir, dest)?;
@@ -175,7 +240,11 @@ fn export_file(plan: &ExportPlan) -> Result<Vec<String>> {
 /// against what the destination holds, and only once all are staged is anything moved into
 /// place. A failure before that leaves the destination as it was; a failure while moving takes
 /// back what this export added (files it replaced keep their new content).
-fn export_directories(plan: &ExportPlan, subdirs: bool) -> Result<Vec<String>> {
+fn export_directories(
+    plan: &ExportPlan,
+    subdirs: bool,
+    budget: &mut Budget,
+) -> Result<Vec<String>> {
     let dest = &plan.destination;
     leftovers::sweep(dest, TMP_PREFIX);
     let staging = tempfile::Builder::new()
@@ -216,7 +285,7 @@ fn export_directories(plan: &ExportPlan, subdirs: bool) -> Result<Vec<String>> {
                     compression,
                     &target.stage,
                     &target.dir,
-                    plan.limits,
+                    budget,
                 )?;
                 exported.extend(
                     entries
@@ -226,6 +295,9 @@ fn export_directories(plan: &ExportPlan, subdirs: bool) -> Result<Vec<String>> {
             } else {
                 let name = layer_file_name(layer, manifest.platform.as_ref(), &plan.fallback_name)?;
                 let path = target.dir.join(&name);
+                let at = format!("file {}", path.display());
+                budget.add_entry(&at)?;
+                budget.add_bytes(layer.size, &at)?;
                 let staged = target.stage.join(&name);
                 if file_type(&path)?.is_some_and(|t| t.is_dir())
                     || file_type(&staged)?.is_some_and(|t| t.is_dir())

@@ -80,6 +80,7 @@ fn settings(cache: &Path) -> Settings {
         certs_dirs: vec![],
         offline: false,
         retry: Default::default(),
+        export_limits: Default::default(),
     }
 }
 

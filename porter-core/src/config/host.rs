@@ -514,6 +514,7 @@ impl HostConfig {
             certs_dirs: porter.certs_dirs,
             offline: porter.offline,
             retry: porter.retry,
+            export_limits: porter.export_limits,
         })
     }
 
@@ -656,6 +657,7 @@ mod tests {
 
     use super::super::decode::MAX_CONFIG_BYTES;
     use super::*;
+    use crate::export::ExportLimits;
     use crate::registry::RetryPolicy;
 
     const HOME: &str = "/home/u";
@@ -755,6 +757,7 @@ mod tests {
                 ],
                 offline: false,
                 retry: RetryPolicy::default(),
+                export_limits: ExportLimits::default(),
             }
         );
     }

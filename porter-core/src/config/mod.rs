@@ -26,6 +26,7 @@ pub use host::{
 pub use units::{parse_duration, parse_size};
 
 use crate::error::Result;
+use crate::export::ExportLimits;
 use crate::registry::RetryPolicy;
 
 /// A secret that never shows up in `Debug` output or logs.
@@ -177,6 +178,9 @@ pub struct Settings {
     /// Retries and timeouts of registry requests (`settings.porter.retries`,
     /// `settings.porter.request_timeout`).
     pub retry: RetryPolicy,
+    /// Caps on what one export writes (`settings.porter.export_max_bytes`,
+    /// `settings.porter.export_max_entries`).
+    pub export_limits: ExportLimits,
 }
 
 /// Log levels hclog (and so DS's plugin logger) accepts.

@@ -30,7 +30,7 @@ use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 use tempfile::TempDir;
 
-use super::{ExtractLimits, create_dir_all, dir_builder, file_type, temp_prefix};
+use super::{Budget, create_dir_all, dir_builder, file_type, temp_prefix};
 use crate::display::escape_remote;
 use crate::error::{Error, Result};
 
@@ -63,28 +63,30 @@ pub(super) fn extract(
     compression: Compression,
     stage: &Path,
     target: &Path,
-    limits: ExtractLimits,
+    budget: &mut Budget,
 ) -> Result<Vec<String>> {
     match compression {
-        Compression::Plain => extract_from(BufReader::new(blob), blob_path, stage, target, limits),
+        Compression::Plain => extract_from(BufReader::new(blob), blob_path, stage, target, budget),
         Compression::Gzip => {
-            extract_from(MultiGzDecoder::new(blob), blob_path, stage, target, limits)
+            extract_from(MultiGzDecoder::new(blob), blob_path, stage, target, budget)
         }
     }
 }
 
-/// [`extract`] from the decompressed tar stream.
+/// [`extract`] from the decompressed tar stream; its bytes and entries count against the run's
+/// `budget`.
 fn extract_from(
     reader: impl Read,
     blob_path: &Path,
     stage: &Path,
     target: &Path,
-    limits: ExtractLimits,
+    budget: &mut Budget,
 ) -> Result<Vec<String>> {
     let exceeded = Rc::new(Cell::new(false));
+    let allowed = budget.bytes_left();
     let mut archive = tar::Archive::new(Capped {
         inner: reader,
-        remaining: limits.max_total_bytes,
+        remaining: allowed,
         exceeded: Rc::clone(&exceeded),
     });
     let staging = tempfile::Builder::new()
@@ -96,41 +98,34 @@ fn extract_from(
         nodes: HashMap::new(),
         listed: Vec::new(),
         blob_path,
-        max_entry_bytes: limits.max_entry_bytes,
+        max_entry_bytes: budget.limits.max_entry_bytes,
     };
 
-    let read_error = |e: io::Error, at: Option<&str>| {
+    let read_error = |e: io::Error, at: Option<&str>, budget: &Budget| {
         if exceeded.get() {
             let at = at.map_or_else(
-                || "before its first entry".to_owned(),
-                |n| format!("at entry {n}"),
+                || format!("the start of archive {}", blob_path.display()),
+                |n| format!("archive entry {n}"),
             );
-            Error::Unsafe(format!(
-                "archive exceeds the limit of {} bytes in total {at}",
-                limits.max_total_bytes
-            ))
+            budget.bytes_exceeded(&at)
         } else {
             Error::io("failed to read archive", blob_path, e)
         }
     };
     let mut last: Option<String> = None;
-    let mut count = 0u64;
-    for entry in archive.entries().map_err(|e| read_error(e, None))? {
-        let entry = entry.map_err(|e| read_error(e, last.as_deref()))?;
+    let entries = archive.entries().map_err(|e| read_error(e, None, budget))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| read_error(e, last.as_deref(), budget))?;
         let name = display_name(&entry.path_bytes());
-        count += 1;
-        if count > limits.max_entries {
-            return Err(Error::Unsafe(format!(
-                "archive exceeds the limit of {} entries at entry {name}",
-                limits.max_entries
-            )));
-        }
+        budget.add_entry(&format!("archive entry {name}"))?;
         extraction.add(entry, &name).map_err(|e| match e {
-            Error::Io { source, .. } if exceeded.get() => read_error(source, Some(&name)),
+            Error::Io { source, .. } if exceeded.get() => read_error(source, Some(&name), budget),
             e => e,
         })?;
         last = Some(name);
     }
+    let read = allowed - archive.into_inner().remaining;
+    budget.add_bytes(read, "the end of the archive")?;
     extraction.check_target(target)?;
     extraction.check_target(stage)?;
     extraction.commit(stage)

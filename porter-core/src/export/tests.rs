@@ -47,10 +47,10 @@ impl Fixture {
 
     /// Exports one tar.gz layer into the directory `d` (created first).
     fn extract(&self, archive: Tar) -> Result<Vec<String>> {
-        self.extract_with(archive, ExtractLimits::default())
+        self.extract_with(archive, ExportLimits::default())
     }
 
-    fn extract_with(&self, archive: Tar, limits: ExtractLimits) -> Result<Vec<String>> {
+    fn extract_with(&self, archive: Tar, limits: ExportLimits) -> Result<Vec<String>> {
         let dest = self.path("d");
         fs::create_dir_all(&dest).unwrap();
         let layer = self.layer(TAR_GZ, None, &archive.gz());
@@ -66,8 +66,14 @@ fn plan(destination: PathBuf, subdirs: bool, manifests: Vec<ExportManifest>) -> 
         subdirs,
         manifests,
         fallback_name: "tool".to_owned(),
-        limits: ExtractLimits::default(),
+        limits: ExportLimits::default(),
     }
+}
+
+/// A plan with per-platform sub-directories, into a destination created first.
+fn plan_for(destination: PathBuf, manifests: Vec<ExportManifest>) -> ExportPlan {
+    fs::create_dir_all(&destination).unwrap();
+    plan(destination, true, manifests)
 }
 
 fn manifest(platform: Option<&str>, layers: Vec<ExportLayer>) -> ExportManifest {
@@ -1088,9 +1094,9 @@ fn file_and_directory_never_replace_each_other() {
 #[test]
 fn entry_size_limit_stops_a_gzip_bomb() {
     let fx = Fixture::new();
-    let limits = ExtractLimits {
+    let limits = ExportLimits {
         max_entry_bytes: 1 << 20,
-        ..ExtractLimits::default()
+        ..ExportLimits::default()
     };
     let archive = Tar::new()
         .file("small", b"ok", 0o644)
@@ -1106,9 +1112,9 @@ fn entry_size_limit_stops_a_gzip_bomb() {
 #[test]
 fn total_size_limit_counts_decompressed_bytes() {
     let fx = Fixture::new();
-    let limits = ExtractLimits {
+    let limits = ExportLimits {
         max_total_bytes: 1 << 20,
-        ..ExtractLimits::default()
+        ..ExportLimits::default()
     };
     let mut archive = Tar::new();
     for i in 0..4 {
@@ -1117,24 +1123,113 @@ fn total_size_limit_counts_decompressed_bytes() {
     let message = unsafe_message(fx.extract_with(archive, limits));
     assert_eq!(
         message,
-        "archive exceeds the limit of 1048576 bytes in total at entry part2"
+        "the export exceeds the limit of 1048576 bytes written in one run \
+         (settings.porter.export_max_bytes) at archive entry part2"
     );
     assert_nothing_extracted(&fx);
 }
 
 #[test]
+fn the_byte_limit_counts_every_platform_and_layer_of_the_run() {
+    // One 400 KiB archive listed for many platforms: each copy is within any per-archive cap,
+    // together they are not.
+    let fx = Fixture::new();
+    let archive = Tar::new().file("zeros", &vec![0; 400 << 10], 0o644).gz();
+    let manifests: Vec<ExportManifest> = (1..=4)
+        .map(|v| {
+            let platform = format!("linux/amd64/v{v}");
+            manifest(Some(&platform), vec![fx.layer(TAR_GZ, None, &archive)])
+        })
+        .collect();
+    let mut plan = plan(fx.path("d"), true, manifests);
+    plan.limits.max_total_bytes = 1 << 20;
+    let message = unsafe_message(export(&plan));
+    assert!(
+        message.starts_with(
+            "the export exceeds the limit of 1048576 bytes written in one run \
+             (settings.porter.export_max_bytes) at archive entry zeros"
+        ),
+        "{message}"
+    );
+    assert_nothing_extracted(&fx);
+
+    // Raw layers count their size, before anything is written.
+    let raw: Vec<ExportManifest> = (1..=3)
+        .map(|v| {
+            let platform = format!("linux/arm/v{}", v + 4);
+            manifest(
+                Some(&platform),
+                vec![fx.layer(BINARY, Some("tool"), &vec![1; 400 << 10])],
+            )
+        })
+        .collect();
+    let mut raw_plan = plan_for(fx.path("d"), raw);
+    raw_plan.limits.max_total_bytes = 1 << 20;
+    let message = unsafe_message(export(&raw_plan));
+    assert!(message.contains("bytes written in one run"), "{message}");
+    assert!(message.ends_with("linux/arm/v7/tool"), "{message}");
+    assert_nothing_extracted(&fx);
+}
+
+#[test]
+fn the_entry_limit_counts_every_layer_of_the_run() {
+    let fx = Fixture::new();
+    let two = Tar::new().file("a", b"", 0o644).file("b", b"", 0o644).gz();
+    let manifests = vec![
+        manifest(Some("linux/amd64"), vec![fx.layer(TAR_GZ, None, &two)]),
+        manifest(
+            Some("linux/arm64"),
+            vec![
+                fx.layer(BINARY, Some("tool"), b"x"),
+                fx.layer(TAR_GZ, None, &two),
+            ],
+        ),
+    ];
+    let mut plan = plan_for(fx.path("d"), manifests);
+    plan.limits.max_entries = 4;
+    let message = unsafe_message(export(&plan));
+    assert_eq!(
+        message,
+        "the export exceeds the limit of 4 entries written in one run \
+         (settings.porter.export_max_entries) at archive entry b"
+    );
+    assert_nothing_extracted(&fx);
+    plan.limits.max_entries = 5;
+    assert_eq!(export(&plan).unwrap().len(), 5);
+}
+
+#[test]
+fn a_single_file_export_counts_against_the_limits() {
+    let fx = Fixture::new();
+    let layer = fx.layer(BINARY, None, &[7; 2048]);
+    let mut plan = plan(
+        fx.path("tool.bin"),
+        false,
+        vec![manifest(None, vec![layer])],
+    );
+    plan.limits.max_total_bytes = 1024;
+    let message = unsafe_message(export(&plan));
+    assert!(message.contains("limit of 1024 bytes"), "{message}");
+    assert!(!fx.path("tool.bin").exists());
+}
+
+#[test]
 fn entry_count_limit_is_enforced() {
     let fx = Fixture::new();
-    let limits = ExtractLimits {
+    let limits = ExportLimits {
         max_entries: 2,
-        ..ExtractLimits::default()
+        ..ExportLimits::default()
     };
     let archive = Tar::new()
         .file("a", b"", 0o644)
         .file("b", b"", 0o644)
         .file("c", b"", 0o644);
     let message = unsafe_message(fx.extract_with(archive, limits));
-    assert_eq!(message, "archive exceeds the limit of 2 entries at entry c");
+    assert_eq!(
+        message,
+        "the export exceeds the limit of 2 entries written in one run \
+         (settings.porter.export_max_entries) at archive entry c"
+    );
     assert_nothing_extracted(&fx);
 }
 

@@ -470,6 +470,7 @@ impl Porter {
                     .iter()
                     .map(|l| ExportLayer {
                         media_type: l.media_type.clone(),
+                        digest: l.digest.clone(),
                         title: l.title().map(str::to_owned),
                         blob_path: self.cache.blob_path(&l.digest),
                         size: l.size,

@@ -16,12 +16,14 @@ mod archive;
 mod tests;
 
 use std::fs::{self, DirBuilder, File};
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::leftovers;
 use crate::platform::Platform;
+use sha2::{Digest as _, Sha256};
 
 /// Prefix of the temporary files and staging directories an export creates in the destination;
 /// [`temp_prefix`] adds the owning process.
@@ -110,11 +112,14 @@ impl Budget {
     }
 }
 
-/// One layer to export: a verified blob file in the cache.
+/// One layer to export: a blob file in the cache, verified against `digest` and `size` while it
+/// is exported.
 #[derive(Debug, Clone)]
 pub struct ExportLayer {
     /// Layer media type; decides whether the layer is unpacked.
     pub media_type: String,
+    /// The blob's digest from its descriptor.
+    pub digest: Digest,
     /// The `org.opencontainers.image.title` annotation, if any.
     pub title: Option<String>,
     /// The blob's file in the cache.
@@ -159,10 +164,18 @@ enum Mode {
 pub fn export(plan: &ExportPlan) -> Result<Vec<String>> {
     let subdirs = plan.subdirs || plan.manifests.len() > 1;
     let mut budget = Budget::new(plan.limits);
-    match prepare_destination(&plan.destination, subdirs)? {
+    let (mode, created) = prepare_destination(&plan.destination, subdirs)?;
+    let exported = match mode {
         Mode::File => export_file(plan, &mut budget),
         Mode::Directory => export_directories(plan, subdirs, &mut budget),
+    };
+    if exported.is_err() {
+        // A failed export leaves the destination as it was: the directories it created go too.
+        for dir in created {
+            let _ = fs::remove_dir(dir);
+        }
     }
+    exported
 }
 
 /// Makes a layer title or reference name usable as a file name: `\`, `/`, `:` and spaces become
@@ -175,27 +188,38 @@ pub fn sanitize_name(raw: &str) -> String {
     }
 }
 
-/// Chooses file or directory mode and creates missing directories (§7.7).
-fn prepare_destination(dest: &Path, subdirs: bool) -> Result<Mode> {
+/// Chooses file or directory mode and creates missing directories (§7.7), returning the
+/// directories it created, deepest first.
+fn prepare_destination(dest: &Path, subdirs: bool) -> Result<(Mode, Vec<PathBuf>)> {
     if file_type(dest)?.is_some() {
         // A link to a directory is the user's chosen root; anything else that exists, a dangling
         // link included, is a file to be replaced.
         if fs::metadata(dest).is_ok_and(|m| m.is_dir()) {
-            return Ok(Mode::Directory);
+            return Ok((Mode::Directory, Vec::new()));
         }
         if subdirs {
             return Err(Error::Export(
                 "destination must be a directory when exporting multiple platforms".to_owned(),
             ));
         }
-        return Ok(Mode::File);
+        return Ok((Mode::File, Vec::new()));
     }
     if !subdirs && looks_like_file(dest) {
-        create_dir_all(parent_dir(dest))?;
-        return Ok(Mode::File);
+        return Ok((Mode::File, create_missing(parent_dir(dest))?));
     }
-    create_dir_all(dest)?;
-    Ok(Mode::Directory)
+    Ok((Mode::Directory, create_missing(dest)?))
+}
+
+/// `mkdir -p`, returning the directories that did not exist, deepest first.
+fn create_missing(dir: &Path) -> Result<Vec<PathBuf>> {
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .take_while(|a| !matches!(file_type(a), Ok(Some(_))))
+        .map(Path::to_path_buf)
+        .collect();
+    create_dir_all(dir)?;
+    Ok(missing)
 }
 
 /// Go's `!strings.HasSuffix(dest, separator) && filepath.Ext(dest) != ""`: the last path element
@@ -231,7 +255,7 @@ fn export_file(plan: &ExportPlan, budget: &mut Budget) -> Result<Vec<String>> {
     budget.add_bytes(layer.size, &at)?;
     let dir = parent_dir(dest);
     leftovers::sweep(dir, TMP_PREFIX);
-    write_atomic(&mut open_blob(layer)?, dir, dest)?;
+    write_atomic(open_blob(layer)?, dir, dest)?;
     Ok(vec![dest.to_string_lossy().into_owned()])
 }
 
@@ -278,10 +302,8 @@ fn export_directories(
         let target = &targets[index];
         for layer in &manifest.layers {
             if let Some(compression) = archive::Compression::of(&layer.media_type) {
-                let blob = open_blob(layer)?;
                 let entries = archive::extract(
-                    blob,
-                    &layer.blob_path,
+                    open_blob(layer)?,
                     compression,
                     &target.stage,
                     &target.dir,
@@ -307,7 +329,7 @@ fn export_directories(
                         path.display()
                     )));
                 }
-                write_atomic(&mut open_blob(layer)?, &target.stage, &staged)?;
+                write_atomic(open_blob(layer)?, &target.stage, &staged)?;
                 exported.push(display_path(&path));
             }
         }
@@ -524,8 +546,9 @@ fn checked_file_name(name: String, what: &str, raw: &str) -> Result<String> {
     Ok(name)
 }
 
-/// Opens a layer's blob, checking it still has its descriptor's size.
-fn open_blob(layer: &ExportLayer) -> Result<File> {
+/// Opens a layer's blob, checking it still has its descriptor's size; what is read through the
+/// returned reader is hashed, and [`VerifiedBlob::finish`] checks the digest.
+fn open_blob(layer: &ExportLayer) -> Result<VerifiedBlob<'_>> {
     let path = &layer.blob_path;
     let file = File::open(path).map_err(|e| Error::io("failed to open layer blob", path, e))?;
     let found = file
@@ -539,15 +562,66 @@ fn open_blob(layer: &ExportLayer) -> Result<File> {
             found,
         });
     }
-    Ok(file)
+    Ok(VerifiedBlob {
+        file,
+        layer,
+        hasher: Sha256::new(),
+    })
 }
 
+/// A cached blob being exported: every byte read is hashed in the same pass, so the export checks
+/// exactly the bytes it wrote, and reads the file once.
+struct VerifiedBlob<'a> {
+    file: File,
+    layer: &'a ExportLayer,
+    hasher: Sha256,
+}
+
+impl VerifiedBlob<'_> {
+    /// The blob's path, for messages.
+    fn path(&self) -> &Path {
+        &self.layer.blob_path
+    }
+
+    /// Reads what is left of the blob and checks its digest. A mismatch is a corrupt cache: the
+    /// error names the blob, and nothing written from it may become visible.
+    fn finish(mut self) -> Result<()> {
+        io::copy(&mut self, &mut io::sink())
+            .map_err(|e| Error::io("failed to read layer blob", &self.layer.blob_path, e))?;
+        let found = Digest::from_hasher(self.hasher);
+        if found == self.layer.digest {
+            return Ok(());
+        }
+        Err(Error::DigestMismatch {
+            context: format!(
+                "cached blob {} ({}); the cache is corrupt, verify and repair it",
+                self.layer.digest,
+                self.layer.blob_path.display()
+            ),
+            expected: self.layer.digest.to_string(),
+            found: found.to_string(),
+        })
+    }
+}
+
+impl Read for VerifiedBlob<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Bytes copied per read and write of a raw layer.
+const COPY_BUFFER: usize = 1 << 20;
+
 /// Copies `src` to `path` through a temporary file in `dir` (the directory of `path`), so `path`
-/// never exists half-written; whatever is at `path`, a symlink included, is replaced, not followed.
+/// never exists half-written, and only once the blob's digest was checked; whatever is at `path`,
+/// a symlink included, is replaced, not followed.
 ///
 /// Exported layers are plugin binaries, so on unix the file is created executable (0755 minus the
 /// umask).
-fn write_atomic(src: &mut File, dir: &Path, path: &Path) -> Result<()> {
+fn write_atomic(mut src: VerifiedBlob<'_>, dir: &Path, path: &Path) -> Result<()> {
     let prefix = temp_prefix();
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix);
@@ -556,7 +630,19 @@ fn write_atomic(src: &mut File, dir: &Path, path: &Path) -> Result<()> {
     let mut temp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::io("failed to create file in", dir, e))?;
-    io::copy(src, temp.as_file_mut()).map_err(|e| Error::io("failed to copy layer to", path, e))?;
+    let mut buffer = vec![0; COPY_BUFFER];
+    loop {
+        let n = src
+            .read(&mut buffer)
+            .map_err(|e| Error::io("failed to read layer blob", src.path(), e))?;
+        if n == 0 {
+            break;
+        }
+        temp.as_file_mut()
+            .write_all(&buffer[..n])
+            .map_err(|e| Error::io("failed to copy layer to", path, e))?;
+    }
+    src.finish()?;
     temp.persist(path)
         .map_err(|e| Error::io("failed to create file", path, e.error))?;
     Ok(())

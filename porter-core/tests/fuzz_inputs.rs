@@ -317,6 +317,7 @@ proptest! {
                 platform: None,
                 layers: vec![ExportLayer {
                     media_type: media_type.into(),
+                    digest: Digest::of(&blob),
                     title: None,
                     blob_path: blob_path.clone(),
                     size: blob.len() as u64,

@@ -30,7 +30,7 @@ use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 use tempfile::TempDir;
 
-use super::{Budget, create_dir_all, dir_builder, file_type, temp_prefix};
+use super::{Budget, VerifiedBlob, create_dir_all, dir_builder, file_type, temp_prefix};
 use crate::display::escape_remote;
 use crate::error::{Error, Result};
 
@@ -56,32 +56,34 @@ impl Compression {
 
 /// Unpacks the tar in `blob` into `stage`, the staging directory of the export's `target`, and
 /// returns the paths its entries named, relative to `target`, in entry order. Entries are checked
-/// against what `target` already holds and what earlier layers left in `stage`.
+/// against what `target` already holds and what earlier layers left in `stage`; the blob's digest
+/// is checked before anything moves into `stage`. Its bytes and entries count against the run's
+/// `budget`.
 pub(super) fn extract(
-    blob: File,
-    blob_path: &Path,
+    mut blob: VerifiedBlob<'_>,
     compression: Compression,
     stage: &Path,
     target: &Path,
     budget: &mut Budget,
 ) -> Result<Vec<String>> {
-    match compression {
-        Compression::Plain => extract_from(BufReader::new(blob), blob_path, stage, target, budget),
-        Compression::Gzip => {
-            extract_from(MultiGzDecoder::new(blob), blob_path, stage, target, budget)
-        }
-    }
+    let blob_path = blob.path().to_path_buf();
+    let extraction = match compression {
+        Compression::Plain => unpack(BufReader::new(&mut blob), &blob_path, stage, budget)?,
+        Compression::Gzip => unpack(MultiGzDecoder::new(&mut blob), &blob_path, stage, budget)?,
+    };
+    blob.finish()?;
+    extraction.check_target(target)?;
+    extraction.check_target(stage)?;
+    extraction.commit(stage)
 }
 
-/// [`extract`] from the decompressed tar stream; its bytes and entries count against the run's
-/// `budget`.
-fn extract_from(
+/// Unpacks the decompressed tar stream into a private staging directory inside `stage`.
+fn unpack<'p>(
     reader: impl Read,
-    blob_path: &Path,
+    blob_path: &'p Path,
     stage: &Path,
-    target: &Path,
     budget: &mut Budget,
-) -> Result<Vec<String>> {
+) -> Result<Extraction<'p>> {
     let exceeded = Rc::new(Cell::new(false));
     let allowed = budget.bytes_left();
     let mut archive = tar::Archive::new(Capped {
@@ -126,9 +128,7 @@ fn extract_from(
     }
     let read = allowed - archive.into_inner().remaining;
     budget.add_bytes(read, "the end of the archive")?;
-    extraction.check_target(target)?;
-    extraction.check_target(stage)?;
-    extraction.commit(stage)
+    Ok(extraction)
 }
 
 /// Counts the bytes read from `inner` and fails once more than `remaining` were read.

@@ -39,6 +39,7 @@ impl Fixture {
         fs::write(&blob_path, bytes).unwrap();
         ExportLayer {
             media_type: media_type.to_owned(),
+            digest: Digest::of(bytes),
             title: title.map(str::to_owned),
             blob_path,
             size: bytes.len() as u64,
@@ -170,7 +171,10 @@ fn tree(dir: &Path) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    walk(dir, dir, &mut out);
+    // A failed export removes the destination it created: nothing is there.
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
     out.sort();
     out
 }
@@ -596,6 +600,7 @@ fn failed_layer_copy_leaves_no_temporary_file() {
     let size = fs::metadata(&blob_path).unwrap().len();
     let layer = ExportLayer {
         media_type: BINARY.to_owned(),
+        digest: Digest::of(b""),
         title: None,
         blob_path,
         size,
@@ -1211,6 +1216,69 @@ fn a_single_file_export_counts_against_the_limits() {
     let message = unsafe_message(export(&plan));
     assert!(message.contains("limit of 1024 bytes"), "{message}");
     assert!(!fx.path("tool.bin").exists());
+}
+
+/// A layer whose cached blob no longer hashes to its digest (same size, one byte changed).
+fn corrupt(mut layer: ExportLayer) -> ExportLayer {
+    let mut bytes = fs::read(&layer.blob_path).unwrap();
+    layer.digest = Digest::of(&bytes);
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&layer.blob_path, &bytes).unwrap();
+    layer
+}
+
+fn assert_corrupt_blob(result: Result<Vec<String>>, layer_digest: &Digest) {
+    match result {
+        Err(Error::DigestMismatch {
+            context, expected, ..
+        }) => {
+            assert_eq!(expected, layer_digest.to_string());
+            assert!(
+                context.starts_with(&format!("cached blob {layer_digest} (")),
+                "{context}"
+            );
+            assert!(context.contains("the cache is corrupt"), "{context}");
+        }
+        other => panic!("expected a digest mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_corrupt_cached_raw_layer_is_refused_before_it_becomes_visible() {
+    let fx = Fixture::new();
+    let layer = corrupt(fx.layer(BINARY, Some("tool"), b"binary bytes"));
+    let digest = layer.digest.clone();
+    let into_dir = plan(
+        fx.path("d"),
+        false,
+        vec![manifest(None, vec![layer.clone()])],
+    );
+    assert_corrupt_blob(export(&into_dir), &digest);
+    assert_eq!(tree(&fx.path("d")), Vec::<String>::new());
+    let into_file = plan(
+        fx.path("tool.bin"),
+        false,
+        vec![manifest(None, vec![layer])],
+    );
+    assert_corrupt_blob(export(&into_file), &digest);
+    assert_eq!(tree(fx.root.path()), ["blobs", "blobs/0"]);
+}
+
+#[test]
+fn a_corrupt_cached_archive_is_refused_before_anything_is_extracted() {
+    // The changed byte is in the gzip trailer, after the last tar entry: the whole blob is hashed.
+    let fx = Fixture::new();
+    let archive = Tar::new().dir("bin").file("bin/tool", b"tool", 0o755).gz();
+    let good = fx.layer(BINARY, Some("other"), b"fine");
+    let layer = corrupt(fx.layer(TAR_GZ, None, &archive));
+    let digest = layer.digest.clone();
+    let manifests = vec![
+        manifest(Some("linux/arm64"), vec![good]),
+        manifest(Some("linux/amd64"), vec![layer]),
+    ];
+    assert_corrupt_blob(export(&plan_for(fx.path("d"), manifests)), &digest);
+    assert_nothing_extracted(&fx);
 }
 
 #[test]

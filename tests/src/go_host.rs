@@ -78,6 +78,7 @@ pub struct Launch {
     /// The launch's working directory (also its `TMPDIR`; `home/` is its `HOME`).
     pub dir: tempfile::TempDir,
     args: Vec<String>,
+    plugin: Option<PathBuf>,
 }
 
 impl Default for Launch {
@@ -92,7 +93,14 @@ impl Launch {
         Launch {
             dir: tempfile::tempdir().unwrap(),
             args: Vec::new(),
+            plugin: None,
         }
+    }
+
+    /// Launches `program` instead of `ds-porter` (a wrapper that runs it another way).
+    pub fn plugin(mut self, program: &Path) -> Self {
+        self.plugin = Some(program.to_path_buf());
+        self
     }
 
     /// Adds raw go-host flags (`-raw`, `-env KEY=VALUE`, …).
@@ -160,7 +168,7 @@ impl Launch {
         std::fs::create_dir_all(self.home()).unwrap();
         let mut child = Command::new(go_host())
             .arg("-plugin")
-            .arg(ds_porter_bin())
+            .arg(self.plugin.clone().unwrap_or_else(ds_porter_bin))
             .args(&self.args)
             .current_dir(self.dir.path())
             .env("HOME", self.home())

@@ -20,6 +20,7 @@ use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use crate::digest::Digest;
+use crate::display::{escape_remote, has_unsafe_chars};
 use crate::error::{Error, Result};
 use crate::leftovers;
 use crate::platform::Platform;
@@ -363,9 +364,13 @@ fn platform_parts(platform: Option<&Platform>) -> Result<Vec<String>> {
         _ => vec!["unknown"],
     };
     for part in &parts {
-        if matches!(*part, "" | "." | "..") || part.contains(['/', '\\', ':', '\0']) {
+        if matches!(*part, "" | "." | "..")
+            || part.contains(['/', '\\', ':'])
+            || has_unsafe_chars(part)
+        {
             return Err(Error::Unsafe(format!(
-                "platform component {part:?} is not a valid directory name"
+                "platform component \"{}\" is not a valid directory name",
+                escape_remote(part)
             )));
         }
     }
@@ -536,11 +541,14 @@ fn layer_file_name(
     Ok(name)
 }
 
-/// Rejects a sanitised name that still cannot be a single file name.
+/// Rejects a name whose raw form holds control characters (NUL, newline, ESC sequences) or
+/// bidirectional overrides, which would make a file name that reads differently from what it
+/// is; the error shows it escaped.
 fn checked_file_name(name: String, what: &str, raw: &str) -> Result<String> {
-    if name.contains('\0') {
+    if has_unsafe_chars(raw) {
         return Err(Error::Unsafe(format!(
-            "{what} {raw:?} is not a valid file name"
+            "{what} \"{}\" contains control characters or bidirectional overrides",
+            escape_remote(raw)
         )));
     }
     Ok(name)

@@ -13,6 +13,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::cache::{Cache, Staged};
 use crate::digest::Digest;
+use crate::display::escape_remote;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Descriptor, Manifest, Node, PlatformRequest, Selected};
 use crate::progress::Progress;
@@ -119,7 +120,7 @@ pub(crate) async fn pull<S: Source>(
             std::iter::once((m.config.clone(), None)).chain(
                 m.layers
                     .iter()
-                    .map(|l| (l.clone(), l.title().map(str::to_owned))),
+                    .map(|l| (l.clone(), l.title().map(escape_remote))),
             )
         })
         .filter(|(d, _)| seen.insert(d.digest.clone()))

@@ -5,7 +5,8 @@
 //! once every entry passed these rules:
 //!
 //! * names are relative, UTF-8, free of NUL, backslashes and drive prefixes, and do not climb
-//!   above the root (`a/../b` is `b`, `..foo` is an ordinary name);
+//!   above the root (`a/../b` is `b`, `..foo` is an ordinary name); they hold no control
+//!   characters or bidirectional overrides (a name that reads differently from what it is);
 //! * nothing is written through a symlink, and files, links and directories never replace one
 //!   another across kinds (a later file replaces an earlier file or link);
 //! * symlink targets resolve inside the root, and `..` in them may only leave a directory of the
@@ -31,7 +32,7 @@ use tar::EntryType;
 use tempfile::TempDir;
 
 use super::{Budget, VerifiedBlob, create_dir_all, dir_builder, file_type, temp_prefix};
-use crate::display::escape_remote;
+use crate::display::{escape_remote, has_unsafe_chars};
 use crate::error::{Error, Result};
 
 /// How an archive layer is compressed.
@@ -195,6 +196,11 @@ impl Extraction<'_> {
         let key = normalize(&raw)
             .map_err(|bad| bad.into_error(&format!("archive entry {name}"), "escapes destination"))?
             .join("/");
+        if has_unsafe_chars(&String::from_utf8_lossy(&raw)) {
+            return Err(Error::Unsafe(format!(
+                "archive entry {name} contains control characters or bidirectional overrides"
+            )));
+        }
         drop(raw);
         if key.is_empty() {
             return if is_dir {

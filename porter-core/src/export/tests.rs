@@ -415,7 +415,69 @@ fn title_with_nul_is_rejected() {
         false,
         vec![manifest(None, vec![layer])],
     )));
-    assert_eq!(message, r#"layer title "a\0b" is not a valid file name"#);
+    assert_eq!(
+        message,
+        r#"layer title "a\u{0}b" contains control characters or bidirectional overrides"#
+    );
+}
+
+#[test]
+fn titles_and_entry_names_with_controls_or_bidi_overrides_are_refused_escaped() {
+    for title in [
+        "evil\u{1b}]0;owned\u{7}.bin",
+        "a\nb",
+        "\u{202e}fdp.exe",
+        "x\u{2066}y",
+    ] {
+        let fx = Fixture::new();
+        let layer = fx.layer(BINARY, Some(title), b"x");
+        let message = unsafe_message(export(&plan(
+            fx.path("d"),
+            false,
+            vec![manifest(None, vec![layer])],
+        )));
+        let shown = escape_remote(title);
+        assert_eq!(
+            message,
+            format!(
+                "layer title \"{shown}\" contains control characters or bidirectional overrides"
+            )
+        );
+        assert!(!has_unsafe_chars(&message));
+        assert_eq!(tree(fx.root.path()), ["blobs", "blobs/0"]);
+    }
+    for name in [
+        "bin/\u{1b}[2Jtool",
+        "line\nbreak",
+        "gpj.\u{202e}exe",
+        "del\u{7f}",
+    ] {
+        let fx = Fixture::new();
+        let archive = Tar::new().file("ok", b"x", 0o644).file(name, b"x", 0o644);
+        let message = unsafe_message(fx.extract(archive));
+        let shown = escape_remote(name);
+        assert_eq!(
+            message,
+            format!("archive entry {shown} contains control characters or bidirectional overrides")
+        );
+        assert_nothing_extracted(&fx);
+    }
+}
+
+#[test]
+fn platform_directories_from_the_index_cannot_hold_controls() {
+    let fx = Fixture::new();
+    let platform = Platform::new("linux", "amd64", Some("v1\u{1b}[2J"));
+    let layer = fx.layer(BINARY, Some("tool"), b"x");
+    let manifests = vec![ExportManifest {
+        platform: Some(platform),
+        layers: vec![layer],
+    }];
+    let message = unsafe_message(export(&plan_for(fx.path("d"), manifests)));
+    assert_eq!(
+        message,
+        r#"platform component "v1\u{1b}[2j" is not a valid directory name"#
+    );
 }
 
 #[test]

@@ -149,9 +149,8 @@ impl HostConfig {
     /// Decodes DS's YAML config file (snake_case keys, sizes like `10GB`, durations like `7d`).
     /// `source_name` names the file in errors.
     pub fn from_yaml_str(text: &str, source_name: &str) -> Result<HostConfig> {
-        check_size(text.len(), source_name)?;
-        let value: Value = serde_yaml_ng::from_str(text)
-            .map_err(|err| config_error(source_name, err.to_string()))?;
+        let value: Value =
+            crate::yaml::from_str(text).map_err(|reason| config_error(source_name, reason))?;
         HostConfig::from_value(&value, Dialect::Yaml)
             .map_err(|reason| config_error(source_name, reason))
     }

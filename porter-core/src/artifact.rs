@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::display::{escape_remote, has_unsafe_chars};
+
 /// Go's zero `time.Time` as `encoding/json` writes it.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
@@ -248,6 +250,81 @@ pub fn add_export_finalizer_args(metadata: &mut BTreeMap<String, String>, abs_ou
     metadata.insert("ds.finalizer.args".to_owned(), args);
 }
 
+/// Argument names a finalizer's command line gets from ds-porter or DS, never from an artifact:
+/// what `execute-plugin` fills (`artifact=`, `artifact-id=`, `reference=`, `digest=`, the
+/// operation) and DS's positional slots (`arg<N>`). Compared without regard to case.
+const RESERVED_ARGS: [&str; 6] = [
+    "artifact",
+    "artifact-id",
+    "reference",
+    "digest",
+    "operation",
+    "op",
+];
+
+/// Why an argument an artifact supplies for a finalizer is refused: `name` is the part before
+/// `=` (`None` for a positional value).
+fn refusal(name: Option<&str>, value: &str) -> Option<&'static str> {
+    if let Some(name) = name {
+        let lower = name.to_ascii_lowercase();
+        let slot = lower
+            .strip_prefix("arg")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if RESERVED_ARGS.contains(&lower.as_str()) || slot {
+            return Some("the name is reserved for what ds-porter and DS pass themselves");
+        }
+        let valid = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+        if name.is_empty() || !name.bytes().all(valid) {
+            return Some("a name may only contain letters, digits, '.', '_' and '-'");
+        }
+    }
+    if has_unsafe_chars(value) {
+        return Some("the value contains control characters");
+    }
+    None
+}
+
+/// The `<name>=<value>` arguments an artifact's `ds.plugin.param.<name>` parameters add to the
+/// finalizer `execute-plugin` returns. A reserved or malformed name, or a value with control
+/// characters, is dropped with a warning naming it.
+pub fn param_args(parameters: &BTreeMap<String, String>) -> Vec<String> {
+    parameters
+        .iter()
+        .filter(|(name, value)| match refusal(Some(name), value) {
+            None => true,
+            Some(reason) => {
+                tracing::warn!(
+                    parameter = %escape_remote(name),
+                    "dropped the artifact's parameter ds.plugin.param.{} from the finalizer's arguments: {reason}",
+                    escape_remote(name)
+                );
+                false
+            }
+        })
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect()
+}
+
+/// One item of an artifact's `ds.finalizer.args` as DS will read it (a `key=value` when it has
+/// a `=` after its first character, else a positional value), or `None` with a warning when
+/// [`param_args`]' rules refuse it.
+fn finalizer_arg(item: String) -> Option<String> {
+    let (name, value) = match item.split_once('=') {
+        Some((name, value)) if !name.is_empty() => (Some(name), value),
+        _ => (None, item.as_str()),
+    };
+    match refusal(name, value) {
+        None => Some(item),
+        Some(reason) => {
+            tracing::warn!(
+                argument = %escape_remote(&item),
+                "dropped an item of the artifact's ds.finalizer.args: {reason}"
+            );
+            None
+        }
+    }
+}
+
 /// The finalizer requested by an artifact's metadata, if any (§7.8).
 pub fn finalizers(metadata: &BTreeMap<String, String>) -> Vec<Finalizer> {
     let Some(name) = first_non_blank(metadata, &["ds.finalizer", "finalizer"]) else {
@@ -270,6 +347,7 @@ pub fn finalizers(metadata: &BTreeMap<String, String>) -> Vec<Finalizer> {
                 .into_iter()
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
+                .filter_map(finalizer_arg)
                 .collect()
         }
     };
@@ -394,5 +472,41 @@ mod tests {
         assert_eq!(finalizers(&m)[0].args, ["x"]);
         // case 69
         assert!(finalizers(&meta(&[("ds.finalizer", "  ")])).is_empty());
+    }
+
+    #[test]
+    fn artifact_parameters_cannot_pose_as_reserved_or_malformed_arguments() {
+        let params = meta(&[
+            ("artifact", "/home/victim/.ssh"),
+            ("Digest", "sha256:0000"),
+            ("reference", "evil/ref:1"),
+            ("artifact-id", "x"),
+            ("operation", "delete"),
+            ("arg0", "/etc"),
+            ("x=y z", "v"),
+            ("nl", "a\nb"),
+            ("esc", "\u{1b}]0;t\u{7}"),
+            ("rtl", "\u{202e}exe.txt"),
+            ("", "empty"),
+            ("region", "eu-west-1"),
+            ("tls.verify_1", "true"),
+            ("args", "kept"),
+        ]);
+        assert_eq!(
+            param_args(&params),
+            ["args=kept", "region=eu-west-1", "tls.verify_1=true"]
+        );
+    }
+
+    #[test]
+    fn finalizer_args_from_the_artifact_follow_the_same_rules() {
+        let m = meta(&[
+            ("ds.finalizer", "up"),
+            (
+                "ds.finalizer.args",
+                r#"["/abs/out","artifact=/home/victim/.ssh","k=v","a\nb","bad key=1","=x","ARG1=p"]"#,
+            ),
+        ]);
+        assert_eq!(finalizers(&m)[0].args, ["/abs/out", "k=v", "=x"]);
     }
 }

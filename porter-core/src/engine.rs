@@ -7,7 +7,7 @@ use crate::artifact::{self, ArtifactResult, Finalizer};
 use crate::cache::{Cache, PrunePolicy, PruneReport, VerifyReport};
 use crate::config::Settings;
 use crate::error::{EXPORT_FAILED, Error, ErrorKind, PULL_FAILED, Result, blocking};
-use crate::export::{self, ExportLayer, ExportManifest, ExportPlan, ExtractLimits};
+use crate::export::{self, ExportLayer, ExportManifest, ExportPlan};
 use crate::manifest::{Node, PlatformRequest};
 use crate::progress::Progress;
 use crate::pull::{self, Pulled};
@@ -243,7 +243,7 @@ impl Porter {
         let guard = blocking("taking the cache lock", move || cache.pull_guard()).await?;
         let (pulled, origin) = self.fetch(request, progress).await.map_err(|e| match e {
             // The platform request cannot be met: DS users know this as an export failure.
-            Error::Export(_) => wrap(EXPORT_FAILED, e),
+            Error::Export(_) | Error::PlatformsMissing { .. } => wrap(EXPORT_FAILED, e),
             e => wrap(PULL_FAILED, e),
         })?;
         let metadata = pulled.node.annotations().clone();
@@ -478,7 +478,6 @@ impl Porter {
         let manifests: Vec<ExportManifest> = pulled
             .manifests
             .iter()
-            .filter(|(selected, _)| request.platforms.accepts(selected.platform.as_ref()))
             .map(|(selected, m)| ExportManifest {
                 platform: selected.platform.clone(),
                 layers: m
@@ -486,6 +485,7 @@ impl Porter {
                     .iter()
                     .map(|l| ExportLayer {
                         media_type: l.media_type.clone(),
+                        digest: l.digest.clone(),
                         title: l.title().map(str::to_owned),
                         blob_path: self.cache.blob_path(&l.digest),
                         size: l.size,
@@ -505,7 +505,7 @@ impl Porter {
             subdirs: request.platforms.wants_subdirs(),
             manifests,
             fallback_name: request.reference.base_name(),
-            limits: ExtractLimits::default(),
+            limits: self.settings.export_limits,
         })
     }
 }

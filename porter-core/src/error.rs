@@ -199,6 +199,14 @@ pub enum Error {
     #[error("{0}")]
     Export(String),
 
+    /// Requested platforms that the artifact does not offer (the list of offered platforms is
+    /// remote text, already escaped for display).
+    #[error("no manifests found for requested platform(s): {} not offered; the artifact offers {}", missing.join(", "), offered.join(", "))]
+    PlatformsMissing {
+        missing: Vec<String>,
+        offered: Vec<String>,
+    },
+
     /// A blob the operation needs is not in the cache.
     #[error("blob {digest} is not in the cache; pull the artifact again")]
     MissingBlob { digest: String },
@@ -261,7 +269,7 @@ impl Error {
             | Error::InvalidManifest { .. } => ErrorKind::Integrity,
             Error::Io { .. } => ErrorKind::Io,
             Error::Unsafe(_) => ErrorKind::Unsafe,
-            Error::Export(_) => ErrorKind::InvalidInput,
+            Error::Export(_) | Error::PlatformsMissing { .. } => ErrorKind::InvalidInput,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Context { source, .. } | Error::Endpoints { source, .. } => source.kind(),
         }

@@ -18,33 +18,44 @@ pub(crate) mod pack;
 mod tests;
 
 use std::fs::{self, DirBuilder, File};
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use crate::destination::{self, Kind};
+use crate::digest::Digest;
+use crate::display::{escape_remote, has_unsafe_chars};
 use crate::error::{Error, Result};
 use crate::leftovers;
 use crate::platform::Platform;
+use sha2::{Digest as _, Sha256};
 
 /// Prefix of the temporary files and staging directories an export creates in the destination;
 /// [`temp_prefix`] adds the owning process.
 const TMP_PREFIX: &str = ".ds-porter-tmp-";
 
-/// Caps against archive bombs, applied to each archive layer while it is decompressed.
-#[derive(Debug, Clone, Copy)]
-pub struct ExtractLimits {
-    /// Decompressed bytes of one archive, headers included.
+/// The setting that changes [`ExportLimits::max_total_bytes`].
+pub const MAX_BYTES_SETTING: &str = "settings.porter.export_max_bytes";
+/// The setting that changes [`ExportLimits::max_entries`].
+pub const MAX_ENTRIES_SETTING: &str = "settings.porter.export_max_entries";
+
+/// Caps on what one export run writes, against archive bombs and amplification (an index that
+/// lists one small archive for many platforms). The totals count every platform and layer of the
+/// run together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportLimits {
+    /// Bytes the run writes: raw layers' sizes plus archives' decompressed bytes (headers
+    /// included).
     pub max_total_bytes: u64,
-    /// Entries of one archive.
+    /// Files the run writes: raw layers plus archive entries.
     pub max_entries: u64,
     /// Bytes of one archive entry.
     pub max_entry_bytes: u64,
 }
 
-impl Default for ExtractLimits {
-    /// 8 GiB in total, 100,000 entries, 4 GiB per entry.
+impl Default for ExportLimits {
+    /// 8 GiB and 100,000 entries per run, 4 GiB per entry.
     fn default() -> Self {
-        ExtractLimits {
+        ExportLimits {
             max_total_bytes: 8 << 30,
             max_entries: 100_000,
             max_entry_bytes: 4 << 30,
@@ -52,11 +63,67 @@ impl Default for ExtractLimits {
     }
 }
 
-/// One layer to export: a verified blob file in the cache.
+/// What an export run has written so far, against its [`ExportLimits`].
+#[derive(Debug)]
+struct Budget {
+    limits: ExportLimits,
+    bytes: u64,
+    entries: u64,
+}
+
+impl Budget {
+    fn new(limits: ExportLimits) -> Self {
+        Budget {
+            limits,
+            bytes: 0,
+            entries: 0,
+        }
+    }
+
+    /// Bytes the run may still write.
+    fn bytes_left(&self) -> u64 {
+        self.limits.max_total_bytes.saturating_sub(self.bytes)
+    }
+
+    /// Counts one more file or entry, `at` naming it for the error.
+    fn add_entry(&mut self, at: &str) -> Result<()> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(Error::Unsafe(format!(
+                "the export exceeds the limit of {} entries written in one run \
+                 ({MAX_ENTRIES_SETTING}) at {at}",
+                self.limits.max_entries
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts `n` more bytes, `at` naming what writes them for the error.
+    fn add_bytes(&mut self, n: u64, at: &str) -> Result<()> {
+        if n > self.bytes_left() {
+            return Err(self.bytes_exceeded(at));
+        }
+        self.bytes += n;
+        Ok(())
+    }
+
+    /// The error for a run that would write more than its byte limit at `at`.
+    fn bytes_exceeded(&self, at: &str) -> Error {
+        Error::Unsafe(format!(
+            "the export exceeds the limit of {} bytes written in one run ({MAX_BYTES_SETTING}) at {at}",
+            self.limits.max_total_bytes
+        ))
+    }
+}
+
+/// One layer to export: a blob file in the cache, verified against `digest` and `size` while it
+/// is exported.
 #[derive(Debug, Clone)]
 pub struct ExportLayer {
     /// Layer media type; decides whether the layer is unpacked.
     pub media_type: String,
+    /// The blob's digest from its descriptor.
+    pub digest: Digest,
     /// The `org.opencontainers.image.title` annotation, if any.
     pub title: Option<String>,
     /// The blob's file in the cache.
@@ -85,8 +152,8 @@ pub struct ExportPlan {
     pub manifests: Vec<ExportManifest>,
     /// File name for untitled layers, derived from the reference by the caller (e.g. `tool`).
     pub fallback_name: String,
-    /// Caps for archive layers.
-    pub limits: ExtractLimits,
+    /// Caps on what the run writes.
+    pub limits: ExportLimits,
 }
 
 /// Exports `plan` and returns the created paths (joined to the destination, like Go's
@@ -95,10 +162,19 @@ pub struct ExportPlan {
 pub fn export(plan: &ExportPlan) -> Result<Vec<String>> {
     let several = plan.manifests.len() > 1;
     let subdirs = plan.subdirs || several;
-    match prepare_destination(&plan.destination, several)? {
-        Kind::File => export_file(plan),
-        Kind::Directory => export_directories(plan, subdirs),
+    let mut budget = Budget::new(plan.limits);
+    let (kind, created) = prepare_destination(&plan.destination, several)?;
+    let exported = match kind {
+        Kind::File => export_file(plan, &mut budget),
+        Kind::Directory => export_directories(plan, subdirs, &mut budget),
+    };
+    if exported.is_err() {
+        // A failed export leaves the destination as it was: the directories it created go too.
+        for dir in created {
+            let _ = fs::remove_dir(dir);
+        }
     }
+    exported
 }
 
 /// Makes a layer title or reference name usable as a file name: `\`, `/`, `:` and spaces become
@@ -111,19 +187,32 @@ pub fn sanitize_name(raw: &str) -> String {
     }
 }
 
-/// Chooses file or directory mode by the destination rule and creates missing directories.
-fn prepare_destination(dest: &Path, several: bool) -> Result<Kind> {
+/// Chooses file or directory mode by the destination rule and creates missing directories,
+/// returning the directories it created, deepest first.
+fn prepare_destination(dest: &Path, several: bool) -> Result<(Kind, Vec<PathBuf>)> {
     let kind = destination::kind(dest, several)?;
-    match kind {
-        Kind::File if file_type(dest)?.is_none() => create_dir_all(parent_dir(dest))?,
-        Kind::File => {}
-        Kind::Directory => create_dir_all(dest)?,
-    }
-    Ok(kind)
+    let created = match kind {
+        Kind::File if file_type(dest)?.is_none() => create_missing(parent_dir(dest))?,
+        Kind::File => Vec::new(),
+        Kind::Directory => create_missing(dest)?,
+    };
+    Ok((kind, created))
+}
+
+/// `mkdir -p`, returning the directories that did not exist, deepest first.
+fn create_missing(dir: &Path) -> Result<Vec<PathBuf>> {
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .take_while(|a| !matches!(file_type(a), Ok(Some(_))))
+        .map(Path::to_path_buf)
+        .collect();
+    create_dir_all(dir)?;
+    Ok(missing)
 }
 
 /// Writes the only layer of the only manifest, unmodified, to the destination file.
-fn export_file(plan: &ExportPlan) -> Result<Vec<String>> {
+fn export_file(plan: &ExportPlan, budget: &mut Budget) -> Result<Vec<String>> {
     let layers = plan
         .manifests
         .first()
@@ -141,9 +230,12 @@ fn export_file(plan: &ExportPlan) -> Result<Vec<String>> {
             dest.display()
         )));
     }
+    let at = format!("file {}", dest.display());
+    budget.add_entry(&at)?;
+    budget.add_bytes(layer.size, &at)?;
     let dir = parent_dir(dest);
     leftovers::sweep(dir, TMP_PREFIX);
-    write_atomic(&mut open_blob(layer)?, dir, dest)?;
+    write_atomic(open_blob(layer)?, dir, dest)?;
     Ok(vec![dest.to_string_lossy().into_owned()])
 }
 
@@ -152,7 +244,11 @@ fn export_file(plan: &ExportPlan) -> Result<Vec<String>> {
 /// against what the destination holds, and only once all are staged is anything moved into
 /// place. A failure before that leaves the destination as it was; a failure while moving takes
 /// back what this export added (files it replaced keep their new content).
-fn export_directories(plan: &ExportPlan, subdirs: bool) -> Result<Vec<String>> {
+fn export_directories(
+    plan: &ExportPlan,
+    subdirs: bool,
+    budget: &mut Budget,
+) -> Result<Vec<String>> {
     let dest = &plan.destination;
     leftovers::sweep(dest, TMP_PREFIX);
     let staging = tempfile::Builder::new()
@@ -186,14 +282,12 @@ fn export_directories(plan: &ExportPlan, subdirs: bool) -> Result<Vec<String>> {
         let target = &targets[index];
         for layer in &manifest.layers {
             if let Some(compression) = archive::Compression::of(&layer.media_type) {
-                let blob = open_blob(layer)?;
                 let entries = archive::extract(
-                    blob,
-                    &layer.blob_path,
+                    open_blob(layer)?,
                     compression,
                     &target.stage,
                     &target.dir,
-                    plan.limits,
+                    budget,
                 )?;
                 exported.extend(
                     entries
@@ -203,6 +297,9 @@ fn export_directories(plan: &ExportPlan, subdirs: bool) -> Result<Vec<String>> {
             } else {
                 let name = layer_file_name(layer, manifest.platform.as_ref(), &plan.fallback_name)?;
                 let path = target.dir.join(&name);
+                let at = format!("file {}", path.display());
+                budget.add_entry(&at)?;
+                budget.add_bytes(layer.size, &at)?;
                 let staged = target.stage.join(&name);
                 if file_type(&path)?.is_some_and(|t| t.is_dir())
                     || file_type(&staged)?.is_some_and(|t| t.is_dir())
@@ -212,7 +309,7 @@ fn export_directories(plan: &ExportPlan, subdirs: bool) -> Result<Vec<String>> {
                         path.display()
                     )));
                 }
-                write_atomic(&mut open_blob(layer)?, &target.stage, &staged)?;
+                write_atomic(open_blob(layer)?, &target.stage, &staged)?;
                 exported.push(display_path(&path));
             }
         }
@@ -246,9 +343,13 @@ fn platform_parts(platform: Option<&Platform>) -> Result<Vec<String>> {
         _ => vec!["unknown"],
     };
     for part in &parts {
-        if matches!(*part, "" | "." | "..") || part.contains(['/', '\\', ':', '\0']) {
+        if matches!(*part, "" | "." | "..")
+            || part.contains(['/', '\\', ':'])
+            || has_unsafe_chars(part)
+        {
             return Err(Error::Unsafe(format!(
-                "platform component {part:?} is not a valid directory name"
+                "platform component \"{}\" is not a valid directory name",
+                escape_remote(part)
             )));
         }
     }
@@ -419,18 +520,22 @@ fn layer_file_name(
     Ok(name)
 }
 
-/// Rejects a sanitised name that still cannot be a single file name.
+/// Rejects a name whose raw form holds control characters (NUL, newline, ESC sequences) or
+/// bidirectional overrides, which would make a file name that reads differently from what it
+/// is; the error shows it escaped.
 fn checked_file_name(name: String, what: &str, raw: &str) -> Result<String> {
-    if name.contains('\0') {
+    if has_unsafe_chars(raw) {
         return Err(Error::Unsafe(format!(
-            "{what} {raw:?} is not a valid file name"
+            "{what} \"{}\" contains control characters or bidirectional overrides",
+            escape_remote(raw)
         )));
     }
     Ok(name)
 }
 
-/// Opens a layer's blob, checking it still has its descriptor's size.
-fn open_blob(layer: &ExportLayer) -> Result<File> {
+/// Opens a layer's blob, checking it still has its descriptor's size; what is read through the
+/// returned reader is hashed, and [`VerifiedBlob::finish`] checks the digest.
+fn open_blob(layer: &ExportLayer) -> Result<VerifiedBlob<'_>> {
     let path = &layer.blob_path;
     let file = File::open(path).map_err(|e| Error::io("failed to open layer blob", path, e))?;
     let found = file
@@ -444,15 +549,66 @@ fn open_blob(layer: &ExportLayer) -> Result<File> {
             found,
         });
     }
-    Ok(file)
+    Ok(VerifiedBlob {
+        file,
+        layer,
+        hasher: Sha256::new(),
+    })
 }
 
+/// A cached blob being exported: every byte read is hashed in the same pass, so the export checks
+/// exactly the bytes it wrote, and reads the file once.
+struct VerifiedBlob<'a> {
+    file: File,
+    layer: &'a ExportLayer,
+    hasher: Sha256,
+}
+
+impl VerifiedBlob<'_> {
+    /// The blob's path, for messages.
+    fn path(&self) -> &Path {
+        &self.layer.blob_path
+    }
+
+    /// Reads what is left of the blob and checks its digest. A mismatch is a corrupt cache: the
+    /// error names the blob, and nothing written from it may become visible.
+    fn finish(mut self) -> Result<()> {
+        io::copy(&mut self, &mut io::sink())
+            .map_err(|e| Error::io("failed to read layer blob", &self.layer.blob_path, e))?;
+        let found = Digest::from_hasher(self.hasher);
+        if found == self.layer.digest {
+            return Ok(());
+        }
+        Err(Error::DigestMismatch {
+            context: format!(
+                "cached blob {} ({}); the cache is corrupt, verify and repair it",
+                self.layer.digest,
+                self.layer.blob_path.display()
+            ),
+            expected: self.layer.digest.to_string(),
+            found: found.to_string(),
+        })
+    }
+}
+
+impl Read for VerifiedBlob<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Bytes copied per read and write of a raw layer.
+const COPY_BUFFER: usize = 1 << 20;
+
 /// Copies `src` to `path` through a temporary file in `dir` (the directory of `path`), so `path`
-/// never exists half-written; whatever is at `path`, a symlink included, is replaced, not followed.
+/// never exists half-written, and only once the blob's digest was checked; whatever is at `path`,
+/// a symlink included, is replaced, not followed.
 ///
 /// Exported layers are plugin binaries, so on unix the file is created executable (0755 minus the
 /// umask).
-fn write_atomic(src: &mut File, dir: &Path, path: &Path) -> Result<()> {
+fn write_atomic(mut src: VerifiedBlob<'_>, dir: &Path, path: &Path) -> Result<()> {
     let prefix = temp_prefix();
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix);
@@ -461,7 +617,19 @@ fn write_atomic(src: &mut File, dir: &Path, path: &Path) -> Result<()> {
     let mut temp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::io("failed to create file in", dir, e))?;
-    io::copy(src, temp.as_file_mut()).map_err(|e| Error::io("failed to copy layer to", path, e))?;
+    let mut buffer = vec![0; COPY_BUFFER];
+    loop {
+        let n = src
+            .read(&mut buffer)
+            .map_err(|e| Error::io("failed to read layer blob", src.path(), e))?;
+        if n == 0 {
+            break;
+        }
+        temp.as_file_mut()
+            .write_all(&buffer[..n])
+            .map_err(|e| Error::io("failed to copy layer to", path, e))?;
+    }
+    src.finish()?;
     temp.persist(path)
         .map_err(|e| Error::io("failed to create file", path, e.error))?;
     Ok(())

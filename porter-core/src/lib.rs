@@ -27,6 +27,7 @@ pub mod push_layer;
 pub mod reference;
 mod registry;
 pub mod tags;
+mod yaml;
 
 pub use artifact::{ArtifactResult, Finalizer, PluginInfo};
 pub use config::RetryPolicy;

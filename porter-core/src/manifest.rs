@@ -1,16 +1,22 @@
 //! The OCI (and Docker) manifest and index shapes the engine reads, and platform selection over
-//! an index.
+//! an index graph.
 //!
 //! Parsing checks that the declared media type agrees with the content, so an index cannot pose
 //! as a manifest or the other way round.
+//!
+//! Selection is all or nothing and takes one manifest per platform: the host's platform and
+//! each requested one get the best match [`Matcher`] ranks (the exact variant, then compatible
+//! lower ones); a requested platform the artifact does not offer fails the pull before anything
+//! but the indexes was fetched, naming it and listing what is offered.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::display::escape_remote;
 use crate::error::{Error, Result};
-use crate::platform::Platform;
+use crate::platform::{self, Matcher, Platform};
 
 /// OCI image index.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -132,6 +138,9 @@ pub struct Index {
 pub struct Manifest {
     /// Config descriptor.
     pub config: Descriptor,
+    /// A platform some tools write into the manifest itself (not part of the OCI schema).
+    #[serde(default)]
+    pub platform: Option<Box<DescriptorPlatform>>,
     /// Layers, in order.
     #[serde(deserialize_with = "null_as_empty")]
     pub layers: Vec<Descriptor>,
@@ -235,38 +244,36 @@ pub fn parse(bytes: &[u8], media_type: &str, digest: &Digest) -> Result<Node> {
 /// Which platforms a pull or export wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlatformRequest {
-    /// The platform this binary runs on; exports go straight into the destination.
+    /// The platform this binary runs on (its best match); exports go straight into the
+    /// destination.
     Host,
-    /// The listed platforms; exports go into `<dest>/<os>/<arch>[/<variant>]`.
+    /// The listed platforms, each present or the pull fails; exports go into
+    /// `<dest>/<os>/<arch>[/<variant>]`.
     Only(Vec<Platform>),
     /// Every platform of the index; exports go into per-platform directories.
     All,
 }
 
 impl PlatformRequest {
+    /// The request every front end builds from its options: a list of `os/arch[/variant]`
+    /// values (each possibly a comma list), or all platforms, or neither for this platform.
+    /// Both together, or a malformed platform, are an error before any I/O.
+    pub fn from_flags(platforms: &[String], all_platforms: bool) -> Result<Self> {
+        match (all_platforms, platforms.is_empty()) {
+            (true, false) => Err(Error::InvalidInput(
+                "choose either all platforms or a list of platforms, not both".into(),
+            )),
+            (true, true) => Ok(PlatformRequest::All),
+            (false, true) => Ok(PlatformRequest::Host),
+            (false, false) => Ok(PlatformRequest::Only(platform::parse_list(
+                platforms.iter().map(String::as_str),
+            )?)),
+        }
+    }
+
     /// Whether exports use per-platform sub-directories regardless of how many manifests match.
     pub fn wants_subdirs(&self) -> bool {
         !matches!(self, PlatformRequest::Host)
-    }
-
-    fn targets(&self) -> Option<Vec<Platform>> {
-        match self {
-            PlatformRequest::Host => Some(vec![Platform::host()]),
-            PlatformRequest::Only(list) => Some(list.clone()),
-            PlatformRequest::All => None,
-        }
-    }
-
-    /// Whether a leaf manifest with `platform` is wanted.
-    pub fn accepts(&self, platform: Option<&Platform>) -> bool {
-        match self.targets() {
-            None => true,
-            Some(targets) => match platform {
-                // A manifest without platform matches only a request for exactly one platform.
-                None => targets.len() == 1,
-                Some(p) => targets.iter().any(|t| t.matches(p)),
-            },
-        }
     }
 }
 
@@ -279,15 +286,9 @@ pub struct Selected {
     pub platform: Option<Platform>,
 }
 
-/// Splits an index's children into wanted leaf manifests and nested indexes to expand.
-///
-/// Children without a platform inherit `inherited`; nested indexes are always expanded (their
-/// leaves are filtered when they are expanded).
-pub fn select_children(
-    index: &Index,
-    inherited: Option<&Platform>,
-    request: &PlatformRequest,
-) -> (Vec<Selected>, Vec<Selected>) {
+/// Splits an index's children into leaf manifests and nested indexes, each with its platform:
+/// its own, or else `inherited` (the platform of the descriptor that listed the index).
+pub fn children(index: &Index, inherited: Option<&Platform>) -> (Vec<Selected>, Vec<Selected>) {
     let mut leaves = Vec::new();
     let mut nested = Vec::new();
     for child in &index.manifests {
@@ -302,11 +303,193 @@ pub fn select_children(
         };
         if child.is_index() {
             nested.push(selected);
-        } else if request.accepts(selected.platform.as_ref()) {
+        } else {
             leaves.push(selected);
         }
     }
     (leaves, nested)
+}
+
+/// The leaves of an index graph (every leaf manifest, in graph order) that `request` wants, in
+/// graph order: every leaf for [`PlatformRequest::All`], otherwise the best match for each
+/// wanted platform (the first one listed among equally good ones). A leaf without a platform
+/// serves only a request for one platform, and only when no leaf declares a matching one.
+///
+/// A requested platform with no match fails, naming it and listing what the graph offers; the
+/// host's platform with no match selects nothing.
+pub fn select(leaves: &[Selected], request: &PlatformRequest) -> Result<Vec<Selected>> {
+    let (chosen, missing) = choose(leaves, request);
+    if missing.is_empty() || matches!(request, PlatformRequest::Host) {
+        return Ok(chosen);
+    }
+    Err(platforms_missing(
+        &missing,
+        leaves.iter().map(|l| l.platform.as_ref()),
+    ))
+}
+
+/// [`children`] of one index with its leaves narrowed to what `request` wants, for callers
+/// that read one index at a time; a requested platform it lacks is simply not selected.
+pub fn select_children(
+    index: &Index,
+    inherited: Option<&Platform>,
+    request: &PlatformRequest,
+) -> (Vec<Selected>, Vec<Selected>) {
+    let (leaves, nested) = children(index, inherited);
+    (choose(&leaves, request).0, nested)
+}
+
+/// The chosen leaves in graph order (no leaf twice), and the wanted platforms nothing matched.
+fn choose(leaves: &[Selected], request: &PlatformRequest) -> (Vec<Selected>, Vec<Platform>) {
+    let matchers = match request {
+        PlatformRequest::All => return (distinct(leaves.iter()), Vec::new()),
+        PlatformRequest::Host => vec![Matcher::host()],
+        PlatformRequest::Only(list) => list.iter().map(Matcher::requested).collect(),
+    };
+    let single = matchers.len() == 1;
+    let mut picked = std::collections::BTreeSet::new();
+    let mut missing = Vec::new();
+    for matcher in &matchers {
+        let best = leaves
+            .iter()
+            .enumerate()
+            .filter_map(|(i, leaf)| Some((matcher.rank(leaf.platform.as_ref()?)?, i)))
+            .min();
+        match best {
+            Some((rank, i)) => {
+                if rank > 0 {
+                    tracing::info!(
+                        wanted = %matcher.wanted(),
+                        using = %escape_remote(&leaf_platform(&leaves[i])),
+                        "no exact platform match; using the best compatible one"
+                    );
+                }
+                picked.insert(i);
+            }
+            None => match leaves.iter().position(|l| l.platform.is_none()) {
+                Some(i) if single => {
+                    tracing::warn!(
+                        platform = %matcher.wanted(),
+                        manifest = %leaves[i].descriptor.digest,
+                        "the artifact's manifest declares no platform; using it for the requested one"
+                    );
+                    picked.insert(i);
+                }
+                _ => missing.push(matcher.wanted().clone()),
+            },
+        }
+    }
+    (distinct(picked.into_iter().map(|i| &leaves[i])), missing)
+}
+
+/// Leaves without repeats of the same manifest for the same platform, in order.
+fn distinct<'a>(leaves: impl Iterator<Item = &'a Selected>) -> Vec<Selected> {
+    let mut out: Vec<Selected> = Vec::new();
+    for leaf in leaves {
+        let repeated = out
+            .iter()
+            .any(|o| o.descriptor.digest == leaf.descriptor.digest && o.platform == leaf.platform);
+        if !repeated {
+            out.push(leaf.clone());
+        }
+    }
+    out
+}
+
+/// How a leaf's platform is named in messages (`os/arch[/variant]`, unescaped).
+fn leaf_platform(leaf: &Selected) -> String {
+    leaf.platform.as_ref().map_or_else(
+        || "a manifest without a platform".to_owned(),
+        ToString::to_string,
+    )
+}
+
+/// Most offered platforms an error lists.
+const MAX_LISTED: usize = 32;
+
+/// The error for requested platforms nothing offers: `offered` is what the artifact has, each
+/// platform once, escaped (it is remote text), at most [`MAX_LISTED`] of them.
+fn platforms_missing<'a>(
+    missing: &[Platform],
+    offered: impl Iterator<Item = Option<&'a Platform>>,
+) -> Error {
+    let mut listed: Vec<String> = Vec::new();
+    let mut more = 0usize;
+    for platform in offered {
+        let name = escape_remote(&platform.map_or_else(
+            || "a manifest without a platform".to_owned(),
+            ToString::to_string,
+        ));
+        if listed.contains(&name) {
+            continue;
+        }
+        if listed.len() < MAX_LISTED {
+            listed.push(name);
+        } else {
+            more += 1;
+        }
+    }
+    if listed.is_empty() {
+        listed.push("none".to_owned());
+    }
+    if more > 0 {
+        listed.push(format!("and {more} more"));
+    }
+    Error::PlatformsMissing {
+        missing: missing.iter().map(ToString::to_string).collect(),
+        offered: listed,
+    }
+}
+
+/// Largest config blob read for the platform it declares.
+pub const MAX_PLATFORM_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// Whether a manifest's config is worth reading for a platform: JSON, and small.
+pub fn config_may_declare_platform(config: &Descriptor) -> bool {
+    config.size <= MAX_PLATFORM_CONFIG_BYTES
+        && config.media_type != OCI_EMPTY
+        && (config.media_type.ends_with("+json") || config.media_type.ends_with("/json"))
+}
+
+/// The platform a manifest declares: its own `platform` field, else the `os`, `architecture`
+/// and `variant` of its config (as image configs carry them), else none.
+pub fn declared_platform(manifest: &Manifest, config: Option<&[u8]>) -> Option<Platform> {
+    manifest
+        .platform
+        .as_deref()
+        .and_then(DescriptorPlatform::to_platform)
+        .or_else(|| {
+            serde_json::from_slice::<DescriptorPlatform>(config?)
+                .ok()?
+                .to_platform()
+        })
+}
+
+/// Checks that an artifact that is a single manifest (no index) serves every requested
+/// platform: a declared platform must match each one (or the pull fails as for an index); a
+/// manifest that declares none is used, with a warning saying so.
+pub fn check_single(manifest: &Manifest, config: Option<&[u8]>, wanted: &[Platform]) -> Result<()> {
+    let Some(declared) = declared_platform(manifest, config) else {
+        let wanted: Vec<String> = wanted.iter().map(ToString::to_string).collect();
+        tracing::warn!(
+            requested = %wanted.join(", "),
+            "the artifact is a single manifest that declares no platform; it is used as requested"
+        );
+        return Ok(());
+    };
+    let missing: Vec<Platform> = wanted
+        .iter()
+        .filter(|w| Matcher::requested(w).rank(&declared).is_none())
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(platforms_missing(
+            &missing,
+            std::iter::once(Some(&declared)),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +539,39 @@ mod tests {
         );
     }
 
+    fn leaves(platforms: &[Option<&str>]) -> Vec<Selected> {
+        platforms
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Selected {
+                descriptor: Descriptor {
+                    media_type: OCI_MANIFEST.into(),
+                    digest: Digest::of(&i.to_be_bytes()),
+                    size: 1,
+                    artifact_type: None,
+                    platform: None,
+                    annotations: BTreeMap::new(),
+                },
+                platform: p.map(|p| {
+                    let parts: Vec<&str> = p.split('/').collect();
+                    Platform::new(parts[0], parts[1], parts.get(2).copied())
+                }),
+            })
+            .collect()
+    }
+
+    fn only(list: &str) -> PlatformRequest {
+        PlatformRequest::Only(platform::parse_list([list]).unwrap())
+    }
+
+    fn chosen(leaves: &[Selected], request: &PlatformRequest) -> Vec<String> {
+        select(leaves, request)
+            .unwrap()
+            .iter()
+            .map(leaf_platform)
+            .collect()
+    }
+
     #[test]
     fn selection_follows_platform_rules() {
         let json = format!(
@@ -366,18 +582,200 @@ mod tests {
             d()
         );
         let index: Index = serde_json::from_str(&json).unwrap();
-        let arm = PlatformRequest::Only(vec!["linux/arm64".parse().unwrap()]);
-        let (leaves, _) = select_children(&index, None, &arm);
-        // arm64 ≡ arm64/v8, and the platform-less child matches a single requested platform.
-        assert_eq!(leaves.len(), 2);
-        let two = PlatformRequest::Only(vec![
-            "linux/arm64".parse().unwrap(),
-            "linux/amd64".parse().unwrap(),
-        ]);
-        assert_eq!(select_children(&index, None, &two).0.len(), 2);
+        // arm64 ≡ arm64/v8; the platform-less child is not needed.
+        let (leaves, _) = select_children(&index, None, &only("linux/arm64"));
+        assert_eq!(leaves.len(), 1);
+        assert_eq!(
+            select_children(&index, None, &only("linux/arm64,linux/amd64"))
+                .0
+                .len(),
+            2
+        );
         assert_eq!(
             select_children(&index, None, &PlatformRequest::All).0.len(),
             3
         );
+        // A single requested platform nothing declares takes the platform-less child.
+        let (leaves, _) = select_children(&index, None, &only("linux/s390x"));
+        assert!(leaves[0].platform.is_none());
+    }
+
+    #[test]
+    fn the_host_takes_exactly_one_manifest_the_best_its_cpu_runs() {
+        let host = Matcher::host().wanted().clone();
+        let (os, arch) = (host.os.as_str(), host.arch.as_str());
+        // 160 variants of the host's architecture, as in the amplification finding.
+        let names: Vec<String> = (0..160).map(|v| format!("{os}/{arch}/v{v}")).collect();
+        let listed: Vec<Option<&str>> = names.iter().map(|n| Some(n.as_str())).collect();
+        let picked = chosen(&leaves(&listed), &PlatformRequest::Host);
+        assert_eq!(picked.len(), 1, "{picked:?}");
+        if let Some(variant) = &host.variant {
+            assert_eq!(picked[0], format!("{os}/{arch}/{variant}"));
+        }
+        // A newer CPU's build only: nothing for the host (the engine reports it).
+        let newer = format!("{os}/{arch}/v999");
+        assert!(chosen(&leaves(&[Some(&newer)]), &PlatformRequest::Host).is_empty());
+    }
+
+    #[test]
+    fn arm_v7_prefers_v7_then_v6_then_v5() {
+        let request = only("linux/arm/v7");
+        let all = leaves(&[
+            Some("linux/arm/v5"),
+            Some("linux/arm/v6"),
+            Some("linux/arm/v7"),
+        ]);
+        assert_eq!(chosen(&all, &request), ["linux/arm/v7"]);
+        assert_eq!(chosen(&all[..2], &request), ["linux/arm/v6"]);
+        assert_eq!(chosen(&all[..1], &request), ["linux/arm/v5"]);
+        let v8 = leaves(&[Some("linux/arm/v8")]);
+        let err = select(&v8, &request).unwrap_err().to_string();
+        assert!(err.contains("linux/arm/v7 not offered"), "{err}");
+    }
+
+    #[test]
+    fn amd64_levels_fall_back_in_order() {
+        let request = only("linux/amd64/v3");
+        let all = leaves(&[
+            Some("linux/amd64/v4"),
+            Some("linux/amd64"),
+            Some("linux/amd64/v2"),
+        ]);
+        assert_eq!(chosen(&all, &request), ["linux/amd64/v2"]);
+        assert_eq!(chosen(&all[..2], &request), ["linux/amd64"]);
+        assert!(select(&all[..1], &request).is_err());
+    }
+
+    #[test]
+    fn a_missing_requested_platform_fails_naming_it_and_what_is_offered() {
+        let offered = leaves(&[
+            Some("linux/amd64"),
+            Some("linux/arm64/v8"),
+            Some("linux/amd64"),
+            None,
+        ]);
+        let err = select(&offered, &only("linux/amd64,linux/s390x,windows/arm64")).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+        assert_eq!(
+            err.to_string(),
+            "no manifests found for requested platform(s): linux/s390x, windows/arm64 not \
+             offered; the artifact offers linux/amd64, linux/arm64/v8, a manifest without a \
+             platform"
+        );
+        // The host's platform missing is not an error here; the engine decides.
+        assert!(
+            select(&leaves(&[Some("plan9/mips")]), &PlatformRequest::Host)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn offered_platforms_are_escaped_and_bounded() {
+        let hostile = leaves(&[Some("linux/amd64/v\u{1b}]0;x\u{7}")]);
+        let err = select(&hostile, &only("linux/s390x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("linux/amd64/v\\u{1b}]0;x\\u{7}"), "{err}");
+        assert!(!crate::display::has_unsafe_chars(&err));
+        let names: Vec<String> = (0..100).map(|v| format!("linux/amd64/v{v}")).collect();
+        let many: Vec<Option<&str>> = names.iter().map(|n| Some(n.as_str())).collect();
+        let err = select(&leaves(&many), &only("linux/s390x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("linux/amd64/v31, and 68 more"), "{err}");
+    }
+
+    #[test]
+    fn one_manifest_per_platform_even_when_listed_twice() {
+        let twice = leaves(&[Some("linux/amd64"), Some("linux/amd64")]);
+        let picked = select(&twice, &only("linux/amd64")).unwrap();
+        assert_eq!(picked.len(), 1);
+        assert_eq!(picked[0].descriptor.digest, twice[0].descriptor.digest);
+        // Two requests served by one manifest select it once.
+        let one = leaves(&[Some("linux/arm64")]);
+        assert_eq!(
+            select(&one, &only("linux/arm64,linux/arm64/v8"))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(select(&twice, &PlatformRequest::All).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn from_flags_is_the_one_way_to_build_a_request() {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            PlatformRequest::from_flags(&[], false).unwrap(),
+            PlatformRequest::Host
+        );
+        assert_eq!(
+            PlatformRequest::from_flags(&[], true).unwrap(),
+            PlatformRequest::All
+        );
+        assert_eq!(
+            PlatformRequest::from_flags(&list(&["linux/amd64,linux/arm64", "linux/amd64"]), false)
+                .unwrap(),
+            only("linux/amd64,linux/arm64")
+        );
+        let both = PlatformRequest::from_flags(&list(&["linux/amd64"]), true).unwrap_err();
+        assert_eq!(
+            both.to_string(),
+            "choose either all platforms or a list of platforms, not both"
+        );
+        assert!(matches!(
+            PlatformRequest::from_flags(&list(&["linux"]), false),
+            Err(Error::InvalidPlatform { .. })
+        ));
+    }
+
+    fn manifest(extra: &str) -> Manifest {
+        serde_json::from_str(&format!(
+            r#"{{"config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":2}},"layers":[]{extra}}}"#,
+            d()
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_single_manifest_must_match_the_platform_it_declares() {
+        let wanted = [Platform::new("linux", "amd64", None)];
+        let config = br#"{"architecture":"arm64","os":"linux","rootfs":{}}"#;
+        let err = check_single(&manifest(""), Some(config), &wanted).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no manifests found for requested platform(s): linux/amd64 not offered; the \
+             artifact offers linux/arm64"
+        );
+        let own = r#","platform":{"os":"linux","architecture":"amd64"}"#;
+        check_single(&manifest(own), Some(config), &wanted).unwrap();
+        check_single(
+            &manifest(""),
+            Some(br#"{"os":"linux","architecture":"amd64"}"#),
+            &wanted,
+        )
+        .unwrap();
+        // Declaring nothing is allowed (with a warning); so is an unreadable config.
+        check_single(&manifest(""), Some(b"{}"), &wanted).unwrap();
+        check_single(&manifest(""), Some(b"not json"), &wanted).unwrap();
+        check_single(&manifest(""), None, &wanted).unwrap();
+        // Every requested platform must match.
+        let two = [wanted[0].clone(), Platform::new("linux", "arm64", None)];
+        let err = check_single(&manifest(own), None, &two).unwrap_err();
+        assert!(err.to_string().contains("linux/arm64 not offered"), "{err}");
+    }
+
+    #[test]
+    fn only_small_json_configs_are_read_for_a_platform() {
+        let mut config = manifest("").config;
+        assert!(config_may_declare_platform(&config));
+        config.size = MAX_PLATFORM_CONFIG_BYTES + 1;
+        assert!(!config_may_declare_platform(&config));
+        config.size = 2;
+        config.media_type = OCI_EMPTY.into();
+        assert!(!config_may_declare_platform(&config));
+        config.media_type = "application/octet-stream".into();
+        assert!(!config_may_declare_platform(&config));
     }
 }

@@ -15,6 +15,7 @@
 //! are well formed, no platform appears twice, the list is not empty.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -88,7 +89,13 @@ struct RawEntry {
 impl ReleaseManifest {
     /// Reads and validates a manifest file; entry paths are resolved against its directory.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| {
+                // One byte over the limit is enough for the parser's size check to refuse it.
+                file.take(crate::yaml::MAX_BYTES as u64 + 1)
+                    .read_to_string(&mut text)
+            })
             .map_err(|e| Error::io("failed to load manifest", path, e))?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, &path.display().to_string(), base)
@@ -106,7 +113,7 @@ impl ReleaseManifest {
                 manifests: None,
             }
         } else {
-            serde_yaml_ng::from_str(text).map_err(|e| invalid(e.to_string()))?
+            crate::yaml::from_str(text).map_err(invalid)?
         };
         let raw_entries = raw.manifests.unwrap_or_default();
         if raw_entries.is_empty() {
@@ -275,6 +282,10 @@ mod tests {
                 "unknown field",
             ),
             ("manifests: 5", "line 1"),
+            (
+                &format!("manifests: {}", "[".repeat(200_000)),
+                "nested deeper than 64 levels at line 1 column 76",
+            ),
         ];
         for (yaml, want) in cases {
             let err = ReleaseManifest::parse(yaml, "m.yaml", dir.path())

@@ -5,7 +5,8 @@ use crate::digest::Digest;
 
 /// Receives transfer events. All methods have empty defaults.
 pub trait Progress: Send + Sync {
-    /// A blob transfer starts (`title` is the layer title when known).
+    /// A blob transfer starts (`title` is the layer title when known, escaped for display as
+    /// `display::escape_remote` does).
     fn blob_started(&self, _digest: &Digest, _size: u64, _title: Option<&str>) {}
     /// `bytes` more bytes of the blob arrived.
     fn blob_progress(&self, _digest: &Digest, _bytes: u64) {}

@@ -13,6 +13,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::cache::{Cache, Staged};
 use crate::digest::Digest;
+use crate::display::escape_remote;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Descriptor, Manifest, Node, PlatformRequest, Selected};
 use crate::progress::Progress;
@@ -20,10 +21,9 @@ use crate::registry::Source;
 
 /// How deep indexes may nest before the graph is considered hostile.
 const MAX_INDEX_DEPTH: usize = 4;
-/// Most manifests (leaves and nested indexes together) one pull may fetch while it walks the
-/// index graph, and most platform entries it may select; an index asking for more is refused
-/// before any of its children is fetched.
-const MAX_SELECTED: usize = 1024;
+/// Most manifests (leaves and nested indexes together) the index graph of one pull may list;
+/// an index that takes the count above it is refused before any of its children is fetched.
+const MAX_LISTED: usize = 1024;
 
 /// What a pull brought into the cache.
 #[derive(Debug)]
@@ -81,6 +81,11 @@ pub(crate) async fn pull<S: Source>(
     let mut manifests = Vec::new();
     match &node {
         Node::Manifest(m) => {
+            if let PlatformRequest::Only(wanted) = request {
+                let (config, fetched) = declared_config(source, cache, &m.config, progress).await?;
+                downloaded += fetched;
+                manifest::check_single(m, config.as_deref(), wanted)?;
+            }
             let selected = Selected {
                 descriptor: root.clone(),
                 platform: None,
@@ -90,20 +95,37 @@ pub(crate) async fn pull<S: Source>(
         Node::Index(index) => {
             let mut walk = Walk {
                 ancestors: vec![root.digest.clone()],
-                fetched: 0,
-                downloaded: 0,
+                listed: 0,
             };
+            let mut leaves = Vec::new();
+            let mut counted = Fetched::default();
             collect(
                 source,
                 cache,
                 index,
                 None,
-                request,
                 &mut walk,
-                &mut manifests,
+                &mut counted,
+                &mut leaves,
             )
             .await?;
-            downloaded += walk.downloaded;
+            // Chosen (or refused) before any leaf manifest, config or layer is fetched.
+            for leaf in manifest::select(&leaves, request)? {
+                let fetched = manifests
+                    .iter()
+                    .find(|(s, _): &&(Selected, Manifest)| {
+                        s.descriptor.digest == leaf.descriptor.digest
+                    })
+                    .map(|(_, m)| m.clone());
+                // Several platforms may share one manifest (a script, one file pushed for each
+                // platform): it is fetched once, and every platform keeps its entry.
+                let manifest = match fetched {
+                    Some(manifest) => manifest,
+                    None => leaf_manifest(source, cache, &leaf.descriptor, &mut counted).await?,
+                };
+                manifests.push((leaf, manifest));
+            }
+            downloaded += counted.0;
         }
     }
 
@@ -114,7 +136,7 @@ pub(crate) async fn pull<S: Source>(
             std::iter::once((m.config.clone(), None)).chain(
                 m.layers
                     .iter()
-                    .map(|l| (l.clone(), l.title().map(str::to_owned))),
+                    .map(|l| (l.clone(), l.title().map(escape_remote))),
             )
         })
         .filter(|(d, _)| seen.insert(d.digest.clone()))
@@ -163,86 +185,63 @@ async fn fetch_blob<S: Source>(
     Ok(desc.size)
 }
 
-/// Where a walk of the index graph is: the indexes above the current one, how many manifests
-/// it has fetched so far, and how many bytes of them were not cached.
-struct Walk {
-    ancestors: Vec<Digest>,
-    fetched: usize,
-    downloaded: u64,
+/// The config of a single-manifest artifact when it may declare a platform (small JSON), fetched
+/// before any layer (the pull needs it anyway), and the bytes fetched for it.
+async fn declared_config<S: Source>(
+    source: &S,
+    cache: &Cache,
+    config: &Descriptor,
+    progress: &dyn Progress,
+) -> Result<(Option<Vec<u8>>, u64)> {
+    if !manifest::config_may_declare_platform(config) {
+        return Ok((None, 0));
+    }
+    let fetched = fetch_blob(source, cache, config.clone(), None, progress).await?;
+    Ok((Some(cache.read_blob(&config.digest)?), fetched))
 }
 
-/// Walks an index depth-first, keeping wanted leaves in index order.
+/// Where a walk of the index graph is: the indexes above the current one, and how many
+/// manifests the indexes walked so far list.
+struct Walk {
+    ancestors: Vec<Digest>,
+    listed: usize,
+}
+
+/// Bytes of manifests a pull fetched (those it found cached cost nothing).
+#[derive(Default)]
+struct Fetched(u64);
+
+/// Walks an index graph depth-first, fetching its nested indexes (and nothing else), and
+/// gathers its leaf manifests in graph order.
 async fn collect<S: Source>(
     source: &S,
     cache: &Cache,
     index: &manifest::Index,
     inherited: Option<&crate::platform::Platform>,
-    request: &PlatformRequest,
     walk: &mut Walk,
-    out: &mut Vec<(Selected, Manifest)>,
+    fetched: &mut Fetched,
+    out: &mut Vec<Selected>,
 ) -> Result<()> {
-    let (leaves, nested) = manifest::select_children(index, inherited, request);
-    let wanted = leaves
-        .iter()
-        .chain(&nested)
-        .map(|s| &s.descriptor.digest)
-        .collect::<HashSet<_>>()
-        .len();
-    // Refusals name the index being walked.
-    let index = walk
-        .ancestors
-        .last()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let refused = |reason: String| Error::InvalidManifest {
-        digest: index.clone(),
-        reason,
-    };
-    if walk.fetched + wanted > MAX_SELECTED {
-        return Err(refused(format!(
-            "lists {wanted} manifests to fetch; more than {MAX_SELECTED} in one pull are refused"
-        )));
+    let (leaves, nested) = manifest::children(index, inherited);
+    let here = leaves.len() + nested.len();
+    walk.listed += here;
+    if walk.listed > MAX_LISTED {
+        let total = walk.listed;
+        let count = if total == here {
+            format!("{here} manifests")
+        } else {
+            format!("{here} manifests, {total} in all")
+        };
+        return Err(Error::InvalidManifest {
+            digest: walk
+                .ancestors
+                .last()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            reason: format!("lists {count}; more than {MAX_LISTED} in one pull are refused"),
+        });
     }
-    walk.fetched += wanted;
-    let selected = out.len() + leaves.len();
-    if selected > MAX_SELECTED {
-        return Err(refused(format!(
-            "selects {selected} platform manifests; more than {MAX_SELECTED} in one pull are refused"
-        )));
-    }
-    for leaf in leaves {
-        // Several platforms may share one manifest (a script, one file pushed for each
-        // platform): it is fetched once, and every platform keeps its entry so each is exported.
-        // The same manifest listed twice for one platform is one entry.
-        let fetched = out
-            .iter()
-            .find(|(s, _)| s.descriptor.digest == leaf.descriptor.digest)
-            .map(|(_, m)| m.clone());
-        if let Some(manifest) = fetched {
-            let listed = out.iter().any(|(s, _)| {
-                s.descriptor.digest == leaf.descriptor.digest && s.platform == leaf.platform
-            });
-            if !listed {
-                out.push((leaf, manifest));
-            }
-            continue;
-        }
-        let bytes = manifest_bytes(source, cache, &leaf.descriptor, walk).await?;
-        let media_type = manifest::detect_media_type(
-            &bytes,
-            Some(&leaf.descriptor.media_type),
-            &leaf.descriptor.digest,
-        )?;
-        match manifest::parse(&bytes, &media_type, &leaf.descriptor.digest)? {
-            Node::Manifest(m) => out.push((leaf, m)),
-            Node::Index(_) => {
-                return Err(Error::InvalidManifest {
-                    digest: leaf.descriptor.digest.to_string(),
-                    reason: "listed as a manifest but is an index".into(),
-                });
-            }
-        }
-    }
+    out.extend(leaves);
     for child in nested {
         if walk.ancestors.contains(&child.descriptor.digest) {
             return Err(Error::InvalidManifest {
@@ -256,7 +255,7 @@ async fn collect<S: Source>(
                 reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH} levels"),
             });
         }
-        let bytes = manifest_bytes(source, cache, &child.descriptor, walk).await?;
+        let bytes = manifest_bytes(source, cache, &child.descriptor, fetched).await?;
         let media_type = manifest::detect_media_type(
             &bytes,
             Some(&child.descriptor.media_type),
@@ -276,8 +275,8 @@ async fn collect<S: Source>(
             cache,
             &nested_index,
             child.platform.as_ref(),
-            request,
             walk,
+            fetched,
             out,
         ))
         .await?;
@@ -286,11 +285,29 @@ async fn collect<S: Source>(
     Ok(())
 }
 
+/// Fetches and parses a selected leaf, which must be a manifest.
+async fn leaf_manifest<S: Source>(
+    source: &S,
+    cache: &Cache,
+    desc: &Descriptor,
+    fetched: &mut Fetched,
+) -> Result<Manifest> {
+    let bytes = manifest_bytes(source, cache, desc, fetched).await?;
+    let media_type = manifest::detect_media_type(&bytes, Some(&desc.media_type), &desc.digest)?;
+    match manifest::parse(&bytes, &media_type, &desc.digest)? {
+        Node::Manifest(m) => Ok(m),
+        Node::Index(_) => Err(Error::InvalidManifest {
+            digest: desc.digest.to_string(),
+            reason: "listed as a manifest but is an index".into(),
+        }),
+    }
+}
+
 async fn manifest_bytes<S: Source>(
     source: &S,
     cache: &Cache,
     desc: &Descriptor,
-    walk: &mut Walk,
+    fetched: &mut Fetched,
 ) -> Result<Bytes> {
     if cache.has_blob(&desc.digest, desc.size)
         && let Ok(bytes) = cache.read_blob(&desc.digest)
@@ -299,6 +316,6 @@ async fn manifest_bytes<S: Source>(
     }
     let bytes = source.fetch_manifest(desc).await?;
     cache.put_blob(&desc.digest, &bytes)?;
-    walk.downloaded += bytes.len() as u64;
+    fetched.0 += bytes.len() as u64;
     Ok(bytes)
 }

@@ -228,10 +228,12 @@ impl FromStr for ArtifactRef {
                 .map(ArtifactRef::Layout)
                 .map_err(|r| invalid(&r));
         }
-        if let Some(transport) = OTHER_TRANSPORTS
-            .iter()
-            .find(|t| trimmed.len() > t.len() && trimmed[..t.len()].eq_ignore_ascii_case(t))
-        {
+        if let Some(transport) = OTHER_TRANSPORTS.iter().find(|t| {
+            trimmed.len() > t.len()
+                && trimmed
+                    .get(..t.len())
+                    .is_some_and(|p| p.eq_ignore_ascii_case(t))
+        }) {
             return Err(invalid(&format!(
                 "the {} transport is not supported; an OCI image layout directory is \
                  oci:<dir>[:tag], a registry is registry/repository[:tag]",

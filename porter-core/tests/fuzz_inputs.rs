@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use porter_core::config::HostConfig;
 use porter_core::digest::Digest;
-use porter_core::export::{ExportLayer, ExportManifest, ExportPlan, ExtractLimits, export};
+use porter_core::export::{ExportLayer, ExportLimits, ExportManifest, ExportPlan, export};
 use porter_core::manifest::{self, PlatformRequest};
 use porter_core::manifest_file::ReleaseManifest;
 use porter_core::platform;
@@ -317,13 +317,14 @@ proptest! {
                 platform: None,
                 layers: vec![ExportLayer {
                     media_type: media_type.into(),
+                    digest: Digest::of(&blob),
                     title: None,
                     blob_path: blob_path.clone(),
                     size: blob.len() as u64,
                 }],
             }],
             fallback_name: "tool".into(),
-            limits: ExtractLimits { max_total_bytes: 1 << 20, max_entries: 64, max_entry_bytes: 1 << 16 },
+            limits: ExportLimits { max_total_bytes: 1 << 20, max_entries: 64, max_entry_bytes: 1 << 16 },
         };
         let result = export(&plan);
         if let Err(e) = &result {

@@ -81,6 +81,7 @@ fn settings(cache: &Path) -> Settings {
         offline: false,
         retry: Default::default(),
         block_private_redirects: None,
+        export_limits: Default::default(),
     }
 }
 
@@ -221,7 +222,8 @@ async fn a_platform_the_index_lacks_fails_before_downloading() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "failed to export artifact: no manifests found for requested platform(s)"
+        "failed to export artifact: no manifests found for requested platform(s): darwin/arm64 \
+         not offered; the artifact offers linux/amd64"
     );
     let d: Digest = layout.layers[0].1.parse().unwrap();
     assert!(!porter.cache().blob_path(&d).exists());

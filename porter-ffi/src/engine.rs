@@ -11,7 +11,7 @@ use porter_core::cache::{PrunePolicy, PruneReport, VerifyReport};
 use porter_core::progress::Progress;
 use porter_core::{
     ArtifactResult, Error, PlatformRequest, Porter, PullRequest, PushRequest, PushSource, config,
-    install_crypto_provider, platform,
+    install_crypto_provider,
 };
 
 use crate::options::{ExportOptions, PruneOptions, PullOptions, PushOptions, VerifyOptions};
@@ -138,18 +138,7 @@ fn pull_request(
     if reference.trim().is_empty() {
         return Err(Error::InvalidInput("artifact reference required".into()).into());
     }
-    let platforms = match (all_arch, platforms.is_empty()) {
-        (true, false) => {
-            return Err(
-                Error::InvalidInput("all_arch cannot be combined with platforms".into()).into(),
-            );
-        }
-        (true, true) => PlatformRequest::All,
-        (false, true) => PlatformRequest::Host,
-        (false, false) => {
-            PlatformRequest::Only(platform::parse_list(platforms.iter().map(String::as_str))?)
-        }
-    };
+    let platforms = PlatformRequest::from_flags(platforms, all_arch)?;
     Ok(PullRequest::new(reference, platforms)?)
 }
 

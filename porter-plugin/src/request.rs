@@ -4,9 +4,7 @@
 
 use std::path::PathBuf;
 
-use porter_core::{
-    Error, PlatformRequest, PullRequest, PushRequest, PushSource, destination, platform,
-};
+use porter_core::{Error, PlatformRequest, PullRequest, PushRequest, PushSource, destination};
 
 /// A pull as either front end received it.
 #[derive(Debug, Default)]
@@ -32,20 +30,13 @@ pub fn pull(input: PullInput<'_>) -> Result<PullRequest, Error> {
     if reference.is_empty() {
         return Err(Error::InvalidInput("artifact reference required".into()));
     }
+    // DS's own wording (ds-contract case 47), which names the flags of both front ends.
     if input.all_arch && !input.platforms.is_empty() {
         return Err(Error::InvalidInput(
             "--all-arch cannot be combined with --platform".into(),
         ));
     }
-    let platforms = if input.all_arch {
-        PlatformRequest::All
-    } else if input.platforms.is_empty() {
-        PlatformRequest::Host
-    } else {
-        PlatformRequest::Only(platform::parse_list(
-            input.platforms.iter().map(String::as_str),
-        )?)
-    };
+    let platforms = PlatformRequest::from_flags(input.platforms, input.all_arch)?;
     if let Some(output) = &input.output {
         destination::check(output, &platforms)?;
     }

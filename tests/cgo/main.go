@@ -210,7 +210,7 @@ func checkErrors(t *T, client *Client, registry string) {
 	t.ExpectError(err, StatusInvalidInput, "invalid_input", "unknown field", "misspelt option")
 
 	_, err = client.Pull(env("PORTER_TEST_TOOL"), `{"all_arch":true,"platforms":["linux/amd64"]}`, nil)
-	t.ExpectError(err, StatusInvalidInput, "invalid_input", "all_arch", "all_arch with platforms")
+	t.ExpectError(err, StatusInvalidInput, "invalid_input", "all platforms", "all_arch with platforms")
 
 	_, err = client.Export(registry+"/demo/never-pulled:1.0", filepath.Join(os.TempDir(), "never"), "", nil)
 	t.ExpectError(err, StatusNotFound, "not_found", "never-pulled", "export of an uncached reference")

@@ -18,6 +18,7 @@
 //!   bodies, redirects to other hosts, garbage challenges) and records every request's headers;
 //! - [`TlsFront`]: HTTPS on loopback in front of a plain-HTTP server (a [`FakeRegistry`] served
 //!   over TLS);
+//! - [`go_host`]: `ds-porter` launched through the go-plugin host exactly as DS launches it;
 //! - [`ds_porter_bin`]: where the binary under test is.
 #![allow(clippy::unwrap_used)]
 
@@ -26,6 +27,7 @@ mod binary;
 pub mod cli;
 mod fake_registry;
 mod fault_proxy;
+pub mod go_host;
 mod http;
 mod layer;
 mod loopback;

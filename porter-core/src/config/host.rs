@@ -149,9 +149,8 @@ impl HostConfig {
     /// Decodes DS's YAML config file (snake_case keys, sizes like `10GB`, durations like `7d`).
     /// `source_name` names the file in errors.
     pub fn from_yaml_str(text: &str, source_name: &str) -> Result<HostConfig> {
-        check_size(text.len(), source_name)?;
-        let value: Value = serde_yaml_ng::from_str(text)
-            .map_err(|err| config_error(source_name, err.to_string()))?;
+        let value: Value =
+            crate::yaml::from_str(text).map_err(|reason| config_error(source_name, reason))?;
         HostConfig::from_value(&value, Dialect::Yaml)
             .map_err(|reason| config_error(source_name, reason))
     }
@@ -511,6 +510,7 @@ impl HostConfig {
             offline: porter.offline,
             retry: porter.retry,
             block_private_redirects: porter.block_private_redirects,
+            export_limits: porter.export_limits,
         })
     }
 
@@ -654,6 +654,7 @@ mod tests {
     use super::super::decode::MAX_CONFIG_BYTES;
     use super::*;
     use crate::config::RetryPolicy;
+    use crate::export::ExportLimits;
 
     const HOME: &str = "/home/u";
 
@@ -753,6 +754,7 @@ mod tests {
                 offline: false,
                 retry: RetryPolicy::default(),
                 block_private_redirects: None,
+                export_limits: ExportLimits::default(),
             }
         );
     }

@@ -28,6 +28,7 @@ pub use retry::RetryPolicy;
 pub use units::{parse_duration, parse_size};
 
 use crate::error::Result;
+use crate::export::ExportLimits;
 
 /// A secret that never shows up in `Debug` output or logs.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -183,6 +184,9 @@ pub struct Settings {
     /// registry is not on (`settings.porter.block_private_redirects`); `None` leaves it to the
     /// front end (off for the CLI and the plugin, on for porter-ffi and porter-adapter).
     pub block_private_redirects: Option<bool>,
+    /// Caps on what one export writes (`settings.porter.export_max_bytes`,
+    /// `settings.porter.export_max_entries`).
+    pub export_limits: ExportLimits,
 }
 
 /// Log levels hclog (and so DS's plugin logger) accepts.

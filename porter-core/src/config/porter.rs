@@ -11,14 +11,17 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::expand::{EnvLookup, expand_path};
-use super::units::parse_duration;
+use super::units::{parse_duration, parse_size};
 use crate::config::RetryPolicy;
+use crate::export::ExportLimits;
 
 /// Keys of the `porter` settings section.
-pub(super) const KEYS: [&str; 6] = [
+pub(super) const KEYS: [&str; 8] = [
     "block_private_redirects",
     "ca_file",
     "certs_dir",
+    "export_max_bytes",
+    "export_max_entries",
     "offline",
     "request_timeout",
     "retries",
@@ -32,6 +35,7 @@ pub(super) struct PorterSection {
     pub offline: bool,
     pub retry: RetryPolicy,
     pub block_private_redirects: Option<bool>,
+    pub export_limits: ExportLimits,
 }
 
 /// `certs.d` directories searched when `certs_dir` is not set.
@@ -131,6 +135,33 @@ pub(super) fn resolve(
             }
         }
     }
+    let mut export_limits = ExportLimits::default();
+    if let Some(value) = get("export_max_bytes").filter(|v| !v.is_null()) {
+        let parsed = match value {
+            Value::Number(n) => n.as_u64().ok_or_else(String::new),
+            Value::String(s) => parse_size(s),
+            _ => Err(String::new()),
+        };
+        match parsed {
+            Ok(bytes) if bytes > 0 => export_limits.max_total_bytes = bytes,
+            _ => {
+                tracing::warn!(value = %value, "settings.porter.export_max_bytes: expected a size such as 8GiB")
+            }
+        }
+    }
+    if let Some(value) = get("export_max_entries").filter(|v| !v.is_null()) {
+        let parsed = match value {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(entries) if entries > 0 => export_limits.max_entries = entries,
+            _ => {
+                tracing::warn!(value = %value, "settings.porter.export_max_entries: expected a number above 0")
+            }
+        }
+    }
     let offline = get("offline").is_some_and(truthy)
         || env("DS_OFFLINE").is_some_and(|v| truthy(&Value::String(v)));
     let block_private_redirects = match get("block_private_redirects") {
@@ -143,6 +174,7 @@ pub(super) fn resolve(
         certs_dirs: paths("certs_dir").unwrap_or_else(|| default_certs_dirs(home)),
         offline,
         retry,
+        export_limits,
     }
 }
 
@@ -163,21 +195,31 @@ mod tests {
         assert_eq!(none.retry, RetryPolicy::default());
 
         let section = json!({"CA_File": "~/ca.pem", "certs_dir": ["/a", "/b"], "offline": true,
-                             "request_timeout": "5s", "retries": 2});
+                             "request_timeout": "5s", "retries": 2,
+                             "export_max_bytes": "512MiB", "EXPORT_MAX_ENTRIES": "1000"});
         let read = resolve(section.as_object(), &|_| None, home, true);
         assert_eq!(read.ca_files, [Path::new("/home/u/ca.pem")]);
         assert_eq!(read.certs_dirs, [Path::new("/a"), Path::new("/b")]);
         assert!(read.offline);
         assert_eq!(read.retry.attempt_timeout, Duration::from_secs(5));
         assert_eq!(read.retry.attempts, 3);
+        assert_eq!(read.export_limits.max_total_bytes, 512 << 20);
+        assert_eq!(read.export_limits.max_entries, 1000);
+        assert_eq!(
+            read.export_limits.max_entry_bytes,
+            ExportLimits::default().max_entry_bytes
+        );
+        assert_eq!(none.export_limits, ExportLimits::default());
     }
 
     #[test]
     fn ds_offline_and_bad_values() {
-        let section = json!({"request_timeout": "soon", "retries": 99});
+        let section = json!({"request_timeout": "soon", "retries": 99,
+                             "export_max_bytes": 0, "export_max_entries": "many"});
         let env = |name: &str| (name == "DS_OFFLINE").then(|| "1".to_owned());
         let read = resolve(section.as_object(), &env, Path::new("/h"), false);
         assert!(read.offline);
         assert_eq!(read.retry, RetryPolicy::default());
+        assert_eq!(read.export_limits, ExportLimits::default());
     }
 }

@@ -5,7 +5,8 @@
 //! once every entry passed these rules:
 //!
 //! * names are relative, UTF-8, free of NUL, backslashes and drive prefixes, and do not climb
-//!   above the root (`a/../b` is `b`, `..foo` is an ordinary name);
+//!   above the root (`a/../b` is `b`, `..foo` is an ordinary name); they hold no control
+//!   characters or bidirectional overrides (a name that reads differently from what it is);
 //! * nothing is written through a symlink, and files, links and directories never replace one
 //!   another across kinds (a later file replaces an earlier file or link);
 //! * symlink targets resolve inside the root, and `..` in them may only leave a directory of the
@@ -30,7 +31,8 @@ use flate2::read::MultiGzDecoder;
 use tar::EntryType;
 use tempfile::TempDir;
 
-use super::{ExtractLimits, create_dir_all, dir_builder, file_type, temp_prefix};
+use super::{Budget, VerifiedBlob, create_dir_all, dir_builder, file_type, temp_prefix};
+use crate::display::{escape_remote, has_unsafe_chars};
 use crate::error::{Error, Result};
 
 /// How an archive layer is compressed.
@@ -55,35 +57,39 @@ impl Compression {
 
 /// Unpacks the tar in `blob` into `stage`, the staging directory of the export's `target`, and
 /// returns the paths its entries named, relative to `target`, in entry order. Entries are checked
-/// against what `target` already holds and what earlier layers left in `stage`.
+/// against what `target` already holds and what earlier layers left in `stage`; the blob's digest
+/// is checked before anything moves into `stage`. Its bytes and entries count against the run's
+/// `budget`.
 pub(super) fn extract(
-    blob: File,
-    blob_path: &Path,
+    mut blob: VerifiedBlob<'_>,
     compression: Compression,
     stage: &Path,
     target: &Path,
-    limits: ExtractLimits,
+    budget: &mut Budget,
 ) -> Result<Vec<String>> {
-    match compression {
-        Compression::Plain => extract_from(BufReader::new(blob), blob_path, stage, target, limits),
-        Compression::Gzip => {
-            extract_from(MultiGzDecoder::new(blob), blob_path, stage, target, limits)
-        }
-    }
+    let blob_path = blob.path().to_path_buf();
+    let extraction = match compression {
+        Compression::Plain => unpack(BufReader::new(&mut blob), &blob_path, stage, budget)?,
+        Compression::Gzip => unpack(MultiGzDecoder::new(&mut blob), &blob_path, stage, budget)?,
+    };
+    blob.finish()?;
+    extraction.check_target(target)?;
+    extraction.check_target(stage)?;
+    extraction.commit(stage)
 }
 
-/// [`extract`] from the decompressed tar stream.
-fn extract_from(
+/// Unpacks the decompressed tar stream into a private staging directory inside `stage`.
+fn unpack<'p>(
     reader: impl Read,
-    blob_path: &Path,
+    blob_path: &'p Path,
     stage: &Path,
-    target: &Path,
-    limits: ExtractLimits,
-) -> Result<Vec<String>> {
+    budget: &mut Budget,
+) -> Result<Extraction<'p>> {
     let exceeded = Rc::new(Cell::new(false));
+    let allowed = budget.bytes_left();
     let mut archive = tar::Archive::new(Capped {
         inner: reader,
-        remaining: limits.max_total_bytes,
+        remaining: allowed,
         exceeded: Rc::clone(&exceeded),
     });
     let staging = tempfile::Builder::new()
@@ -95,44 +101,35 @@ fn extract_from(
         nodes: HashMap::new(),
         listed: Vec::new(),
         blob_path,
-        max_entry_bytes: limits.max_entry_bytes,
+        max_entry_bytes: budget.limits.max_entry_bytes,
     };
 
-    let read_error = |e: io::Error, at: Option<&str>| {
+    let read_error = |e: io::Error, at: Option<&str>, budget: &Budget| {
         if exceeded.get() {
             let at = at.map_or_else(
-                || "before its first entry".to_owned(),
-                |n| format!("at entry {n}"),
+                || format!("the start of archive {}", blob_path.display()),
+                |n| format!("archive entry {n}"),
             );
-            Error::Unsafe(format!(
-                "archive exceeds the limit of {} bytes in total {at}",
-                limits.max_total_bytes
-            ))
+            budget.bytes_exceeded(&at)
         } else {
             Error::io("failed to read archive", blob_path, e)
         }
     };
     let mut last: Option<String> = None;
-    let mut count = 0u64;
-    for entry in archive.entries().map_err(|e| read_error(e, None))? {
-        let entry = entry.map_err(|e| read_error(e, last.as_deref()))?;
+    let entries = archive.entries().map_err(|e| read_error(e, None, budget))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| read_error(e, last.as_deref(), budget))?;
         let name = display_name(&entry.path_bytes());
-        count += 1;
-        if count > limits.max_entries {
-            return Err(Error::Unsafe(format!(
-                "archive exceeds the limit of {} entries at entry {name}",
-                limits.max_entries
-            )));
-        }
+        budget.add_entry(&format!("archive entry {name}"))?;
         extraction.add(entry, &name).map_err(|e| match e {
-            Error::Io { source, .. } if exceeded.get() => read_error(source, Some(&name)),
+            Error::Io { source, .. } if exceeded.get() => read_error(source, Some(&name), budget),
             e => e,
         })?;
         last = Some(name);
     }
-    extraction.check_target(target)?;
-    extraction.check_target(stage)?;
-    extraction.commit(stage)
+    let read = allowed - archive.into_inner().remaining;
+    budget.add_bytes(read, "the end of the archive")?;
+    Ok(extraction)
 }
 
 /// Counts the bytes read from `inner` and fails once more than `remaining` were read.
@@ -199,6 +196,11 @@ impl Extraction<'_> {
         let key = normalize(&raw)
             .map_err(|bad| bad.into_error(&format!("archive entry {name}"), "escapes destination"))?
             .join("/");
+        if has_unsafe_chars(&String::from_utf8_lossy(&raw)) {
+            return Err(Error::Unsafe(format!(
+                "archive entry {name} contains control characters or bidirectional overrides"
+            )));
+        }
         drop(raw);
         if key.is_empty() {
             return if is_dir {
@@ -549,18 +551,9 @@ fn link_target<R: Read>(entry: &tar::Entry<'_, R>) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// An archive name for messages: lossy UTF-8 with control characters escaped.
+/// An archive name for messages: lossy UTF-8, escaped as all remote text is.
 fn display_name(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw)
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    escape_remote(&String::from_utf8_lossy(raw))
 }
 
 /// The kind of an unsupported entry, for messages.

@@ -39,6 +39,7 @@ impl Fixture {
         fs::write(&blob_path, bytes).unwrap();
         ExportLayer {
             media_type: media_type.to_owned(),
+            digest: Digest::of(bytes),
             title: title.map(str::to_owned),
             blob_path,
             size: bytes.len() as u64,
@@ -47,10 +48,10 @@ impl Fixture {
 
     /// Exports one tar.gz layer into the directory `d` (created first).
     fn extract(&self, archive: Tar) -> Result<Vec<String>> {
-        self.extract_with(archive, ExtractLimits::default())
+        self.extract_with(archive, ExportLimits::default())
     }
 
-    fn extract_with(&self, archive: Tar, limits: ExtractLimits) -> Result<Vec<String>> {
+    fn extract_with(&self, archive: Tar, limits: ExportLimits) -> Result<Vec<String>> {
         let dest = self.path("d");
         fs::create_dir_all(&dest).unwrap();
         let layer = self.layer(TAR_GZ, None, &archive.gz());
@@ -66,8 +67,14 @@ fn plan(destination: PathBuf, subdirs: bool, manifests: Vec<ExportManifest>) -> 
         subdirs,
         manifests,
         fallback_name: "tool".to_owned(),
-        limits: ExtractLimits::default(),
+        limits: ExportLimits::default(),
     }
+}
+
+/// A plan with per-platform sub-directories, into a destination created first.
+fn plan_for(destination: PathBuf, manifests: Vec<ExportManifest>) -> ExportPlan {
+    fs::create_dir_all(&destination).unwrap();
+    plan(destination, true, manifests)
 }
 
 fn manifest(platform: Option<&str>, layers: Vec<ExportLayer>) -> ExportManifest {
@@ -164,7 +171,10 @@ fn tree(dir: &Path) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    walk(dir, dir, &mut out);
+    // A failed export removes the destination it created: nothing is there.
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
     out.sort();
     out
 }
@@ -405,7 +415,69 @@ fn title_with_nul_is_rejected() {
         false,
         vec![manifest(None, vec![layer])],
     )));
-    assert_eq!(message, r#"layer title "a\0b" is not a valid file name"#);
+    assert_eq!(
+        message,
+        r#"layer title "a\u{0}b" contains control characters or bidirectional overrides"#
+    );
+}
+
+#[test]
+fn titles_and_entry_names_with_controls_or_bidi_overrides_are_refused_escaped() {
+    for title in [
+        "evil\u{1b}]0;owned\u{7}.bin",
+        "a\nb",
+        "\u{202e}fdp.exe",
+        "x\u{2066}y",
+    ] {
+        let fx = Fixture::new();
+        let layer = fx.layer(BINARY, Some(title), b"x");
+        let message = unsafe_message(export(&plan(
+            fx.path("d"),
+            false,
+            vec![manifest(None, vec![layer])],
+        )));
+        let shown = escape_remote(title);
+        assert_eq!(
+            message,
+            format!(
+                "layer title \"{shown}\" contains control characters or bidirectional overrides"
+            )
+        );
+        assert!(!has_unsafe_chars(&message));
+        assert_eq!(tree(fx.root.path()), ["blobs", "blobs/0"]);
+    }
+    for name in [
+        "bin/\u{1b}[2Jtool",
+        "line\nbreak",
+        "gpj.\u{202e}exe",
+        "del\u{7f}",
+    ] {
+        let fx = Fixture::new();
+        let archive = Tar::new().file("ok", b"x", 0o644).file(name, b"x", 0o644);
+        let message = unsafe_message(fx.extract(archive));
+        let shown = escape_remote(name);
+        assert_eq!(
+            message,
+            format!("archive entry {shown} contains control characters or bidirectional overrides")
+        );
+        assert_nothing_extracted(&fx);
+    }
+}
+
+#[test]
+fn platform_directories_from_the_index_cannot_hold_controls() {
+    let fx = Fixture::new();
+    let platform = Platform::new("linux", "amd64", Some("v1\u{1b}[2J"));
+    let layer = fx.layer(BINARY, Some("tool"), b"x");
+    let manifests = vec![ExportManifest {
+        platform: Some(platform),
+        layers: vec![layer],
+    }];
+    let message = unsafe_message(export(&plan_for(fx.path("d"), manifests)));
+    assert_eq!(
+        message,
+        r#"platform component "v1\u{1b}[2j" is not a valid directory name"#
+    );
 }
 
 #[test]
@@ -590,6 +662,7 @@ fn failed_layer_copy_leaves_no_temporary_file() {
     let size = fs::metadata(&blob_path).unwrap().len();
     let layer = ExportLayer {
         media_type: BINARY.to_owned(),
+        digest: Digest::of(b""),
         title: None,
         blob_path,
         size,
@@ -1079,9 +1152,9 @@ fn file_and_directory_never_replace_each_other() {
 #[test]
 fn entry_size_limit_stops_a_gzip_bomb() {
     let fx = Fixture::new();
-    let limits = ExtractLimits {
+    let limits = ExportLimits {
         max_entry_bytes: 1 << 20,
-        ..ExtractLimits::default()
+        ..ExportLimits::default()
     };
     let archive = Tar::new()
         .file("small", b"ok", 0o644)
@@ -1097,9 +1170,9 @@ fn entry_size_limit_stops_a_gzip_bomb() {
 #[test]
 fn total_size_limit_counts_decompressed_bytes() {
     let fx = Fixture::new();
-    let limits = ExtractLimits {
+    let limits = ExportLimits {
         max_total_bytes: 1 << 20,
-        ..ExtractLimits::default()
+        ..ExportLimits::default()
     };
     let mut archive = Tar::new();
     for i in 0..4 {
@@ -1108,24 +1181,176 @@ fn total_size_limit_counts_decompressed_bytes() {
     let message = unsafe_message(fx.extract_with(archive, limits));
     assert_eq!(
         message,
-        "archive exceeds the limit of 1048576 bytes in total at entry part2"
+        "the export exceeds the limit of 1048576 bytes written in one run \
+         (settings.porter.export_max_bytes) at archive entry part2"
     );
+    assert_nothing_extracted(&fx);
+}
+
+#[test]
+fn the_byte_limit_counts_every_platform_and_layer_of_the_run() {
+    // One 400 KiB archive listed for many platforms: each copy is within any per-archive cap,
+    // together they are not.
+    let fx = Fixture::new();
+    let archive = Tar::new().file("zeros", &vec![0; 400 << 10], 0o644).gz();
+    let manifests: Vec<ExportManifest> = (1..=4)
+        .map(|v| {
+            let platform = format!("linux/amd64/v{v}");
+            manifest(Some(&platform), vec![fx.layer(TAR_GZ, None, &archive)])
+        })
+        .collect();
+    let mut plan = plan(fx.path("d"), true, manifests);
+    plan.limits.max_total_bytes = 1 << 20;
+    let message = unsafe_message(export(&plan));
+    assert!(
+        message.starts_with(
+            "the export exceeds the limit of 1048576 bytes written in one run \
+             (settings.porter.export_max_bytes) at archive entry zeros"
+        ),
+        "{message}"
+    );
+    assert_nothing_extracted(&fx);
+
+    // Raw layers count their size, before anything is written.
+    let raw: Vec<ExportManifest> = (1..=3)
+        .map(|v| {
+            let platform = format!("linux/arm/v{}", v + 4);
+            manifest(
+                Some(&platform),
+                vec![fx.layer(BINARY, Some("tool"), &vec![1; 400 << 10])],
+            )
+        })
+        .collect();
+    let mut raw_plan = plan_for(fx.path("d"), raw);
+    raw_plan.limits.max_total_bytes = 1 << 20;
+    let message = unsafe_message(export(&raw_plan));
+    assert!(message.contains("bytes written in one run"), "{message}");
+    assert!(message.ends_with("linux/arm/v7/tool"), "{message}");
+    assert_nothing_extracted(&fx);
+}
+
+#[test]
+fn the_entry_limit_counts_every_layer_of_the_run() {
+    let fx = Fixture::new();
+    let two = Tar::new().file("a", b"", 0o644).file("b", b"", 0o644).gz();
+    let manifests = vec![
+        manifest(Some("linux/amd64"), vec![fx.layer(TAR_GZ, None, &two)]),
+        manifest(
+            Some("linux/arm64"),
+            vec![
+                fx.layer(BINARY, Some("tool"), b"x"),
+                fx.layer(TAR_GZ, None, &two),
+            ],
+        ),
+    ];
+    let mut plan = plan_for(fx.path("d"), manifests);
+    plan.limits.max_entries = 4;
+    let message = unsafe_message(export(&plan));
+    assert_eq!(
+        message,
+        "the export exceeds the limit of 4 entries written in one run \
+         (settings.porter.export_max_entries) at archive entry b"
+    );
+    assert_nothing_extracted(&fx);
+    plan.limits.max_entries = 5;
+    assert_eq!(export(&plan).unwrap().len(), 5);
+}
+
+#[test]
+fn a_single_file_export_counts_against_the_limits() {
+    let fx = Fixture::new();
+    let layer = fx.layer(BINARY, None, &[7; 2048]);
+    let mut plan = plan(
+        fx.path("tool.bin"),
+        false,
+        vec![manifest(None, vec![layer])],
+    );
+    plan.limits.max_total_bytes = 1024;
+    let message = unsafe_message(export(&plan));
+    assert!(message.contains("limit of 1024 bytes"), "{message}");
+    assert!(!fx.path("tool.bin").exists());
+}
+
+/// A layer whose cached blob no longer hashes to its digest (same size, one byte changed).
+fn corrupt(mut layer: ExportLayer) -> ExportLayer {
+    let mut bytes = fs::read(&layer.blob_path).unwrap();
+    layer.digest = Digest::of(&bytes);
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&layer.blob_path, &bytes).unwrap();
+    layer
+}
+
+fn assert_corrupt_blob(result: Result<Vec<String>>, layer_digest: &Digest) {
+    match result {
+        Err(Error::DigestMismatch {
+            context, expected, ..
+        }) => {
+            assert_eq!(expected, layer_digest.to_string());
+            assert!(
+                context.starts_with(&format!("cached blob {layer_digest} (")),
+                "{context}"
+            );
+            assert!(context.contains("the cache is corrupt"), "{context}");
+        }
+        other => panic!("expected a digest mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_corrupt_cached_raw_layer_is_refused_before_it_becomes_visible() {
+    let fx = Fixture::new();
+    let layer = corrupt(fx.layer(BINARY, Some("tool"), b"binary bytes"));
+    let digest = layer.digest.clone();
+    let into_dir = plan(
+        fx.path("d"),
+        false,
+        vec![manifest(None, vec![layer.clone()])],
+    );
+    assert_corrupt_blob(export(&into_dir), &digest);
+    assert_eq!(tree(&fx.path("d")), Vec::<String>::new());
+    let into_file = plan(
+        fx.path("tool.bin"),
+        false,
+        vec![manifest(None, vec![layer])],
+    );
+    assert_corrupt_blob(export(&into_file), &digest);
+    assert_eq!(tree(fx.root.path()), ["blobs", "blobs/0"]);
+}
+
+#[test]
+fn a_corrupt_cached_archive_is_refused_before_anything_is_extracted() {
+    // The changed byte is in the gzip trailer, after the last tar entry: the whole blob is hashed.
+    let fx = Fixture::new();
+    let archive = Tar::new().dir("bin").file("bin/tool", b"tool", 0o755).gz();
+    let good = fx.layer(BINARY, Some("other"), b"fine");
+    let layer = corrupt(fx.layer(TAR_GZ, None, &archive));
+    let digest = layer.digest.clone();
+    let manifests = vec![
+        manifest(Some("linux/arm64"), vec![good]),
+        manifest(Some("linux/amd64"), vec![layer]),
+    ];
+    assert_corrupt_blob(export(&plan_for(fx.path("d"), manifests)), &digest);
     assert_nothing_extracted(&fx);
 }
 
 #[test]
 fn entry_count_limit_is_enforced() {
     let fx = Fixture::new();
-    let limits = ExtractLimits {
+    let limits = ExportLimits {
         max_entries: 2,
-        ..ExtractLimits::default()
+        ..ExportLimits::default()
     };
     let archive = Tar::new()
         .file("a", b"", 0o644)
         .file("b", b"", 0o644)
         .file("c", b"", 0o644);
     let message = unsafe_message(fx.extract_with(archive, limits));
-    assert_eq!(message, "archive exceeds the limit of 2 entries at entry c");
+    assert_eq!(
+        message,
+        "the export exceeds the limit of 2 entries written in one run \
+         (settings.porter.export_max_entries) at archive entry c"
+    );
     assert_nothing_extracted(&fx);
 }
 

@@ -1,6 +1,10 @@
-//! The plugin's listener: a unix socket in `PLUGIN_UNIX_SOCKET_DIR` or the temp dir (TCP on
-//! `127.0.0.1` in `PLUGIN_MIN_PORT..=PLUGIN_MAX_PORT` where that is not possible), and a count
+//! The plugin's listener: a unix socket in `PLUGIN_UNIX_SOCKET_DIR` or the temp dir, and a count
 //! of open connections so the plugin can exit when its host goes away.
+//!
+//! On unix there is no TCP fallback, as in go-plugin: a plugin listening on `127.0.0.1` can be
+//! called by any local user, while the socket is the host's user's alone. When the socket cannot
+//! be created the plugin fails. Only where unix sockets do not exist (Windows) does it listen on
+//! TCP, on `127.0.0.1` in `PLUGIN_MIN_PORT..=PLUGIN_MAX_PORT`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -22,7 +26,8 @@ pub struct ListenConfig {
     pub socket_dir: PathBuf,
     /// `PLUGIN_UNIX_SOCKET_GROUP`: group name or gid the socket is handed to (mode 0660).
     pub socket_group: Option<String>,
-    /// TCP port range for the fallback.
+    /// TCP port range where unix sockets do not exist.
+    #[cfg_attr(unix, allow(dead_code))]
     pub ports: (u16, u16),
 }
 
@@ -35,7 +40,8 @@ pub enum Bound {
         listener: std::os::unix::net::UnixListener,
         path: PathBuf,
     },
-    /// A TCP socket on loopback.
+    /// A TCP socket on loopback (only where unix sockets do not exist).
+    #[cfg_attr(unix, allow(dead_code))]
     Tcp {
         listener: std::net::TcpListener,
         address: String,
@@ -62,15 +68,15 @@ impl Bound {
     }
 }
 
-/// Binds the unix socket, or TCP when unix sockets are unavailable or binding fails.
+/// Binds the unix socket; an error when it cannot be created (never TCP on unix).
+#[cfg(unix)]
 pub fn bind(config: &ListenConfig) -> io::Result<Bound> {
-    #[cfg(unix)]
-    match bind_unix(config) {
-        Ok(bound) => return Ok(bound),
-        Err(err) => {
-            tracing::warn!(dir = %config.socket_dir.display(), error = %err, "cannot create the plugin's unix socket; using TCP");
-        }
-    }
+    bind_unix(config)
+}
+
+/// Binds TCP on loopback: unix sockets do not exist here.
+#[cfg(not(unix))]
+pub fn bind(config: &ListenConfig) -> io::Result<Bound> {
     bind_tcp(config.ports)
 }
 
@@ -99,7 +105,12 @@ fn bind_unix(config: &ListenConfig) -> io::Result<Bound> {
                 return Ok(Bound::Unix { listener, path });
             }
             Err(err) if err.kind() == io::ErrorKind::AddrInUse => last_err = err,
-            Err(err) => return Err(err),
+            Err(err) => {
+                return Err(io::Error::new(
+                    err.kind(),
+                    format!("cannot create socket {}: {err}", path.display()),
+                ));
+            }
         }
     }
     Err(last_err)
@@ -132,6 +143,7 @@ fn lookup_group(name: &str) -> io::Result<u32> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("unknown group {name:?}")))
 }
 
+#[cfg_attr(unix, allow(dead_code))]
 fn bind_tcp((min, max): (u16, u16)) -> io::Result<Bound> {
     for port in min..=max {
         if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
@@ -222,6 +234,7 @@ pub fn unix_incoming(
 }
 
 /// The accepted connections of a TCP listener (needs the runtime).
+#[cfg_attr(unix, allow(dead_code))]
 pub fn tcp_incoming(
     listener: std::net::TcpListener,
     open: watch::Sender<usize>,
@@ -262,6 +275,27 @@ mod tests {
                 .to_string_lossy()
                 .starts_with("plugin")
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_socket_that_cannot_be_created_is_an_error_never_tcp() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = dir.path().join("d".repeat(120));
+        std::fs::create_dir(&long).unwrap();
+        let missing = dir.path().join("missing");
+        for (socket_dir, expected) in [
+            (long, "is longer than 103 bytes"),
+            (missing, "cannot create socket"),
+        ] {
+            let config = ListenConfig {
+                socket_dir,
+                socket_group: None,
+                ports: (10000, 25000),
+            };
+            let err = bind(&config).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
     }
 
     #[test]

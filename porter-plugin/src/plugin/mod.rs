@@ -162,13 +162,23 @@ impl Stopped {
     }
 }
 
+/// What the plugin logs when it cannot listen for its host.
+#[cfg(unix)]
+const LISTEN_FAILED: &str = "cannot create the plugin's unix socket; not listening on TCP instead, where any local user could call the plugin";
+#[cfg(not(unix))]
+const LISTEN_FAILED: &str = "cannot listen for the host on 127.0.0.1";
+
 async fn run(startup: Startup) -> Stopped {
     #[cfg(unix)]
     ignore_sigint();
     let bound = match listener::bind(&startup.listen) {
         Ok(bound) => bound,
         Err(err) => {
-            tracing::error!(error = %err, "cannot listen for the host");
+            tracing::error!(
+                dir = %startup.listen.socket_dir.display(),
+                error = %err,
+                "{LISTEN_FAILED}"
+            );
             return Stopped::failed(None);
         }
     };

@@ -193,7 +193,9 @@ async fn list(porter: Arc<Porter>) -> Result<Output, String> {
 /// DS runs the returned finalizer as `ds <plugin> <operation>` with these arguments (DS passes
 /// `key=value` tokens through and numbers the others as `arg0…`):
 /// `artifact=<cache entry dir>`, `artifact-id=<id>`, `reference=<ref>`, `digest=<digest>`,
-/// one `<name>=<value>` per `ds.plugin.param.<name>` annotation, then the extra positionals.
+/// one `<name>=<value>` per `ds.plugin.param.<name>` annotation (reserved or malformed names and
+/// values with control characters are dropped, see [`artifact::param_args`]), then the extra
+/// positionals.
 /// The operation is `operation=<op>` (`--operation <op>`), default `run`.
 fn execute_plugin(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     let positionals = args.cleaned_positionals();
@@ -229,7 +231,7 @@ fn execute_plugin(porter: &Porter, args: &PluginArgs) -> Result<Output, String> 
         format!("digest={}", stored.digest),
     ];
     if let Some(info) = &stored.plugin_info {
-        finalizer_args.extend(info.parameters.iter().map(|(k, v)| format!("{k}={v}")));
+        finalizer_args.extend(artifact::param_args(&info.parameters));
     }
     finalizer_args.extend(extra.iter().cloned());
     tracing::info!(id = %id, plugin = %plugin, operation = %operation, "Plugin execution requested");

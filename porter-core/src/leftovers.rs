@@ -234,6 +234,7 @@ mod tests {
     use std::fs::File;
 
     use super::*;
+    use crate::cache::tests::sorted_names as names;
 
     const BASE: &str = ".t-";
 
@@ -256,15 +257,6 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() - age)
             .unwrap();
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
     }
 
     #[test]

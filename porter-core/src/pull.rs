@@ -2,16 +2,16 @@
 //! requested platforms need into the cache, several at once.
 //!
 //! A digest reference that is cached costs no request; a tag costs one manifest request, and
-//! nothing more when the blobs are already cached. Everything a pull fetches is staged (see
-//! [`Cache::stage`]): the caller publishes it with [`Staged::commit`] once the pull succeeded, and
-//! a failed pull leaves nothing new in `blobs/`.
+//! nothing more when the blobs are already cached. Layers and configs enter the cache as soon as
+//! they are verified; manifests are staged (see [`Staging`]) and the caller publishes them with
+//! [`Staging::commit`] once the pull succeeded, so a failed pull publishes no manifest.
 
 use std::collections::HashSet;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use crate::cache::{Cache, Staged};
+use crate::cache::{Cache, Staging};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Descriptor, Manifest, Node, PlatformRequest, Selected};
@@ -33,8 +33,8 @@ pub(crate) struct Pulled {
     /// Selected leaf manifests in index order, one per selected platform (platforms sharing a
     /// manifest each have an entry; it was fetched once).
     pub manifests: Vec<(Selected, Manifest)>,
-    /// The blobs the pull fetched, to commit before the artifact is recorded.
-    pub staged: Staged,
+    /// The manifests the pull fetched, to commit before the artifact is recorded.
+    pub staged: Staging,
 }
 
 /// Pulls `request`'s platforms from `source` into a staging area of `cache`.
@@ -48,12 +48,12 @@ pub(crate) async fn pull<S: Source>(
 ) -> Result<Pulled> {
     let staged = {
         let cache = cache.clone();
-        tokio::task::spawn_blocking(move || cache.stage())
+        tokio::task::spawn_blocking(move || Staging::new(&cache))
             .await
             .map_err(|e| Error::InvalidInput(format!("cache staging failed: {e}")))??
     };
-    let cache = staged.cache();
-    let (root, root_bytes) = match pinned.and_then(|d| cache.read_blob(d).ok().map(|b| (d, b))) {
+    let (root, root_bytes) = match pinned.and_then(|d| staged.read_manifest(d).ok().map(|b| (d, b)))
+    {
         Some((digest, bytes)) => {
             let media_type = manifest::detect_media_type(&bytes, None, digest)?;
             let desc = Descriptor {
@@ -68,7 +68,7 @@ pub(crate) async fn pull<S: Source>(
         }
         None => {
             let (desc, bytes) = source.fetch_root().await?;
-            cache.put_blob(&desc.digest, &bytes)?;
+            staged.put_manifest(&desc.digest, &bytes)?;
             (desc, bytes)
         }
     };
@@ -90,7 +90,7 @@ pub(crate) async fn pull<S: Source>(
             };
             collect(
                 source,
-                cache,
+                &staged,
                 index,
                 None,
                 request,
@@ -154,7 +154,7 @@ struct Walk {
 /// Walks an index depth-first, keeping wanted leaves in index order.
 async fn collect<S: Source>(
     source: &S,
-    cache: &Cache,
+    staged: &Staging,
     index: &manifest::Index,
     inherited: Option<&crate::platform::Platform>,
     request: &PlatformRequest,
@@ -207,7 +207,7 @@ async fn collect<S: Source>(
             }
             continue;
         }
-        let bytes = manifest_bytes(source, cache, &leaf.descriptor).await?;
+        let bytes = manifest_bytes(source, staged, &leaf.descriptor).await?;
         let media_type = manifest::detect_media_type(
             &bytes,
             Some(&leaf.descriptor.media_type),
@@ -236,7 +236,7 @@ async fn collect<S: Source>(
                 reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH} levels"),
             });
         }
-        let bytes = manifest_bytes(source, cache, &child.descriptor).await?;
+        let bytes = manifest_bytes(source, staged, &child.descriptor).await?;
         let media_type = manifest::detect_media_type(
             &bytes,
             Some(&child.descriptor.media_type),
@@ -253,7 +253,7 @@ async fn collect<S: Source>(
         walk.ancestors.push(child.descriptor.digest.clone());
         Box::pin(collect(
             source,
-            cache,
+            staged,
             &nested_index,
             child.platform.as_ref(),
             request,
@@ -266,13 +266,17 @@ async fn collect<S: Source>(
     Ok(())
 }
 
-async fn manifest_bytes<S: Source>(source: &S, cache: &Cache, desc: &Descriptor) -> Result<Bytes> {
-    if cache.has_blob(&desc.digest, desc.size)
-        && let Ok(bytes) = cache.read_blob(&desc.digest)
+async fn manifest_bytes<S: Source>(
+    source: &S,
+    staged: &Staging,
+    desc: &Descriptor,
+) -> Result<Bytes> {
+    if staged.has_manifest(&desc.digest, desc.size)
+        && let Ok(bytes) = staged.read_manifest(&desc.digest)
     {
         return Ok(Bytes::from(bytes));
     }
     let bytes = source.fetch_manifest(desc).await?;
-    cache.put_blob(&desc.digest, &bytes)?;
+    staged.put_manifest(&desc.digest, &bytes)?;
     Ok(bytes)
 }

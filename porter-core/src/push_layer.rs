@@ -15,7 +15,6 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::artifact::{ArtifactResult, ZERO_TIME};
-use crate::cache::Cache;
 use crate::digest::Digest;
 use crate::engine::Porter;
 use crate::error::{Error, Result};
@@ -157,13 +156,13 @@ impl Porter {
                     .await?;
             }
             ArtifactRef::Layout(l) => {
-                let cache = Cache::open(&l.dir)?;
-                cache.put_blob(&config_digest, EMPTY_CONFIG)?;
-                let copied = cache
+                let target = crate::push::open_layout(&l.dir)?;
+                target.put_blob(&config_digest, EMPTY_CONFIG)?;
+                let copied = target
                     .import_file(&layer.file, &layer.digest, layer.size)
                     .await?;
                 progress.blob_done(&layer.digest, !copied);
-                cache.put_blob(&manifest_digest, &manifest)?;
+                target.put_blob(&manifest_digest, &manifest)?;
                 let desc = Descriptor {
                     media_type: OCI_MANIFEST.into(),
                     digest: manifest_digest.clone(),
@@ -172,7 +171,7 @@ impl Porter {
                     platform: None,
                     annotations: BTreeMap::new(),
                 };
-                cache.tag(l.tag.as_deref().unwrap_or("latest"), &desc)?;
+                target.tag(l.tag.as_deref().unwrap_or("latest"), &desc)?;
             }
         }
         tracing::info!(reference = %target, digest = %manifest_digest, "pushed");

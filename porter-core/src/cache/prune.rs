@@ -20,10 +20,11 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Cache, INGEST_DIR, METADATA_FILE};
+use super::Cache;
+use super::entries::Entries;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::manifest::{self, ANNOTATION_REF_NAME, Descriptor, Node};
+use crate::manifest::{self, Descriptor, Node};
 
 const GC_LOCK_FILE: &str = ".gc.lock";
 const ACCESSED_FILE: &str = ".accessed";
@@ -37,7 +38,7 @@ const MANIFEST_TYPES: [&str; 4] = [
 
 /// Held by a pull; see the module documentation.
 #[derive(Debug)]
-pub struct PullGuard {
+pub(crate) struct PullGuard {
     _file: File,
 }
 
@@ -75,15 +76,15 @@ struct Entry {
 
 impl Cache {
     /// Takes the shared side of the prune lock for the duration of a pull.
-    pub fn pull_guard(&self) -> Result<PullGuard> {
+    pub(crate) fn pull_guard(&self) -> Result<PullGuard> {
         let file = self.open_gc_lock()?;
         file.lock_shared()
-            .map_err(|e| Error::io("failed to lock cache", self.root.join(GC_LOCK_FILE), e))?;
+            .map_err(|e| Error::io("failed to lock cache", self.root().join(GC_LOCK_FILE), e))?;
         Ok(PullGuard { _file: file })
     }
 
     /// Records that artifact `id` was just used. Failures only cost LRU precision.
-    pub fn touch(&self, id: &str) {
+    pub(crate) fn touch(&self, id: &str) {
         let path = self.entry_dir(id).join(ACCESSED_FILE);
         let touched = File::options()
             .create(true)
@@ -99,7 +100,7 @@ impl Cache {
     /// After a pull: prunes when an artifact is past `ttl` or the blobs exceed `max_size`,
     /// unless another process holds the cache. `Ok(None)` when nothing was due or the cache was
     /// busy.
-    pub fn prune_if_due(
+    pub(crate) fn prune_if_due(
         &self,
         ttl: Option<Duration>,
         max_size: Option<u64>,
@@ -131,7 +132,7 @@ impl Cache {
     }
 
     /// Prunes by `policy`, waiting up to `wait` for running pulls to finish.
-    pub fn prune(&self, policy: &PrunePolicy, wait: Duration) -> Result<PruneReport> {
+    pub(crate) fn prune(&self, policy: &PrunePolicy, wait: Duration) -> Result<PruneReport> {
         let file = self.open_gc_lock()?;
         let deadline = Instant::now() + wait;
         let polls = wait.as_millis() / LOCK_POLL.as_millis() + 1;
@@ -149,7 +150,7 @@ impl Cache {
         if !locked {
             return Err(Error::InvalidInput(format!(
                 "the cache at {} is busy: other ds-porter processes kept pulling for {}s",
-                self.root.display(),
+                self.root().display(),
                 wait.as_secs()
             )));
         }
@@ -208,7 +209,7 @@ impl Cache {
         }
         let mut freed_bytes = 0;
         for hex in &freed_blobs {
-            let path = self.blobs_dir().join(hex);
+            let path = self.layout.blobs_dir().join(hex);
             match fs::remove_file(&path) {
                 Ok(()) => freed_bytes += sizes.get(hex).copied().unwrap_or(0),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -217,7 +218,7 @@ impl Cache {
         }
         // No pull is running: whatever is left in `.ingest/` (temp files, staging directories)
         // was abandoned.
-        if let Ok(stale) = fs::read_dir(self.root.join(INGEST_DIR)) {
+        if let Ok(stale) = fs::read_dir(self.ingest_dir()) {
             for entry in stale.filter_map(|e| e.ok()) {
                 let path = entry.path();
                 let removed = match entry.file_type() {
@@ -238,7 +239,7 @@ impl Cache {
     }
 
     fn open_gc_lock(&self) -> Result<File> {
-        let path = self.root.join(GC_LOCK_FILE);
+        let path = self.root().join(GC_LOCK_FILE);
         File::options()
             .create(true)
             .truncate(false)
@@ -249,18 +250,12 @@ impl Cache {
 
     /// Every artifact entry directory with its root digest and last use.
     fn entries(&self) -> Vec<Entry> {
-        let Ok(read) = fs::read_dir(&self.root) else {
+        let Ok(dirs) = self.entries.dirs() else {
             return Vec::new();
         };
-        read.filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| {
-                let id = e.file_name().to_string_lossy().into_owned();
-                if id == "blobs" || id.starts_with('.') {
-                    return None;
-                }
-                let dir = e.path();
-                let metadata = dir.join(METADATA_FILE);
+        dirs.into_iter()
+            .filter_map(|(id, dir)| {
+                let metadata = Entries::metadata_path(&dir);
                 let used = mtime(&dir.join(ACCESSED_FILE)).or_else(|| mtime(&metadata))?;
                 let root = fs::read(&metadata)
                     .ok()
@@ -273,7 +268,8 @@ impl Cache {
 
     /// Root digests named in `index.json`.
     fn named_roots(&self) -> Result<Vec<Digest>> {
-        Ok(super::listed_digests(&Value::Object(self.read_index()?)))
+        let index = self.layout.read_index()?;
+        Ok(index.descriptors().map(|d| d.digest.clone()).collect())
     }
 
     /// Blob sizes by hex digest, how many artifacts reference each, and each entry's blobs.
@@ -289,7 +285,7 @@ impl Cache {
         Vec<BTreeSet<String>>,
     ) {
         let mut sizes = BTreeMap::new();
-        if let Ok(read) = fs::read_dir(self.blobs_dir()) {
+        if let Ok(read) = fs::read_dir(self.layout.blobs_dir()) {
             for entry in read.filter_map(|e| e.ok()) {
                 if let Ok(meta) = entry.metadata()
                     && meta.is_file()
@@ -375,7 +371,7 @@ impl Cache {
 
     /// Total bytes in `blobs/sha256`.
     fn blob_bytes(&self) -> u64 {
-        fs::read_dir(self.blobs_dir())
+        fs::read_dir(self.layout.blobs_dir())
             .map(|read| {
                 read.filter_map(|e| e.ok())
                     .filter_map(|e| e.metadata().ok())
@@ -388,32 +384,18 @@ impl Cache {
 
     /// Drops every `index.json` name whose root is in `roots` (hex digests).
     fn untag_roots(&self, roots: &BTreeSet<String>) -> Result<()> {
-        let _lock = self.lock()?;
-        let mut index = self.read_index()?;
-        if let Some(Value::Array(list)) = index.get_mut("manifests") {
-            list.retain(|m| {
-                let hex = m
-                    .get("digest")
-                    .and_then(Value::as_str)
-                    .and_then(|d| d.split_once(':'))
-                    .map(|(_, hex)| hex);
-                if hex.is_some_and(|h| roots.contains(h)) {
-                    let name = m
-                        .pointer(&format!(
-                            "/annotations/{}",
-                            ANNOTATION_REF_NAME.replace('/', "~1")
-                        ))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    tracing::debug!(name, "untagged");
-                    false
-                } else {
-                    true
+        self.layout.update_index(|index| {
+            index.remove(|entry| {
+                let untag = entry
+                    .descriptor()
+                    .is_some_and(|d| roots.contains(d.digest.hex()));
+                if untag {
+                    tracing::debug!(name = entry.name().unwrap_or_default(), "untagged");
                 }
-            });
-        }
-        let bytes = serde_json::to_vec(&Value::Object(index)).unwrap_or_default();
-        super::write_atomic(&self.root.join("index.json"), &bytes)
+                untag
+            })
+        })?;
+        Ok(())
     }
 }
 

@@ -9,7 +9,6 @@ use std::fs::{self, File};
 use std::io::Read;
 
 use serde::Serialize;
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use super::Cache;
@@ -67,7 +66,7 @@ impl Cache {
                 .unwrap_or_default()
         };
         let mut report = VerifyReport::default();
-        let dir = self.blobs_dir();
+        let dir = self.layout.blobs_dir();
         let mut files: Vec<_> = fs::read_dir(&dir)
             .map_err(|e| Error::io("failed to read", &dir, e))?
             .filter_map(|e| e.ok())
@@ -117,7 +116,7 @@ impl Cache {
     }
 
     /// Deletes a blob (a corrupt one, before it is fetched again).
-    pub fn remove_blob(&self, digest: &Digest) -> Result<()> {
+    pub(crate) fn remove_blob(&self, digest: &Digest) -> Result<()> {
         let path = self.blob_path(digest);
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -128,15 +127,9 @@ impl Cache {
 
     /// For every blob some named artifact reaches: the names and the blob's descriptor.
     pub(crate) fn blob_users(&self) -> Result<BTreeMap<String, (Vec<String>, Descriptor)>> {
-        let index = self.read_index()?;
+        let index = self.layout.read_index()?;
         let mut users: BTreeMap<String, (Vec<String>, Descriptor)> = BTreeMap::new();
-        let Some(Value::Array(list)) = index.get("manifests") else {
-            return Ok(users);
-        };
-        for item in list {
-            let Ok(root) = serde_json::from_value::<Descriptor>(item.clone()) else {
-                continue;
-            };
+        for root in index.descriptors() {
             let name = root
                 .annotations
                 .get(ANNOTATION_REF_NAME)

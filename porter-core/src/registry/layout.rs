@@ -1,37 +1,29 @@
 //! An OCI image layout directory as a source: the offline quick start, air-gapped transfers, and
 //! network-free tests.
 
-use std::path::PathBuf;
-
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
 use super::{Source, check_size, root_descriptor};
-use crate::cache::Cache;
-use crate::digest::{self, Digest};
+use crate::cache::{Cache, OciLayout};
+use crate::digest;
 use crate::error::{Error, Result};
-use crate::manifest::{self, ANNOTATION_REF_NAME, Descriptor};
+use crate::manifest::{self, Descriptor};
 use crate::progress::Progress;
 use crate::reference::LayoutRef;
 
 /// An OCI image layout directory.
 pub(crate) struct LayoutSource {
     reference: LayoutRef,
+    layout: OciLayout,
 }
 
 impl LayoutSource {
     pub(crate) fn new(reference: &LayoutRef) -> Self {
         LayoutSource {
             reference: reference.clone(),
+            layout: OciLayout::at(&reference.dir),
         }
-    }
-
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.reference
-            .dir
-            .join("blobs")
-            .join(digest.algorithm())
-            .join(digest.hex())
     }
 
     async fn read_small(&self, desc: &Descriptor) -> Result<Bytes> {
@@ -41,7 +33,7 @@ impl LayoutSource {
                 reason: format!("larger than {} bytes", manifest::MAX_MANIFEST_BYTES),
             });
         }
-        let path = self.blob_path(&desc.digest);
+        let path = self.layout.blob_path(&desc.digest);
         let bytes = tokio::fs::read(&path).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound {
@@ -61,35 +53,20 @@ impl LayoutSource {
 impl Source for LayoutSource {
     async fn fetch_root(&self) -> Result<(Descriptor, Bytes)> {
         let dir = &self.reference.dir;
-        let index_path = dir.join("index.json");
-        let raw = tokio::fs::read(&index_path).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound {
-                    what: "OCI image layout",
-                    reference: dir.display().to_string(),
-                }
-            } else {
-                Error::io("failed to read", &index_path, e)
-            }
+        let index = self.layout.load_index()?.ok_or_else(|| Error::NotFound {
+            what: "OCI image layout",
+            reference: dir.display().to_string(),
         })?;
-        let index: manifest::Index =
-            serde_json::from_slice(&raw).map_err(|e| Error::InvalidManifest {
-                digest: index_path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+        let manifests: Vec<&Descriptor> = index.descriptors().collect();
         let found = match (&self.reference.digest, &self.reference.tag) {
-            (Some(d), _) => index.manifests.iter().find(|m| &m.digest == d).cloned(),
-            (None, Some(tag)) => index
-                .manifests
-                .iter()
-                .find(|m| m.annotations.get(ANNOTATION_REF_NAME) == Some(tag))
-                .cloned(),
-            (None, None) if index.manifests.len() == 1 => index.manifests.first().cloned(),
+            (Some(d), _) => manifests.into_iter().find(|m| &m.digest == d).cloned(),
+            (None, Some(tag)) => index.find(tag).cloned(),
+            (None, None) if manifests.len() == 1 => manifests.first().copied().cloned(),
             (None, None) => {
                 return Err(Error::InvalidInput(format!(
                     "{} holds {} manifests; name one with oci:<dir>:<tag>",
                     dir.display(),
-                    index.manifests.len()
+                    manifests.len()
                 )));
             }
         };
@@ -117,7 +94,7 @@ impl Source for LayoutSource {
         progress: &dyn Progress,
     ) -> Result<()> {
         let mut sink = cache.blob_writer(desc.digest.clone(), desc.size)?;
-        let path = self.blob_path(&desc.digest);
+        let path = self.layout.blob_path(&desc.digest);
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Error::io("failed to open", &path, e))?;

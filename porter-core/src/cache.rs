@@ -20,6 +20,7 @@
 mod entries;
 mod index;
 mod layout;
+mod lease;
 mod prune;
 mod staging;
 mod verify;
@@ -27,27 +28,40 @@ mod writer;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::artifact::ArtifactResult;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::Descriptor;
+use crate::progress::Progress;
 
 use entries::Entries;
 pub(crate) use layout::OciLayout;
+use lease::{Claim, Paths};
 pub use prune::{PrunePolicy, PruneReport};
 pub(crate) use staging::Staging;
 pub use verify::{BlobProblem, VerifyReport};
-pub(crate) use writer::BlobWriter;
+pub(crate) use writer::BlobDownload;
+use writer::Spool;
 
 /// Where downloads and staged pulls wait, inside the cache root.
 const INGEST_DIR: &str = ".ingest";
+/// Suffix of a blob's partial download in `.ingest/` (`<hex>.partial`).
+const PARTIAL_SUFFIX: &str = ".partial";
+/// Suffix of a blob's lease file in `.ingest/` (`<hex>.lease`).
+const LEASE_SUFFIX: &str = ".lease";
+/// How long a lease holder may make no progress before waiters download the blob themselves,
+/// unless the engine sets its per-attempt timeout.
+const DEFAULT_STALL: Duration = Duration::from_secs(30);
 
 /// A handle on the cache directory.
 #[derive(Debug, Clone)]
 pub struct Cache {
     layout: OciLayout,
     entries: Entries,
+    /// See [`Cache::with_stall_limit`].
+    stall: Duration,
 }
 
 impl Cache {
@@ -58,11 +72,19 @@ impl Cache {
         let cache = Cache {
             layout: OciLayout::create(root)?,
             entries: Entries::new(root),
+            stall: DEFAULT_STALL,
         };
         let ingest = cache.ingest_dir();
         fs::create_dir_all(&ingest)
             .map_err(|e| Error::io("failed to create cache directory", &ingest, e))?;
         Ok(cache)
+    }
+
+    /// Sets how long a pull waits for another one downloading the same blob while that one
+    /// makes no progress (the per-attempt timeout) before downloading the blob itself.
+    pub(crate) fn with_stall_limit(mut self, stall: Duration) -> Self {
+        self.stall = stall;
+        self
     }
 
     /// The cache root.
@@ -103,15 +125,57 @@ impl Cache {
         self.layout.put_blob(digest, bytes).map(|_| ())
     }
 
-    /// Starts streaming a layer or config into the cache; see [`BlobWriter`].
-    pub(crate) fn blob_writer(&self, digest: Digest, size: u64) -> Result<BlobWriter> {
-        let ingest = self.ingest_dir();
-        let temp = tempfile::Builder::new()
-            .prefix(&format!("{}.", digest.hex()))
-            .tempfile_in(&ingest)
-            .map_err(|e| Error::io("failed to create temp file in", &ingest, e))?;
-        let target = self.blob_path(&digest);
-        Ok(BlobWriter::start(temp, digest, size, target))
+    /// `.ingest/<hex><suffix>`.
+    fn ingest_file(&self, digest: &Digest, suffix: &str) -> PathBuf {
+        self.ingest_dir().join(format!("{}{suffix}", digest.hex()))
+    }
+
+    /// Starts downloading a layer or config that is not in `blobs/`: takes the blob's lease,
+    /// waiting while another pull downloads it (see `lease`), and resumes from the bytes an
+    /// earlier download left. `None` when the blob is in `blobs/` now (another pull published it,
+    /// or the bytes on disk were the whole blob).
+    pub(crate) async fn download(
+        &self,
+        desc: &Descriptor,
+        progress: &dyn Progress,
+    ) -> Result<Option<BlobDownload>> {
+        let digest = &desc.digest;
+        let (lease, partial, blob) = (
+            self.ingest_file(digest, LEASE_SUFFIX),
+            self.ingest_file(digest, PARTIAL_SUFFIX),
+            self.blob_path(digest),
+        );
+        let paths = Paths {
+            lease: &lease,
+            partial: &partial,
+            blob: &blob,
+            size: desc.size,
+        };
+        let spool = match lease::claim(digest, &paths, self.stall, progress).await? {
+            Claim::Published => return Ok(None),
+            Claim::Held(lease) => Spool::Partial {
+                path: partial,
+                _lease: lease,
+            },
+            Claim::Stalled => {
+                let (file, path) = layout::temp_file_in(&self.ingest_dir())?.into_parts();
+                Spool::Private { file, path }
+            }
+        };
+        let mut download = BlobDownload::open(spool, digest.clone(), desc.size, blob).await?;
+        let offset = download.offset();
+        if offset > 0 && offset == desc.size {
+            match download.finish().await {
+                Ok(()) => return Ok(None),
+                Err(err) => {
+                    download.damaged_resume(&err);
+                }
+            }
+        } else if offset > 0 {
+            tracing::info!(%digest, offset, size = desc.size, "resuming an interrupted download");
+            progress.blob_progress(digest, offset);
+        }
+        Ok(Some(download))
     }
 
     /// Looks up a cached reference by its cache name in `index.json`.
@@ -168,6 +232,7 @@ pub(crate) mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::progress::NoProgress;
 
     /// The names in `dir`, sorted.
     pub(crate) fn sorted_names(dir: &Path) -> Vec<String> {
@@ -179,40 +244,140 @@ pub(crate) mod tests {
         names
     }
 
-    #[tokio::test]
-    async fn blobs_become_visible_only_when_verified() {
+    fn layer(bytes: &'static [u8]) -> Descriptor {
+        Descriptor {
+            media_type: "application/octet-stream".into(),
+            digest: Digest::of(bytes),
+            size: bytes.len() as u64,
+            artifact_type: None,
+            platform: None,
+            annotations: Default::default(),
+        }
+    }
+
+    async fn start(cache: &Cache, desc: &Descriptor) -> BlobDownload {
+        cache
+            .download(desc, &NoProgress)
+            .await
+            .unwrap()
+            .expect("the blob is not cached yet")
+    }
+
+    /// A fresh cache and the blob `hello world`.
+    fn hello() -> (tempfile::TempDir, Cache, Bytes, Descriptor) {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
         let data = Bytes::from_static(b"hello world");
-        let digest = Digest::of(&data);
+        (dir, cache, data, layer(b"hello world"))
+    }
 
-        let mut w = cache
-            .blob_writer(digest.clone(), data.len() as u64)
-            .unwrap();
-        w.write(data.slice(..5)).await.unwrap();
-        w.write(data.slice(5..)).await.unwrap();
-        w.finish().await.unwrap();
-        assert!(cache.has_blob(&digest, 11));
+    fn ingest(cache: &Cache) -> Vec<String> {
+        sorted_names(&cache.ingest_dir())
+    }
 
-        let wrong = Digest::of(b"other");
-        let mut w = cache.blob_writer(wrong.clone(), 11).unwrap();
-        w.write(data.clone()).await.unwrap();
-        let err = w.finish().await.unwrap_err();
-        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
-        assert!(!cache.blob_path(&wrong).exists());
+    #[tokio::test]
+    async fn a_download_becomes_visible_only_when_verified() {
+        let (_dir, cache, data, desc) = hello();
 
-        let mut w = cache.blob_writer(wrong.clone(), 3).unwrap();
-        let first = w.write(data.clone()).await;
-        let err = match first {
-            Err(e) => e,
-            Ok(()) => w.finish().await.unwrap_err(),
+        let mut d = start(&cache, &desc).await;
+        d.write(data.slice(..5)).await.unwrap();
+        d.write(data.slice(5..)).await.unwrap();
+        assert!(!cache.has_blob_any_size(&desc.digest));
+        d.finish().await.unwrap();
+        assert!(cache.has_blob(&desc.digest, 11));
+        drop(d);
+        assert!(cache.download(&desc, &NoProgress).await.unwrap().is_none());
+
+        let wrong = Descriptor {
+            digest: Digest::of(b"other"),
+            ..desc.clone()
         };
+        let mut d = start(&cache, &wrong).await;
+        d.write(data.clone()).await.unwrap();
+        let err = d.finish().await.unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(!cache.has_blob_any_size(&wrong.digest));
+        assert_eq!(d.offset(), 0, "wrong bytes are discarded");
+        d.close().await;
+
+        let short = Descriptor {
+            size: 3,
+            ..wrong.clone()
+        };
+        let mut d = start(&cache, &short).await;
+        let err = d.write(data.clone()).await.unwrap_err();
         assert!(matches!(err, Error::SizeMismatch { .. }), "{err}");
+        d.close().await;
+        assert_eq!(ingest(&cache), Vec::<String>::new(), "nothing left");
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_download_keeps_its_bytes_and_the_next_one_resumes_from_them() {
+        let (_dir, cache, data, desc) = hello();
+        let mut d = start(&cache, &desc).await;
+        d.write(data.slice(..5)).await.unwrap();
+        d.close().await;
+        let partial = cache.ingest_file(&desc.digest, PARTIAL_SUFFIX);
         assert_eq!(
-            fs::read_dir(dir.path().join(INGEST_DIR)).unwrap().count(),
-            0,
-            "no temp files left"
+            ingest(&cache),
+            [format!("{}{PARTIAL_SUFFIX}", desc.digest.hex())]
         );
+        let mut d = start(&cache, &desc).await;
+        assert_eq!(fs::read(&partial).unwrap(), b"hello");
+        assert_eq!(d.offset(), 5);
+        d.write(data.slice(5..)).await.unwrap();
+        d.finish().await.unwrap();
+        assert_eq!(fs::read(cache.blob_path(&desc.digest)).unwrap(), data);
+        drop(d);
+        assert!(!partial.exists());
+    }
+
+    #[tokio::test]
+    async fn damaged_partial_bytes_are_found_and_the_blob_is_fetched_again() {
+        let (_dir, cache, data, desc) = hello();
+        fs::write(cache.ingest_file(&desc.digest, PARTIAL_SUFFIX), b"jello").unwrap();
+        let mut d = start(&cache, &desc).await;
+        assert_eq!(d.offset(), 5);
+        d.write(data.slice(5..)).await.unwrap();
+        let err = d.finish().await.unwrap_err();
+        assert!(d.damaged_resume(&err), "{err}");
+        assert_eq!(d.offset(), 0);
+        d.write(data.clone()).await.unwrap();
+        d.finish().await.unwrap();
+        assert!(cache.has_blob(&desc.digest, 11));
+    }
+
+    #[tokio::test]
+    async fn a_complete_partial_is_published_without_fetching() {
+        let (_dir, cache, _, desc) = hello();
+        fs::write(
+            cache.ingest_file(&desc.digest, PARTIAL_SUFFIX),
+            b"hello world",
+        )
+        .unwrap();
+        assert!(cache.download(&desc, &NoProgress).await.unwrap().is_none());
+        assert!(cache.has_blob(&desc.digest, 11));
+    }
+
+    #[tokio::test]
+    async fn a_second_download_of_a_blob_waits_for_the_first_and_reuses_it() {
+        let (_dir, cache, _, desc) = hello();
+        let mut first = start(&cache, &desc).await;
+        let second = cache.download(&desc, &NoProgress);
+        let finish = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            first
+                .write(Bytes::from_static(b"hello world"))
+                .await
+                .unwrap();
+            first.finish().await.unwrap();
+        };
+        let (second, ()) = tokio::join!(second, finish);
+        assert!(
+            second.unwrap().is_none(),
+            "the first download's blob is reused"
+        );
+        assert!(cache.has_blob(&desc.digest, 11));
     }
 
     #[test]

@@ -89,7 +89,8 @@ impl Porter {
     /// Opens the engine on `settings`, creating the cache directory.
     pub fn new(settings: Settings) -> Result<Self> {
         registry::install_crypto_provider();
-        let cache = Cache::open(&settings.cache_dir)?;
+        let cache =
+            Cache::open(&settings.cache_dir)?.with_stall_limit(settings.retry.attempt_timeout);
         Ok(Porter { settings, cache })
     }
 

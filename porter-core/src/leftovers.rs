@@ -230,7 +230,7 @@ fn is_stale(tag: &str, meta: &fs::Metadata, now: SystemTime) -> bool {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use std::fs::File;
 
     use super::*;
@@ -248,7 +248,8 @@ mod tests {
             .unwrap();
     }
 
-    fn file_entry(dir: &Path, name: &str, age: Duration) {
+    /// A file `dir/name` last modified `age` ago.
+    pub(crate) fn file_entry(dir: &Path, name: &str, age: Duration) {
         let path = dir.join(name);
         fs::write(&path, b"half").unwrap();
         File::options()

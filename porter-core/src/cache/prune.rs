@@ -11,6 +11,8 @@
 //! that serves it (the `metadata.json` time for entries that have none). Pruning removes
 //! artifacts unused for longer than `Cache.TTL`, then the least recently used ones until the
 //! blobs fit in `Cache.MaxSize`, and deletes only the blobs no remaining artifact references.
+//! It also clears what pulls abandoned in `.ingest/`, keeping partial downloads younger than a
+//! day whose blob is still missing, for a later pull to resume.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -20,10 +22,11 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Cache;
 use super::entries::Entries;
+use super::{Cache, LEASE_SUFFIX, PARTIAL_SUFFIX, lease};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::leftovers;
 use crate::manifest::{self, Descriptor, Node};
 
 const GC_LOCK_FILE: &str = ".gc.lock";
@@ -160,6 +163,7 @@ impl Cache {
     /// Prunes with the exclusive prune lock held.
     fn prune_locked(&self, policy: &PrunePolicy) -> Result<PruneReport> {
         let now = SystemTime::now();
+        self.sweep_ingest(now);
         let mut entries = self.entries();
         entries.sort_by_key(|e| e.used);
         let roots = self.named_roots()?;
@@ -216,26 +220,52 @@ impl Cache {
                 Err(e) => return Err(Error::io("failed to remove", path, e)),
             }
         }
-        // No pull is running: whatever is left in `.ingest/` (temp files, staging directories)
-        // was abandoned.
-        if let Ok(stale) = fs::read_dir(self.ingest_dir()) {
-            for entry in stale.filter_map(|e| e.ok()) {
-                let path = entry.path();
-                let removed = match entry.file_type() {
-                    Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
-                    _ => fs::remove_file(&path),
-                };
-                if let Err(err) = removed {
-                    tracing::warn!(path = %path.display(), error = %err, "cannot remove an abandoned download");
-                }
-            }
-        }
         Ok(PruneReport {
             removed: removed.iter().map(|e| e.id.clone()).collect(),
             removed_blobs: freed_blobs.len(),
             freed_bytes,
             remaining_bytes: total,
         })
+    }
+
+    /// Clears `.ingest/` while no pull runs: staging directories and temporary files were
+    /// abandoned, and so were lease files nobody holds. A partial download stays for a later
+    /// pull to resume unless it is older than [`leftovers::MAX_AGE`] or its blob is in `blobs/`.
+    fn sweep_ingest(&self, now: SystemTime) {
+        let Ok(read) = fs::read_dir(self.ingest_dir()) else {
+            return;
+        };
+        for entry in read.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let removed = if let Some(hex) = name.strip_suffix(PARTIAL_SUFFIX) {
+                let wanted = !format!("sha256:{hex}")
+                    .parse::<Digest>()
+                    .is_ok_and(|d| self.has_blob_any_size(&d));
+                let fresh = mtime(&path).is_some_and(|t| age(now, t) <= leftovers::MAX_AGE);
+                if wanted && fresh {
+                    continue;
+                }
+                fs::remove_file(&path)
+            } else if name.ends_with(LEASE_SUFFIX) {
+                // Taking a free lease and dropping it removes its file.
+                match lease::try_take(&path) {
+                    Ok(_) => continue,
+                    Err(err) => {
+                        tracing::warn!(path = %path.display(), error = %err, "cannot clear a lease file");
+                        continue;
+                    }
+                }
+            } else {
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+                    _ => fs::remove_file(&path),
+                }
+            };
+            if let Err(err) = removed {
+                tracing::warn!(path = %path.display(), error = %err, "cannot remove an abandoned download");
+            }
+        }
     }
 
     fn open_gc_lock(&self) -> Result<File> {
@@ -425,6 +455,7 @@ mod tests {
 
     use super::*;
     use crate::artifact::{ArtifactResult, ZERO_TIME};
+    use crate::leftovers::tests::file_entry;
 
     /// Caches a one-layer artifact whose layers are `layers`; returns its id.
     fn cache_artifact(cache: &Cache, name: &str, layers: &[&[u8]]) -> String {
@@ -522,6 +553,38 @@ mod tests {
         assert_eq!(report.removed, [a]);
         assert_eq!(cache.prune_if_due(ttl, None, Some(&b)).unwrap(), None);
         assert!(cache.blob_path(&Digest::of(b"b")).exists());
+    }
+
+    #[test]
+    fn prune_keeps_young_partial_downloads_of_missing_blobs_and_clears_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let ingest = cache.ingest_dir();
+        let file = |name: String, age: Duration| file_entry(&ingest, &name, age);
+        let hex = |bytes: &[u8]| Digest::of(bytes).hex().to_owned();
+        let young = format!("{}{PARTIAL_SUFFIX}", hex(b"young"));
+        file(young.clone(), Duration::from_secs(3600));
+        file(
+            format!("{}{PARTIAL_SUFFIX}", hex(b"old")),
+            Duration::from_secs(2 * 86400),
+        );
+        cache.put_blob(&Digest::of(b"done"), b"done").unwrap();
+        file(format!("{}{PARTIAL_SUFFIX}", hex(b"done")), Duration::ZERO);
+        file(
+            format!("{}{LEASE_SUFFIX}", hex(b"left by a killed pull")),
+            Duration::ZERO,
+        );
+        let held = format!("{}{LEASE_SUFFIX}", hex(b"held"));
+        let _lease = lease::try_take(&ingest.join(&held)).unwrap().unwrap();
+        file("pull-1-2-3-x".into(), Duration::ZERO);
+        fs::create_dir(ingest.join("pull-4-5-6-y")).unwrap();
+
+        cache
+            .prune(&PrunePolicy::default(), Duration::from_secs(1))
+            .unwrap();
+        let mut expected = vec![held, young];
+        expected.sort();
+        assert_eq!(crate::cache::tests::sorted_names(&ingest), expected);
     }
 
     #[test]

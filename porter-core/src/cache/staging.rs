@@ -15,7 +15,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use super::Cache;
-use super::layout::{OciLayout, write_atomic};
+use super::layout::{OciLayout, TMP_PREFIX, write_atomic};
 use crate::digest::{self, Digest};
 use crate::error::{Error, Result};
 use crate::leftovers;
@@ -54,6 +54,7 @@ impl Staging {
     pub(crate) fn new(cache: &Cache) -> Result<Self> {
         let ingest = cache.ingest_dir();
         leftovers::sweep(&ingest, STAGING_PREFIX);
+        leftovers::sweep(&ingest, TMP_PREFIX);
         let dir = tempfile::Builder::new()
             .prefix(&leftovers::prefix(STAGING_PREFIX))
             .tempdir_in(&ingest)

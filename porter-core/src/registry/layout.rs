@@ -2,10 +2,10 @@
 //! network-free tests.
 
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{Source, check_size, root_descriptor};
-use crate::cache::{Cache, OciLayout};
+use crate::cache::{BlobDownload, Cache, OciLayout};
 use crate::digest;
 use crate::error::{Error, Result};
 use crate::manifest::{self, Descriptor};
@@ -93,11 +93,37 @@ impl Source for LayoutSource {
         cache: &Cache,
         progress: &dyn Progress,
     ) -> Result<()> {
-        let mut sink = cache.blob_writer(desc.digest.clone(), desc.size)?;
-        let path = self.layout.blob_path(&desc.digest);
+        let Some(mut download) = cache.download(desc, progress).await? else {
+            return Ok(());
+        };
+        let result = async {
+            self.copy_into(&mut download, progress).await?;
+            let finished = download.finish().await;
+            match finished {
+                Err(err) if download.damaged_resume(&err) => {
+                    self.copy_into(&mut download, progress).await?;
+                    download.finish().await
+                }
+                other => other,
+            }
+        }
+        .await;
+        download.close().await;
+        result
+    }
+}
+
+impl LayoutSource {
+    /// Streams the blob's bytes from the download's offset on.
+    async fn copy_into(&self, download: &mut BlobDownload, progress: &dyn Progress) -> Result<()> {
+        let digest = download.digest().clone();
+        let path = self.layout.blob_path(&digest);
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Error::io("failed to open", &path, e))?;
+        file.seek(std::io::SeekFrom::Start(download.offset()))
+            .await
+            .map_err(|e| Error::io("failed to read", &path, e))?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = file
@@ -105,10 +131,10 @@ impl Source for LayoutSource {
                 .await
                 .map_err(|e| Error::io("failed to read", &path, e))?;
             if n == 0 {
-                return sink.finish().await;
+                return Ok(());
             }
-            progress.blob_progress(&desc.digest, n as u64);
-            sink.write(Bytes::copy_from_slice(&buf[..n])).await?;
+            progress.blob_progress(&digest, n as u64);
+            download.write(Bytes::copy_from_slice(&buf[..n])).await?;
         }
     }
 }

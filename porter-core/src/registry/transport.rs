@@ -22,10 +22,10 @@ use serde::Deserialize;
 
 use super::retry::{Class, Failure, Retrier, RetryPolicy, classify_status, parse_retry_after};
 use super::tls::ExtraRoots;
-use crate::cache::{BlobWriter, Cache};
+use crate::cache::BlobDownload;
 use crate::config::{CredentialSecret, Secret, Settings, same_registry};
 use crate::error::{Error, Result};
-use crate::manifest::{ACCEPTED_MANIFEST_TYPES, Descriptor, MAX_MANIFEST_BYTES};
+use crate::manifest::{ACCEPTED_MANIFEST_TYPES, MAX_MANIFEST_BYTES};
 use crate::progress::Progress;
 
 /// Redirects followed per request.
@@ -123,49 +123,6 @@ impl HostAccess {
     }
 }
 
-/// A blob download in progress: the writer and how many bytes it has.
-pub(crate) struct Download<'a> {
-    cache: &'a Cache,
-    desc: &'a Descriptor,
-    writer: BlobWriter,
-    written: u64,
-}
-
-impl<'a> Download<'a> {
-    pub(crate) fn new(cache: &'a Cache, desc: &'a Descriptor) -> Result<Self> {
-        Ok(Download {
-            cache,
-            desc,
-            writer: cache.blob_writer(desc.digest.clone(), desc.size)?,
-            written: 0,
-        })
-    }
-
-    /// Abandons what was written and starts the blob again.
-    pub(crate) fn restart(&mut self) -> Result<()> {
-        self.writer = self
-            .cache
-            .blob_writer(self.desc.digest.clone(), self.desc.size)?;
-        self.written = 0;
-        Ok(())
-    }
-
-    /// Bytes received so far.
-    pub(crate) fn written(&self) -> u64 {
-        self.written
-    }
-
-    async fn write(&mut self, chunk: Bytes) -> Result<()> {
-        self.written += chunk.len() as u64;
-        self.writer.write(chunk).await
-    }
-
-    /// Verifies size and digest and moves the blob into the cache.
-    pub(crate) async fn finish(self) -> Result<()> {
-        self.writer.finish().await
-    }
-}
-
 impl Endpoint {
     /// An endpoint for `repository` on `host`, speaking plain HTTP when `plain_http`.
     pub(crate) fn new(
@@ -239,24 +196,25 @@ impl Endpoint {
         }
     }
 
-    /// Downloads a blob into `download`, resuming with a `Range` request from where an
-    /// interrupted attempt stopped. The caller verifies the digest with [`Download::finish`].
+    /// Downloads the rest of a blob into `download` from its offset, resuming with a `Range`
+    /// request from where an earlier download or an interrupted attempt stopped. The caller
+    /// verifies the digest with [`BlobDownload::finish`].
     pub(crate) async fn blob(
         &self,
-        download: &mut Download<'_>,
+        download: &mut BlobDownload,
         progress: &dyn Progress,
     ) -> Result<()> {
-        let desc = download.desc;
-        let url = self.url("blobs", &desc.digest.to_string());
-        let what = format!("blob {} request", desc.digest);
+        let digest = download.digest().clone();
+        let url = self.url("blobs", &digest.to_string());
+        let what = format!("blob {digest} request");
         let mut retrier = Retrier::new(&self.policy, self.attempts());
         let mut resumes = 0;
         loop {
-            let before = download.written();
+            let before = download.offset();
             match self.blob_attempt(&url, &what, download, progress).await {
                 Ok(()) => return Ok(()),
                 Err(failure) => {
-                    if download.written() > before && failure.class != Class::Permanent {
+                    if download.offset() > before && failure.class != Class::Permanent {
                         // The attempt made progress: resuming is not a failed retry.
                         resumes += 1;
                         if resumes > MAX_RESUMES {
@@ -265,12 +223,12 @@ impl Endpoint {
                         retrier = Retrier::new(&self.policy, self.attempts());
                     }
                     self.pause(&mut retrier, failure, &what).await?;
-                    if download.written() > 0 {
+                    if download.offset() > 0 {
                         tracing::info!(
                             registry = %self.host,
-                            digest = %desc.digest,
-                            offset = download.written(),
-                            size = desc.size,
+                            digest = %digest,
+                            offset = download.offset(),
+                            size = download.size(),
                             "resuming blob download"
                         );
                     }
@@ -283,13 +241,13 @@ impl Endpoint {
         &self,
         url: &str,
         what: &str,
-        download: &mut Download<'_>,
+        download: &mut BlobDownload,
         progress: &dyn Progress,
     ) -> Result<(), Failure> {
-        let desc = download.desc;
-        let offset = download.written();
-        let last = desc.size.saturating_sub(1);
-        let ranged = offset > 0 && offset < desc.size;
+        let (digest, size) = (download.digest().clone(), download.size());
+        let offset = download.offset();
+        let last = size.saturating_sub(1);
+        let ranged = offset > 0 && offset < size;
         let response = self
             .send(what, |c| {
                 let request = c.get(url);
@@ -308,21 +266,20 @@ impl Endpoint {
                     .get(CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                if !content_range_matches(range, offset, last, desc.size) {
+                if !content_range_matches(range, offset, last, size) {
                     return Err(Failure::permanent(self.registry_error(
                         what,
                         206,
                         format!(
-                            "asked for bytes {offset}-{last}/{}, got Content-Range {range:?}",
-                            desc.size
+                            "asked for bytes {offset}-{last}/{size}, got Content-Range {range:?}"
                         ),
                     )));
                 }
             }
             StatusCode::OK => {
                 if offset > 0 {
-                    tracing::debug!(registry = %self.host, digest = %desc.digest, "range ignored; downloading the whole blob again");
-                    download.restart().map_err(Failure::permanent)?;
+                    tracing::debug!(registry = %self.host, %digest, "range ignored; downloading the whole blob again");
+                    download.restart().await.map_err(Failure::permanent)?;
                 }
             }
             status => {
@@ -333,12 +290,12 @@ impl Endpoint {
                 )));
             }
         }
-        let expected = desc.size - download.written();
+        let expected = size - download.offset();
         if let Some(len) = response.content_length()
             && len != expected
         {
             return Err(Failure::permanent(Error::SizeMismatch {
-                digest: desc.digest.to_string(),
+                digest: digest.to_string(),
                 expected,
                 found: len,
             }));
@@ -349,33 +306,29 @@ impl Endpoint {
             match next {
                 Err(_) => {
                     return Err(Failure::transient(self.network(format!(
-                        "download of {} stalled for {}s at byte {}",
-                        desc.digest,
+                        "download of {digest} stalled for {}s at byte {}",
                         self.policy.attempt_timeout.as_secs(),
-                        download.written()
+                        download.offset()
                     ))));
                 }
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
                     return Err(Failure::transient(self.network(format!(
-                        "download of {} broke off at byte {}: {}",
-                        desc.digest,
-                        download.written(),
+                        "download of {digest} broke off at byte {}: {}",
+                        download.offset(),
                         error_chain(&e)
                     ))));
                 }
                 Ok(Some(Ok(chunk))) => {
-                    progress.blob_progress(&desc.digest, chunk.len() as u64);
+                    progress.blob_progress(&digest, chunk.len() as u64);
                     download.write(chunk).await.map_err(Failure::permanent)?;
                 }
             }
         }
-        if download.written() < desc.size {
+        if download.offset() < size {
             return Err(Failure::transient(self.network(format!(
-                "download of {} ended after {} of {} bytes",
-                desc.digest,
-                download.written(),
-                desc.size
+                "download of {digest} ended after {} of {size} bytes",
+                download.offset(),
             ))));
         }
         Ok(())

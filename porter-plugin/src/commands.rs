@@ -86,7 +86,7 @@ fn report(err: &Error) {
 pub fn pull(porter: &Porter, args: &PullArgs) -> Result<String, Error> {
     let request = args.to_request()?;
     let progress = progress_bar::reporter();
-    let outcome = runtime()?.block_on(porter.pull(&request, progress.as_ref()))?;
+    let outcome = until_signal(porter.pull(&request, progress.as_ref()))?;
     drop(progress);
     for f in &outcome.finalizers {
         tracing::info!(name = %f.name, operation = %f.operation, args = ?f.args, "artifact requests a finalizer");
@@ -98,7 +98,7 @@ pub fn pull(porter: &Porter, args: &PullArgs) -> Result<String, Error> {
 pub fn push(porter: &Porter, args: &PushArgs) -> Result<String, Error> {
     let request = args.to_request()?;
     let progress = progress_bar::reporter();
-    let result = runtime()?.block_on(porter.push(&request, progress.as_ref()))?;
+    let result = until_signal(porter.push(&request, progress.as_ref()))?;
     Ok(result.to_stdout_json())
 }
 
@@ -108,6 +108,52 @@ pub fn list(porter: &Porter) -> Result<String, Error> {
     let mut out = porter_core::artifact::go_json(&entries, false);
     out.push('\n');
     Ok(out)
+}
+
+/// Runs `work` on a fresh runtime until it ends or SIGINT/SIGTERM arrives. On a signal the work
+/// is dropped, which removes a pull's staging and abandons its transfers (partial downloads
+/// stay for the next pull); its writer threads get half a second to flush and let go, then the
+/// process exits 130 (SIGINT) or 143 (SIGTERM).
+fn until_signal<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    let rt = runtime()?;
+    let ended = rt.block_on(async {
+        tokio::select! {
+            result = work => Ok(result),
+            code = signalled() => Err(code),
+        }
+    });
+    match ended {
+        Ok(result) => result,
+        Err(code) => {
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
+            std::process::exit(code)
+        }
+    }
+}
+
+/// The exit code of the first SIGINT (130) or SIGTERM (143).
+async fn signalled() -> i32 {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => 130,
+                _ = term.recv() => 143,
+            },
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => 130,
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {

@@ -27,6 +27,7 @@ pub mod cli;
 mod fake_registry;
 mod fault_proxy;
 mod http;
+pub mod ingest;
 mod layer;
 mod loopback;
 mod publish;

@@ -152,7 +152,7 @@ impl Porter {
         for (problem, is_corrupt) in corrupt.chain(missing) {
             let digest: crate::digest::Digest = problem.digest.parse()?;
             if is_corrupt {
-                self.cache.remove_blob(&digest)?;
+                self.cache.quarantine(&digest)?;
             }
             let Some((names, desc)) = users.get(digest.hex()) else {
                 repaired.push(problem.digest.clone());

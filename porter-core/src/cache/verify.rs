@@ -115,11 +115,17 @@ impl Cache {
         Ok(report)
     }
 
-    /// Deletes a blob (a corrupt one, before it is fetched again).
-    pub(crate) fn remove_blob(&self, digest: &Digest) -> Result<()> {
+    /// Takes a blob found corrupt out of `blobs/` (by `cache verify`, or by an export whose
+    /// hash of the bytes it copied did not match), so no later pull reuses it: an online pull
+    /// fetches it again, an offline one fails naming it. Readers that have it open keep their
+    /// bytes; a blob already gone is not an error.
+    pub(crate) fn quarantine(&self, digest: &Digest) -> Result<()> {
         let path = self.blob_path(digest);
         match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                tracing::warn!(%digest, path = %path.display(), "removed a corrupt cached blob");
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("failed to remove", path, e)),
         }
@@ -171,7 +177,8 @@ mod tests {
         assert_eq!(report.corrupt.len(), 1);
         assert_eq!(report.corrupt[0].digest, bad.to_string());
         assert!(!report.is_clean());
-        cache.remove_blob(&bad).unwrap();
+        cache.quarantine(&bad).unwrap();
+        cache.quarantine(&bad).unwrap();
         assert!(cache.verify().unwrap().is_clean());
     }
 }

@@ -234,6 +234,7 @@ def alternate(runs, fns, reg=None):
 
 
 def main():
+    global PORTER
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="small sizes, for checking the harness")
@@ -243,7 +244,6 @@ def main():
     ap.add_argument("--baseline", default=None,
                     help="another ds-porter binary (an earlier commit) measured beside it in cases 2, 4, 11 and 12")
     args = ap.parse_args()
-    global PORTER
     PORTER = args.porter
     baseline = args.baseline
     layer_size = (8 if args.quick else 256) * MIB
@@ -261,7 +261,7 @@ def main():
         host = reg.host
         # Fixtures.
         layout, layers, big_total = None, [], 0
-        if want("1") or want("5"):
+        if want("1") or want("5") or want("11"):
             layout, layers = make_big_layout(work, 4, layer_size)
             big_total = sum(l["size"] for l in layers)
             subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{host}/bench/big:1"], check=True)

@@ -6,7 +6,8 @@ its peers alternately (the machine is shared and noisy, so only ratios measured 
 mean anything) and prints one Markdown table: median wall time, MB/s, peak RSS, bytes the
 registry sent or received, and each peer's time as a ratio to ds-porter's.
 
-Usage: bench.py [--runs N] [--quick] [--out FILE]   (run through `make bench`)
+Usage: bench.py [--runs N] [--quick] [--out FILE] [--only 1,4,...] [--porter BIN] [--baseline BIN]
+(run through `make bench`)
 """
 
 import argparse
@@ -233,12 +234,18 @@ def alternate(runs, fns, reg=None):
 
 
 def main():
+    global PORTER
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="small sizes, for checking the harness")
     ap.add_argument("--out", default=None)
     ap.add_argument("--only", default="", help="comma list of case numbers to run (default: all)")
+    ap.add_argument("--porter", default=PORTER, help="the ds-porter binary to measure")
+    ap.add_argument("--baseline", default=None,
+                    help="another ds-porter binary (an earlier commit) measured beside it in cases 2, 4, 11 and 12")
     args = ap.parse_args()
+    PORTER = args.porter
+    baseline = args.baseline
     layer_size = (8 if args.quick else 256) * MIB
     plat_size = (2 if args.quick else 20) * MIB
     runs = max(1, args.runs)
@@ -254,7 +261,7 @@ def main():
         host = reg.host
         # Fixtures.
         layout, layers, big_total = None, [], 0
-        if want("1") or want("5"):
+        if want("1") or want("5") or want("11"):
             layout, layers = make_big_layout(work, 4, layer_size)
             big_total = sum(l["size"] for l in layers)
             subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{host}/bench/big:1"], check=True)
@@ -339,7 +346,14 @@ def main():
                 d = fresh("sa")
                 return run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{plat}", f"oci:{d}/layout:1"])
 
-            for case, fns in [("2. pull + export 1 of 6 platforms (6 × 20 MiB)", {"ds-porter": porter_one, "skopeo --override-os/arch": skopeo_one}),
+            one = {"ds-porter": porter_one, "skopeo --override-os/arch": skopeo_one}
+            if baseline:
+                def baseline_one():
+                    d = fresh("b1")
+                    return run([baseline, "pull", plat, "--insecure", "--platform", "linux/arm64", "-o", os.path.join(d, "out")],
+                               env=porter_env(os.path.join(d, "cache")))
+                one["ds-porter (baseline)"] = baseline_one
+            for case, fns in [("2. pull + export 1 of 6 platforms (6 × 20 MiB)", one),
                               ("3. pull all 6 platforms", {"ds-porter": porter_all, "skopeo copy --all": skopeo_all})]:
                 out, traffic = alternate(runs, fns, reg)
                 for name, vals in out.items():
@@ -358,6 +372,8 @@ def main():
                 "ds-porter (by digest)": lambda: run([PORTER, "pull", f"{host}/bench/plat@{digest}", "--insecure", "--all-arch"], env=wenv),
                 "skopeo copy --all (warm)": lambda: run(["skopeo", "copy", "-q", "--all", "--src-tls-verify=false", f"docker://{plat}", f"oci:{swarm}:1"]),
             }
+            if baseline:
+                fns["ds-porter (baseline)"] = lambda: run([baseline, "pull", plat, "--insecure", "--all-arch"], env=wenv)
             out, traffic = alternate(runs, fns, reg)
             for name, vals in out.items():
                 res.add("4. warm re-pull (cached, unchanged)", name, [v[0] for v in vals], [v[1] for v in vals], traffic[name])
@@ -482,6 +498,56 @@ def main():
             out = alternate(runs, fns)
             for name, vals in out.items():
                 res.add("8. FFI path: pull + export 1 of 6 platforms", name, vals, [], note=notes[name])
+
+        def concurrent(binary, refs, cache):
+            """Starts one `pull` of each of `refs` at once into `cache`; (wall until the last one is
+            done, the largest peak RSS)."""
+            start = time.perf_counter()
+            procs = []
+            for ref in refs:
+                rss = tempfile.NamedTemporaryFile("r", suffix=".rss")
+                procs.append((rss, subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss.name, binary, "pull", ref, "--insecure"],
+                                                    env=porter_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+            peak = 0
+            for rss, proc in procs:
+                _, err = proc.communicate()
+                if proc.returncode != 0:
+                    raise RuntimeError(f"concurrent pull failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+                lines = [l for l in rss.read().split() if l.strip().isdigit()]
+                peak = max(peak, int(lines[-1]) if lines else 0)
+                rss.close()
+            return time.perf_counter() - start, peak
+
+        pullers = {"ds-porter": PORTER}
+        if baseline:
+            pullers["ds-porter (baseline)"] = baseline
+
+        if want("11"):
+            # Case 11: 8 cold pulls of one 1 GiB artifact at once into one cache, against one pull.
+            big = f"{host}/bench/big:1"
+            fns = {"ds-porter": lambda: concurrent(PORTER, [big], os.path.join(fresh("c1"), "cache"))}
+            for name, binary in pullers.items():
+                fns[f"{name} ×8 (last done)"] = lambda b=binary: concurrent(b, [big] * 8, os.path.join(fresh("c8"), "cache"))
+            out, traffic = alternate(runs, fns, reg)
+            for name, vals in out.items():
+                res.add("11. 8 concurrent cold pulls of one 1 GiB artifact into one cache (vs one pull)", name,
+                        [v[0] for v in vals], [v[1] for v in vals], traffic[name])
+
+        if want("12"):
+            # Case 12: 8 pulls of 8 different artifacts (64 MiB each) at once into one cache.
+            size = (4 if args.quick else 64) * MIB
+            refs = []
+            for i in range(8):
+                path = os.path.join(work, f"artifact{i}.bin")
+                write_random(path, size, f"artifact{i}")
+                ref = f"{host}/bench/many{i}:1"
+                subprocess.run([PORTER, "push", path, ref, "--insecure"], check=True, env=env0, stdout=subprocess.DEVNULL)
+                refs.append(ref)
+            fns = {name: (lambda b=binary: concurrent(b, refs, os.path.join(fresh("m8"), "cache"))) for name, binary in pullers.items()}
+            out, traffic = alternate(runs, fns, reg)
+            for name, vals in out.items():
+                res.add("12. 8 concurrent cold pulls of 8 different artifacts (8 × 64 MiB), one cache", name,
+                        [v[0] for v in vals], [v[1] for v in vals], traffic[name])
 
         if want("7"):
             # Case 7: list with 200 and 10,000 cached artifacts.

@@ -89,7 +89,8 @@ impl Porter {
     /// Opens the engine on `settings`, creating the cache directory.
     pub fn new(settings: Settings) -> Result<Self> {
         registry::install_crypto_provider();
-        let cache = Cache::open(&settings.cache_dir)?;
+        let cache =
+            Cache::open(&settings.cache_dir)?.with_stall_limit(settings.retry.attempt_timeout);
         Ok(Porter { settings, cache })
     }
 
@@ -147,7 +148,7 @@ impl Porter {
         for (problem, is_corrupt) in corrupt.chain(missing) {
             let digest: crate::digest::Digest = problem.digest.parse()?;
             if is_corrupt {
-                self.cache.remove_blob(&digest)?;
+                self.cache.quarantine(&digest)?;
             }
             let Some((names, desc)) = users.get(digest.hex()) else {
                 repaired.push(problem.digest.clone());

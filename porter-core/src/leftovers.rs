@@ -230,10 +230,11 @@ fn is_stale(tag: &str, meta: &fs::Metadata, now: SystemTime) -> bool {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use std::fs::File;
 
     use super::*;
+    use crate::cache::tests::sorted_names as names;
 
     const BASE: &str = ".t-";
 
@@ -247,7 +248,8 @@ mod tests {
             .unwrap();
     }
 
-    fn file_entry(dir: &Path, name: &str, age: Duration) {
+    /// A file `dir/name` last modified `age` ago.
+    pub(crate) fn file_entry(dir: &Path, name: &str, age: Duration) {
         let path = dir.join(name);
         fs::write(&path, b"half").unwrap();
         File::options()
@@ -256,15 +258,6 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() - age)
             .unwrap();
-    }
-
-    fn names(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::cache::Cache;
+use crate::cache::OciLayout;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST};
@@ -30,7 +30,7 @@ pub(crate) enum Target {
     /// A registry repository (the upstream; pushes never go to mirrors).
     Registry(Remote),
     /// An OCI image layout directory.
-    Layout(Cache),
+    Layout(OciLayout),
 }
 
 /// Where a blob's bytes are.

@@ -2,16 +2,16 @@
 //! requested platforms need into the cache, several at once.
 //!
 //! A digest reference that is cached costs no request; a tag costs one manifest request, and
-//! nothing more when the blobs are already cached. Everything a pull fetches is staged (see
-//! [`Cache::stage`]): the caller publishes it with [`Staged::commit`] once the pull succeeded, and
-//! a failed pull leaves nothing new in `blobs/`.
+//! nothing more when the blobs are already cached. Layers and configs enter the cache as soon as
+//! they are verified; manifests are staged (see [`Staging`]) and the caller publishes them with
+//! [`Staging::commit`] once the pull succeeded, so a failed pull publishes no manifest.
 
 use std::collections::HashSet;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use crate::cache::{Cache, Staged};
+use crate::cache::{Cache, Staging};
 use crate::digest::Digest;
 use crate::display::escape_remote;
 use crate::error::{Error, Result};
@@ -33,8 +33,8 @@ pub(crate) struct Pulled {
     /// Selected leaf manifests in index order, one per selected platform (platforms sharing a
     /// manifest each have an entry; it was fetched once).
     pub manifests: Vec<(Selected, Manifest)>,
-    /// The blobs the pull fetched, to commit before the artifact is recorded.
-    pub staged: Staged,
+    /// The manifests the pull fetched, to commit before the artifact is recorded.
+    pub staged: Staging,
     /// Bytes this pull fetched from its source (manifests and blobs not already cached).
     pub downloaded: u64,
     /// Bytes of the root, the selected manifests and their configs and layers.
@@ -52,11 +52,11 @@ pub(crate) async fn pull<S: Source>(
 ) -> Result<Pulled> {
     let staged = {
         let cache = cache.clone();
-        crate::error::blocking("staging the pull", move || cache.stage()).await?
+        crate::error::blocking("staging the pull", move || Staging::new(&cache)).await?
     };
-    let cache = staged.cache();
     let mut downloaded = 0;
-    let (root, root_bytes) = match pinned.and_then(|d| cache.read_blob(d).ok().map(|b| (d, b))) {
+    let (root, root_bytes) = match pinned.and_then(|d| staged.read_manifest(d).ok().map(|b| (d, b)))
+    {
         Some((digest, bytes)) => {
             let media_type = manifest::detect_media_type(&bytes, None, digest)?;
             let desc = Descriptor {
@@ -71,7 +71,7 @@ pub(crate) async fn pull<S: Source>(
         }
         None => {
             let (desc, bytes) = source.fetch_root().await?;
-            cache.put_blob(&desc.digest, &bytes)?;
+            staged.put_manifest(&desc.digest, &bytes)?;
             downloaded += bytes.len() as u64;
             (desc, bytes)
         }
@@ -101,7 +101,7 @@ pub(crate) async fn pull<S: Source>(
             let mut counted = Fetched::default();
             collect(
                 source,
-                cache,
+                &staged,
                 index,
                 None,
                 &mut walk,
@@ -121,7 +121,7 @@ pub(crate) async fn pull<S: Source>(
                 // platform): it is fetched once, and every platform keeps its entry.
                 let manifest = match fetched {
                     Some(manifest) => manifest,
-                    None => leaf_manifest(source, cache, &leaf.descriptor, &mut counted).await?,
+                    None => leaf_manifest(source, &staged, &leaf.descriptor, &mut counted).await?,
                 };
                 manifests.push((leaf, manifest));
             }
@@ -215,7 +215,7 @@ struct Fetched(u64);
 /// gathers its leaf manifests in graph order.
 async fn collect<S: Source>(
     source: &S,
-    cache: &Cache,
+    staged: &Staging,
     index: &manifest::Index,
     inherited: Option<&crate::platform::Platform>,
     walk: &mut Walk,
@@ -255,7 +255,7 @@ async fn collect<S: Source>(
                 reason: format!("indexes nested deeper than {MAX_INDEX_DEPTH} levels"),
             });
         }
-        let bytes = manifest_bytes(source, cache, &child.descriptor, fetched).await?;
+        let bytes = manifest_bytes(source, staged, &child.descriptor, fetched).await?;
         let media_type = manifest::detect_media_type(
             &bytes,
             Some(&child.descriptor.media_type),
@@ -272,7 +272,7 @@ async fn collect<S: Source>(
         walk.ancestors.push(child.descriptor.digest.clone());
         Box::pin(collect(
             source,
-            cache,
+            staged,
             &nested_index,
             child.platform.as_ref(),
             walk,
@@ -288,11 +288,11 @@ async fn collect<S: Source>(
 /// Fetches and parses a selected leaf, which must be a manifest.
 async fn leaf_manifest<S: Source>(
     source: &S,
-    cache: &Cache,
+    staged: &Staging,
     desc: &Descriptor,
     fetched: &mut Fetched,
 ) -> Result<Manifest> {
-    let bytes = manifest_bytes(source, cache, desc, fetched).await?;
+    let bytes = manifest_bytes(source, staged, desc, fetched).await?;
     let media_type = manifest::detect_media_type(&bytes, Some(&desc.media_type), &desc.digest)?;
     match manifest::parse(&bytes, &media_type, &desc.digest)? {
         Node::Manifest(m) => Ok(m),
@@ -305,17 +305,17 @@ async fn leaf_manifest<S: Source>(
 
 async fn manifest_bytes<S: Source>(
     source: &S,
-    cache: &Cache,
+    staged: &Staging,
     desc: &Descriptor,
     fetched: &mut Fetched,
 ) -> Result<Bytes> {
-    if cache.has_blob(&desc.digest, desc.size)
-        && let Ok(bytes) = cache.read_blob(&desc.digest)
+    if staged.has_manifest(&desc.digest, desc.size)
+        && let Ok(bytes) = staged.read_manifest(&desc.digest)
     {
         return Ok(Bytes::from(bytes));
     }
     let bytes = source.fetch_manifest(desc).await?;
-    cache.put_blob(&desc.digest, &bytes)?;
+    staged.put_manifest(&desc.digest, &bytes)?;
     fetched.0 += bytes.len() as u64;
     Ok(bytes)
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::artifact::{ArtifactResult, ZERO_TIME};
-use crate::cache::Cache;
+use crate::cache::OciLayout;
 use crate::digest::Digest;
 use crate::engine::Porter;
 use crate::error::{Error, Result, blocking};
@@ -198,10 +198,8 @@ impl Porter {
 }
 
 /// Opens the OCI image layout a push writes to, creating it when missing.
-pub(crate) fn open_layout(dir: &Path) -> Result<Cache> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io("cannot create OCI layout directory", dir, e))?;
-    Cache::open(dir).map_err(|e| Error::Context {
+pub(crate) fn open_layout(dir: &Path) -> Result<OciLayout> {
+    OciLayout::create(dir).map_err(|e| Error::Context {
         context: "cannot open OCI layout",
         source: Box::new(e),
     })

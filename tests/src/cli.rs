@@ -3,12 +3,13 @@
 
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::binary::ds_porter_bin;
+use crate::publish::sha256_digest;
 
 /// An isolated user: own HOME, own cache, own working directory.
 #[derive(Debug)]
@@ -76,15 +77,93 @@ impl User {
     /// Runs `ds-porter` with extra environment variables and stdin closed; kills it and panics
     /// if it has not exited within `limit` (for inputs that could block it, such as a FIFO).
     pub fn run_within(&self, limit: Duration, args: &[&str], env: &[(&str, &str)]) -> Run {
-        const POLL: Duration = Duration::from_millis(20);
-        let mut stdout = tempfile::tempfile().unwrap();
-        let mut stderr = tempfile::tempfile().unwrap();
+        self.spawn(args, env).wait(limit)
+    }
+
+    /// Starts `ds-porter` in the background with extra environment variables and stdin closed.
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Background {
+        let stdout = tempfile::tempfile().unwrap();
+        let stderr = tempfile::tempfile().unwrap();
         let mut cmd = self.command(args);
         cmd.envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(stdout.try_clone().unwrap())
             .stderr(stderr.try_clone().unwrap());
-        let mut child = cmd.spawn().unwrap();
+        Background {
+            child: Some(cmd.spawn().unwrap()),
+            command: args.join(" "),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// `cache verify` reports nothing corrupt or missing, and every visible blob hashes to its name.
+pub fn assert_cache_sound(user: &User) {
+    let report = user.run(&["cache", "verify"]).ok();
+    assert_eq!(report["corrupt"], Value::Array(vec![]), "{report}");
+    assert_eq!(report["missing"], Value::Array(vec![]), "{report}");
+    for entry in std::fs::read_dir(user.cache().join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            sha256_digest(&std::fs::read(&path).unwrap()),
+            format!("sha256:{name}")
+        );
+    }
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(user.cache().join("index.json")).unwrap()).unwrap();
+    assert!(index["manifests"].is_array());
+    let list: Value = serde_json::from_str(&user.run(&["list"]).stdout()).unwrap();
+    assert!(list.is_array());
+}
+
+/// Sends `signal` (`INT`, `TERM`, `KILL`, `STOP`, `CONT`, …) to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// A `ds-porter` process running in the background. Dropped before it was waited for, it is
+/// continued (if stopped), killed and reaped.
+#[derive(Debug)]
+pub struct Background {
+    child: Option<Child>,
+    command: String,
+    stdout: std::fs::File,
+    stderr: std::fs::File,
+}
+
+impl Background {
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends it `signal` (see [`signal`]).
+    pub fn signal(&self, name: &str) {
+        signal(self.id(), name);
+    }
+
+    /// Whether it has exited.
+    pub fn has_exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().unwrap().is_some())
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        String::from_utf8_lossy(&read_all(&self.stderr)).into_owned()
+    }
+
+    /// Waits for it to exit; kills it and panics if it has not within `limit`.
+    pub fn wait(mut self, limit: Duration) -> Run {
+        const POLL: Duration = Duration::from_millis(20);
+        let mut child = self.child.take().unwrap();
         let started = Instant::now();
         let max_polls = limit.as_millis() / POLL.as_millis() + 1;
         let mut status = None;
@@ -98,23 +177,34 @@ impl User {
         let Some(status) = status else {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
-                "`ds-porter {}` did not exit within {limit:?}",
-                args.join(" ")
-            );
-        };
-        let read = |file: &mut std::fs::File| {
-            let mut bytes = Vec::new();
-            file.rewind().unwrap();
-            file.read_to_end(&mut bytes).unwrap();
-            bytes
+            panic!("`ds-porter {}` did not exit within {limit:?}", self.command);
         };
         Run(Output {
             status,
-            stdout: read(&mut stdout),
-            stderr: read(&mut stderr),
+            stdout: read_all(&self.stdout),
+            stderr: read_all(&self.stderr),
         })
     }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Everything in `file`, read from its start.
+fn read_all(mut file: &std::fs::File) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    file.rewind().unwrap();
+    file.read_to_end(&mut bytes).unwrap();
+    bytes
 }
 
 /// The outcome of a run.

@@ -3,8 +3,8 @@
 //! ds-porter talks to the proxy as if it were the registry (plain HTTP). Each request is
 //! forwarded to the registry on a fresh connection; rules added with [`FaultProxy::inject`]
 //! change what comes back for the first `times` requests whose path contains a pattern: an
-//! error status (with `Retry-After`), a connection dropped after some body bytes, a corrupted
-//! byte, or a reset before any answer. Every request is recorded with its `Range` header and
+//! error status (with `Retry-After`), a connection dropped or stalled after some body bytes, a
+//! corrupted byte, or a reset before any answer. Every request is recorded with its `Range` header and
 //! what was done to it. Responses always carry `Connection: close`.
 
 use std::fmt;
@@ -35,6 +35,9 @@ pub enum Fault {
     DropAfter(usize),
     /// Forward with the body byte at this offset inverted.
     CorruptByte(usize),
+    /// Forward the headers and this many body bytes, then send nothing more until the client
+    /// hangs up (at most the proxy's I/O timeout): a transfer stuck mid-blob.
+    StallAfter(usize),
     /// Close the connection without answering.
     Reset,
 }
@@ -246,6 +249,13 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> io::Res
         Some(Fault::DropAfter(n)) => {
             client.write_all(&response_body[..n.min(response_body.len())])?;
             client.flush()?;
+        }
+        Some(Fault::StallAfter(n)) => {
+            client.write_all(&response_body[..n.min(response_body.len())])?;
+            client.flush()?;
+            // Wait for the client to go away; the read timeout bounds the wait.
+            let mut sink = [0u8; 512];
+            while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
         }
         Some(Fault::CorruptByte(offset)) => {
             if let Some(byte) = response_body.get_mut(offset) {

@@ -29,6 +29,7 @@ mod fake_registry;
 mod fault_proxy;
 pub mod go_host;
 mod http;
+pub mod ingest;
 mod layer;
 mod loopback;
 mod publish;

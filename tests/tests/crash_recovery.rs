@@ -11,8 +11,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use porter_e2e::cli::User;
-use porter_e2e::{LayerSpec, Registry, block_on, publish_single, sha256_digest};
+use porter_e2e::cli::{User, assert_cache_sound, signal};
+use porter_e2e::{LayerSpec, Registry, block_on, publish_single};
 use serde_json::Value;
 
 /// Kills per scenario; each costs one process start and at most `MAX_DELAY`.
@@ -70,15 +70,6 @@ fn export_temporaries(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Sends `signal` (`STOP`, `CONT`) to a child.
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{signal} {}", child.id());
-}
-
 /// Starts `pull <reference> -o <out>` until one is caught while its staging directory is in
 /// `out`, and returns it with the directory's name, the process held by `hold` (`kill -9` or
 /// `kill -STOP`). Exports that finish before they are caught are run again, a bounded number of
@@ -108,7 +99,7 @@ fn catch_export_staging(
             std::thread::sleep(Duration::from_millis(1));
         }
         if child.try_wait().unwrap().is_none() {
-            signal(&child, "CONT");
+            signal(child.id(), "CONT");
             let _ = child.kill();
         }
         let _ = child.wait();
@@ -122,7 +113,7 @@ struct Stopped(Option<Child>);
 impl Stopped {
     fn resume(mut self) -> std::process::ExitStatus {
         let child = self.0.take().unwrap();
-        signal(&child, "CONT");
+        signal(child.id(), "CONT");
         child.wait_with_output().unwrap().status
     }
 }
@@ -137,26 +128,6 @@ impl Drop for Stopped {
             let _ = child.wait();
         }
     }
-}
-
-/// `cache verify` reports nothing corrupt or missing, and every visible blob hashes to its name.
-fn assert_cache_sound(user: &User) {
-    let report = user.run(&["cache", "verify"]).ok();
-    assert_eq!(report["corrupt"], Value::Array(vec![]), "{report}");
-    assert_eq!(report["missing"], Value::Array(vec![]), "{report}");
-    for entry in fs::read_dir(user.cache().join("blobs/sha256")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        assert_eq!(
-            sha256_digest(&fs::read(&path).unwrap()),
-            format!("sha256:{name}")
-        );
-    }
-    let index: Value =
-        serde_json::from_slice(&fs::read(user.cache().join("index.json")).unwrap()).unwrap();
-    assert!(index["manifests"].is_array());
-    let list: Value = serde_json::from_str(&user.run(&["list"]).stdout()).unwrap();
-    assert!(list.is_array());
 }
 
 /// A registry with `demo/big:1.0` (an 8 MiB binary) and `demo/tree:1.0` (a tar+gzip of 200
@@ -269,7 +240,8 @@ fn an_export_keeps_the_staging_of_a_concurrent_running_export() {
     let out = user.path().join("out");
     let out_arg = out.display().to_string();
     user.run(&["pull", &tree, "--insecure"]).ok();
-    let (child, staging) = catch_export_staging(&user, &tree, &out, |child| signal(child, "STOP"));
+    let (child, staging) =
+        catch_export_staging(&user, &tree, &out, |child| signal(child.id(), "STOP"));
     let stopped = Stopped(Some(child));
 
     // Another export into the same directory while the first is paused mid-staging.

@@ -751,11 +751,16 @@ struct StallingRegistry {
 const STALL_LIFETIME: Duration = Duration::from_secs(120);
 const STALL_LAYER_BYTES: usize = 2 << 20;
 
+/// The layer a stalling registry serves.
+fn stalling_layer() -> Vec<u8> {
+    (0..STALL_LAYER_BYTES)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect()
+}
+
 impl StallingRegistry {
     fn start() -> Self {
-        let layer: Vec<u8> = (0..STALL_LAYER_BYTES)
-            .map(|i| (i * 31 % 251) as u8)
-            .collect();
+        let layer = stalling_layer();
         let layer_digest = sha256_digest(&layer);
         let manifest = json!({
             "schemaVersion": 2,
@@ -941,7 +946,9 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Nothing half-done is left: no export temp names in the cache or the export destinations,
-/// no temp blob in `.ingest`, every blob hashes to its name, and `cache verify` is clean.
+/// nothing in `.ingest` but the bytes of an interrupted download of the stalling registry's layer
+/// (kept for the next pull to resume; they must be the layer's first bytes), every blob hashes
+/// to its name, and `cache verify` is clean.
 fn assert_no_partial_files(launch: &Launch, destinations: &[&str]) {
     let mut roots = vec![launch.cache_root()];
     roots.extend(destinations.iter().map(|d| launch.dir.path().join(d)));
@@ -955,8 +962,20 @@ fn assert_no_partial_files(launch: &Launch, destinations: &[&str]) {
             );
         }
     }
-    let ingest: Vec<PathBuf> = walk(&launch.porter_cache().join(".ingest"));
-    assert_eq!(ingest, Vec::<PathBuf>::new(), "temp blobs left in .ingest");
+    let layer = stalling_layer();
+    let partial = format!("{}.partial", &sha256_digest(&layer)[7..]);
+    for path in walk(&launch.porter_cache().join(".ingest")) {
+        assert!(
+            path.file_name().is_some_and(|n| n == partial.as_str()),
+            "left in .ingest: {}",
+            path.display()
+        );
+        let kept = std::fs::read(&path).unwrap();
+        assert!(
+            layer.starts_with(&kept),
+            "the kept bytes are not the layer's"
+        );
+    }
     for blob in walk(&launch.porter_cache().join("blobs/sha256")) {
         let name = blob.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(

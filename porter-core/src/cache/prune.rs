@@ -11,6 +11,8 @@
 //! that serves it (the `metadata.json` time for entries that have none). Pruning removes
 //! artifacts unused for longer than `Cache.TTL`, then the least recently used ones until the
 //! blobs fit in `Cache.MaxSize`, and deletes only the blobs no remaining artifact references.
+//! It also clears what pulls abandoned in `.ingest/`, keeping partial downloads younger than a
+//! day whose blob is still missing, for a later pull to resume.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -20,10 +22,12 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Cache, INGEST_DIR, METADATA_FILE};
+use super::entries::Entries;
+use super::{Cache, LEASE_SUFFIX, PARTIAL_SUFFIX, lease};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::manifest::{self, ANNOTATION_REF_NAME, Descriptor, Node};
+use crate::leftovers;
+use crate::manifest::{self, Descriptor, Node};
 
 const GC_LOCK_FILE: &str = ".gc.lock";
 const ACCESSED_FILE: &str = ".accessed";
@@ -37,7 +41,7 @@ const MANIFEST_TYPES: [&str; 4] = [
 
 /// Held by a pull; see the module documentation.
 #[derive(Debug)]
-pub struct PullGuard {
+pub(crate) struct PullGuard {
     _file: File,
 }
 
@@ -75,15 +79,15 @@ struct Entry {
 
 impl Cache {
     /// Takes the shared side of the prune lock for the duration of a pull.
-    pub fn pull_guard(&self) -> Result<PullGuard> {
+    pub(crate) fn pull_guard(&self) -> Result<PullGuard> {
         let file = self.open_gc_lock()?;
         file.lock_shared()
-            .map_err(|e| Error::io("failed to lock cache", self.root.join(GC_LOCK_FILE), e))?;
+            .map_err(|e| Error::io("failed to lock cache", self.root().join(GC_LOCK_FILE), e))?;
         Ok(PullGuard { _file: file })
     }
 
     /// Records that artifact `id` was just used. Failures only cost LRU precision.
-    pub fn touch(&self, id: &str) {
+    pub(crate) fn touch(&self, id: &str) {
         let path = self.entry_dir(id).join(ACCESSED_FILE);
         let touched = File::options()
             .create(true)
@@ -99,7 +103,7 @@ impl Cache {
     /// After a pull: prunes when an artifact is past `ttl` or the blobs exceed `max_size`,
     /// unless another process holds the cache. `Ok(None)` when nothing was due or the cache was
     /// busy.
-    pub fn prune_if_due(
+    pub(crate) fn prune_if_due(
         &self,
         ttl: Option<Duration>,
         max_size: Option<u64>,
@@ -131,7 +135,7 @@ impl Cache {
     }
 
     /// Prunes by `policy`, waiting up to `wait` for running pulls to finish.
-    pub fn prune(&self, policy: &PrunePolicy, wait: Duration) -> Result<PruneReport> {
+    pub(crate) fn prune(&self, policy: &PrunePolicy, wait: Duration) -> Result<PruneReport> {
         let file = self.open_gc_lock()?;
         let deadline = Instant::now() + wait;
         let polls = wait.as_millis() / LOCK_POLL.as_millis() + 1;
@@ -149,7 +153,7 @@ impl Cache {
         if !locked {
             return Err(Error::InvalidInput(format!(
                 "the cache at {} is busy: other ds-porter processes kept pulling for {}s",
-                self.root.display(),
+                self.root().display(),
                 wait.as_secs()
             )));
         }
@@ -159,6 +163,7 @@ impl Cache {
     /// Prunes with the exclusive prune lock held.
     fn prune_locked(&self, policy: &PrunePolicy) -> Result<PruneReport> {
         let now = SystemTime::now();
+        self.sweep_ingest(now);
         let mut entries = self.entries();
         entries.sort_by_key(|e| e.used);
         let roots = self.named_roots()?;
@@ -209,25 +214,11 @@ impl Cache {
         }
         let mut freed_bytes = 0;
         for hex in &freed_blobs {
-            let path = self.blobs_dir().join(hex);
+            let path = self.layout.blobs_dir().join(hex);
             match fs::remove_file(&path) {
                 Ok(()) => freed_bytes += sizes.get(hex).copied().unwrap_or(0),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("failed to remove", path, e)),
-            }
-        }
-        // No pull is running: whatever is left in `.ingest/` (temp files, staging directories)
-        // was abandoned.
-        if let Ok(stale) = fs::read_dir(self.root.join(INGEST_DIR)) {
-            for entry in stale.filter_map(|e| e.ok()) {
-                let path = entry.path();
-                let removed = match entry.file_type() {
-                    Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
-                    _ => fs::remove_file(&path),
-                };
-                if let Err(err) = removed {
-                    tracing::warn!(path = %path.display(), error = %err, "cannot remove an abandoned download");
-                }
             }
         }
         Ok(PruneReport {
@@ -238,8 +229,48 @@ impl Cache {
         })
     }
 
+    /// Clears `.ingest/` while no pull runs: staging directories and temporary files were
+    /// abandoned, and so were lease files nobody holds. A partial download stays for a later
+    /// pull to resume unless it is older than [`leftovers::MAX_AGE`] or its blob is in `blobs/`.
+    fn sweep_ingest(&self, now: SystemTime) {
+        let Ok(read) = fs::read_dir(self.ingest_dir()) else {
+            return;
+        };
+        for entry in read.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let removed = if let Some(hex) = name.strip_suffix(PARTIAL_SUFFIX) {
+                let wanted = !format!("sha256:{hex}")
+                    .parse::<Digest>()
+                    .is_ok_and(|d| self.has_blob_any_size(&d));
+                let fresh = mtime(&path).is_some_and(|t| age(now, t) <= leftovers::MAX_AGE);
+                if wanted && fresh {
+                    continue;
+                }
+                fs::remove_file(&path)
+            } else if name.ends_with(LEASE_SUFFIX) {
+                // Taking a free lease and dropping it removes its file.
+                match lease::try_take(&path) {
+                    Ok(_) => continue,
+                    Err(err) => {
+                        tracing::warn!(path = %path.display(), error = %err, "cannot clear a lease file");
+                        continue;
+                    }
+                }
+            } else {
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+                    _ => fs::remove_file(&path),
+                }
+            };
+            if let Err(err) = removed {
+                tracing::warn!(path = %path.display(), error = %err, "cannot remove an abandoned download");
+            }
+        }
+    }
+
     fn open_gc_lock(&self) -> Result<File> {
-        let path = self.root.join(GC_LOCK_FILE);
+        let path = self.root().join(GC_LOCK_FILE);
         File::options()
             .create(true)
             .truncate(false)
@@ -250,18 +281,12 @@ impl Cache {
 
     /// Every artifact entry directory with its root digest and last use.
     fn entries(&self) -> Vec<Entry> {
-        let Ok(read) = fs::read_dir(&self.root) else {
+        let Ok(dirs) = self.entries.dirs() else {
             return Vec::new();
         };
-        read.filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| {
-                let id = e.file_name().to_string_lossy().into_owned();
-                if id == "blobs" || id.starts_with('.') {
-                    return None;
-                }
-                let dir = e.path();
-                let metadata = dir.join(METADATA_FILE);
+        dirs.into_iter()
+            .filter_map(|(id, dir)| {
+                let metadata = Entries::metadata_path(&dir);
                 let used = mtime(&dir.join(ACCESSED_FILE)).or_else(|| mtime(&metadata))?;
                 let root = fs::read(&metadata)
                     .ok()
@@ -274,7 +299,8 @@ impl Cache {
 
     /// Root digests named in `index.json`.
     fn named_roots(&self) -> Result<Vec<Digest>> {
-        Ok(super::listed_digests(&Value::Object(self.read_index()?)))
+        let index = self.layout.read_index()?;
+        Ok(index.descriptors().map(|d| d.digest.clone()).collect())
     }
 
     /// Blob sizes by hex digest, how many artifacts reference each, and each entry's blobs.
@@ -290,7 +316,7 @@ impl Cache {
         Vec<BTreeSet<String>>,
     ) {
         let mut sizes = BTreeMap::new();
-        if let Ok(read) = fs::read_dir(self.blobs_dir()) {
+        if let Ok(read) = fs::read_dir(self.layout.blobs_dir()) {
             for entry in read.filter_map(|e| e.ok()) {
                 if let Ok(meta) = entry.metadata()
                     && meta.is_file()
@@ -376,7 +402,7 @@ impl Cache {
 
     /// Total bytes in `blobs/sha256`.
     fn blob_bytes(&self) -> u64 {
-        fs::read_dir(self.blobs_dir())
+        fs::read_dir(self.layout.blobs_dir())
             .map(|read| {
                 read.filter_map(|e| e.ok())
                     .filter_map(|e| e.metadata().ok())
@@ -389,32 +415,18 @@ impl Cache {
 
     /// Drops every `index.json` name whose root is in `roots` (hex digests).
     fn untag_roots(&self, roots: &BTreeSet<String>) -> Result<()> {
-        let _lock = self.lock()?;
-        let mut index = self.read_index()?;
-        if let Some(Value::Array(list)) = index.get_mut("manifests") {
-            list.retain(|m| {
-                let hex = m
-                    .get("digest")
-                    .and_then(Value::as_str)
-                    .and_then(|d| d.split_once(':'))
-                    .map(|(_, hex)| hex);
-                if hex.is_some_and(|h| roots.contains(h)) {
-                    let name = m
-                        .pointer(&format!(
-                            "/annotations/{}",
-                            ANNOTATION_REF_NAME.replace('/', "~1")
-                        ))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    tracing::debug!(name, "untagged");
-                    false
-                } else {
-                    true
+        self.layout.update_index(|index| {
+            index.remove(|entry| {
+                let untag = entry
+                    .descriptor()
+                    .is_some_and(|d| roots.contains(d.digest.hex()));
+                if untag {
+                    tracing::debug!(name = entry.name().unwrap_or_default(), "untagged");
                 }
-            });
-        }
-        let bytes = serde_json::to_vec(&Value::Object(index)).unwrap_or_default();
-        super::write_atomic(&self.root.join("index.json"), &bytes)
+                untag
+            })
+        })?;
+        Ok(())
     }
 }
 
@@ -444,6 +456,7 @@ mod tests {
 
     use super::*;
     use crate::artifact::{ArtifactResult, ZERO_TIME};
+    use crate::leftovers::tests::file_entry;
 
     /// Caches a one-layer artifact whose layers are `layers`; returns its id.
     fn cache_artifact(cache: &Cache, name: &str, layers: &[&[u8]]) -> String {
@@ -545,24 +558,35 @@ mod tests {
     }
 
     #[test]
-    fn max_size_zero_removes_entries_whose_blobs_are_gone() {
+    fn prune_keeps_young_partial_downloads_of_missing_blobs_and_clears_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
-        let id = cache_artifact(&cache, "r/gone:1", &[b"gone"]);
-        fs::remove_dir_all(cache.blobs_dir()).unwrap();
-        fs::create_dir_all(cache.blobs_dir()).unwrap();
-        let report = cache
-            .prune(
-                &PrunePolicy {
-                    max_size: Some(0),
-                    ..PrunePolicy::default()
-                },
-                Duration::from_secs(1),
-            )
+        let ingest = cache.ingest_dir();
+        let file = |name: String, age: Duration| file_entry(&ingest, &name, age);
+        let hex = |bytes: &[u8]| Digest::of(bytes).hex().to_owned();
+        let young = format!("{}{PARTIAL_SUFFIX}", hex(b"young"));
+        file(young.clone(), Duration::from_secs(3600));
+        file(
+            format!("{}{PARTIAL_SUFFIX}", hex(b"old")),
+            Duration::from_secs(2 * 86400),
+        );
+        cache.put_blob(&Digest::of(b"done"), b"done").unwrap();
+        file(format!("{}{PARTIAL_SUFFIX}", hex(b"done")), Duration::ZERO);
+        file(
+            format!("{}{LEASE_SUFFIX}", hex(b"left by a killed pull")),
+            Duration::ZERO,
+        );
+        let held = format!("{}{LEASE_SUFFIX}", hex(b"held"));
+        let _lease = lease::try_take(&ingest.join(&held)).unwrap().unwrap();
+        file("pull-1-2-3-x".into(), Duration::ZERO);
+        fs::create_dir(ingest.join("pull-4-5-6-y")).unwrap();
+
+        cache
+            .prune(&PrunePolicy::default(), Duration::from_secs(1))
             .unwrap();
-        assert_eq!(report.removed, [id]);
-        assert!(cache.list().unwrap().is_empty());
-        assert!(cache.resolve_name("r/gone:1").unwrap().is_none());
+        let mut expected = vec![held, young];
+        expected.sort();
+        assert_eq!(crate::cache::tests::sorted_names(&ingest), expected);
     }
 
     #[test]

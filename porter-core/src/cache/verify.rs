@@ -9,7 +9,6 @@ use std::fs::{self, File};
 use std::io::Read;
 
 use serde::Serialize;
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use super::Cache;
@@ -67,7 +66,7 @@ impl Cache {
                 .unwrap_or_default()
         };
         let mut report = VerifyReport::default();
-        let dir = self.blobs_dir();
+        let dir = self.layout.blobs_dir();
         let mut files: Vec<_> = fs::read_dir(&dir)
             .map_err(|e| Error::io("failed to read", &dir, e))?
             .filter_map(|e| e.ok())
@@ -116,11 +115,17 @@ impl Cache {
         Ok(report)
     }
 
-    /// Deletes a blob (a corrupt one, before it is fetched again).
-    pub fn remove_blob(&self, digest: &Digest) -> Result<()> {
+    /// Takes a blob found corrupt out of `blobs/` (by `cache verify`, or by an export whose
+    /// hash of the bytes it copied did not match), so no later pull reuses it: an online pull
+    /// fetches it again, an offline one fails naming it. Readers that have it open keep their
+    /// bytes; a blob already gone is not an error.
+    pub(crate) fn quarantine(&self, digest: &Digest) -> Result<()> {
         let path = self.blob_path(digest);
         match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                tracing::warn!(%digest, path = %path.display(), "removed a corrupt cached blob");
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("failed to remove", path, e)),
         }
@@ -128,15 +133,9 @@ impl Cache {
 
     /// For every blob some named artifact reaches: the names and the blob's descriptor.
     pub(crate) fn blob_users(&self) -> Result<BTreeMap<String, (Vec<String>, Descriptor)>> {
-        let index = self.read_index()?;
+        let index = self.layout.read_index()?;
         let mut users: BTreeMap<String, (Vec<String>, Descriptor)> = BTreeMap::new();
-        let Some(Value::Array(list)) = index.get("manifests") else {
-            return Ok(users);
-        };
-        for item in list {
-            let Ok(root) = serde_json::from_value::<Descriptor>(item.clone()) else {
-                continue;
-            };
+        for root in index.descriptors() {
             let name = root
                 .annotations
                 .get(ANNOTATION_REF_NAME)
@@ -178,7 +177,8 @@ mod tests {
         assert_eq!(report.corrupt.len(), 1);
         assert_eq!(report.corrupt[0].digest, bad.to_string());
         assert!(!report.is_clean());
-        cache.remove_blob(&bad).unwrap();
+        cache.quarantine(&bad).unwrap();
+        cache.quarantine(&bad).unwrap();
         assert!(cache.verify().unwrap().is_clean());
     }
 }

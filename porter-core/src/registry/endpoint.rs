@@ -13,10 +13,10 @@ use tokio::io::AsyncReadExt;
 use super::http::response::looks_like_html;
 use super::http::retry::{Class, Failure};
 use super::http::{Connection, redacted};
-use crate::cache::{BlobWriter, Cache};
+use crate::cache::BlobDownload;
 use crate::digest::Digest;
 use crate::error::{Error, NetworkCause, Result};
-use crate::manifest::{ACCEPTED_MANIFEST_TYPES, Descriptor, MAX_MANIFEST_BYTES};
+use crate::manifest::{ACCEPTED_MANIFEST_TYPES, MAX_MANIFEST_BYTES};
 use crate::progress::Progress;
 
 /// Resumes of one blob that made progress before the download is given up.
@@ -31,44 +31,6 @@ const UPLOAD_CHUNK: usize = 256 * 1024;
 pub(crate) struct Served {
     pub bytes: Bytes,
     pub content_type: Option<String>,
-}
-
-/// A blob download in progress: the writer and how many bytes it has.
-pub(crate) struct Download<'a> {
-    cache: &'a Cache,
-    desc: &'a Descriptor,
-    writer: BlobWriter,
-    written: u64,
-}
-
-impl<'a> Download<'a> {
-    pub(crate) fn new(cache: &'a Cache, desc: &'a Descriptor) -> Result<Self> {
-        Ok(Download {
-            cache,
-            desc,
-            writer: cache.blob_writer(desc.digest.clone(), desc.size)?,
-            written: 0,
-        })
-    }
-
-    /// Abandons what was written and starts the blob again.
-    fn restart(&mut self) -> Result<()> {
-        self.writer = self
-            .cache
-            .blob_writer(self.desc.digest.clone(), self.desc.size)?;
-        self.written = 0;
-        Ok(())
-    }
-
-    async fn write(&mut self, chunk: Bytes) -> Result<()> {
-        self.written += chunk.len() as u64;
-        self.writer.write(chunk).await
-    }
-
-    /// Verifies size and digest and moves the blob into the cache.
-    pub(crate) async fn finish(self) -> Result<()> {
-        self.writer.finish().await
-    }
 }
 
 /// Where an upload's bytes come from.
@@ -127,25 +89,26 @@ impl Endpoint {
             .await
     }
 
-    /// Downloads a blob into `download`, resuming with a `Range` request from where an
-    /// interrupted attempt stopped. The caller verifies it with [`Download::finish`].
+    /// Downloads the rest of a blob into `download` from its offset, resuming with a `Range`
+    /// request from where an earlier download or an interrupted attempt stopped. The caller
+    /// verifies it with [`BlobDownload::finish`].
     pub(crate) async fn blob(
         &self,
-        download: &mut Download<'_>,
+        download: &mut BlobDownload,
         progress: &dyn Progress,
     ) -> Result<()> {
-        let desc = download.desc;
-        let url = self.conn.url(&format!("blobs/{}", desc.digest));
-        let what = format!("blob {} request", desc.digest);
+        let (digest, size) = (download.digest().clone(), download.size());
+        let url = self.conn.url(&format!("blobs/{digest}"));
+        let what = format!("blob {digest} request");
         let shown = format!("GET {url}");
         let mut retrier = self.conn.retrier();
         let mut resumes = 0;
         loop {
-            let before = download.written;
+            let before = download.offset();
             match self.blob_attempt(&url, &what, download, progress).await {
                 Ok(()) => return Ok(()),
                 Err(failure) => {
-                    if download.written > before && failure.class != Class::Permanent {
+                    if download.offset() > before && failure.class != Class::Permanent {
                         // The attempt made progress: resuming is not a failed retry.
                         resumes += 1;
                         if resumes > MAX_RESUMES {
@@ -154,12 +117,10 @@ impl Endpoint {
                         retrier = self.conn.retrier();
                     }
                     retrier.pause(failure, &shown).await?;
-                    if download.written > 0 {
+                    if download.offset() > 0 {
                         tracing::debug!(
-                            "resuming {} at byte {} of {}",
-                            desc.digest,
-                            download.written,
-                            desc.size
+                            "resuming {digest} at byte {} of {size}",
+                            download.offset()
                         );
                     }
                 }
@@ -171,13 +132,13 @@ impl Endpoint {
         &self,
         url: &str,
         what: &str,
-        download: &mut Download<'_>,
+        download: &mut BlobDownload,
         progress: &dyn Progress,
     ) -> Result<(), Failure> {
-        let desc = download.desc;
-        let offset = download.written;
-        let last = desc.size.saturating_sub(1);
-        let ranged = offset > 0 && offset < desc.size;
+        let (digest, size) = (download.digest().clone(), download.size());
+        let offset = download.offset();
+        let last = size.saturating_sub(1);
+        let ranged = offset > 0 && offset < size;
         let response = self
             .conn
             .send(what, |c| {
@@ -197,13 +158,12 @@ impl Endpoint {
                     .get(CONTENT_RANGE)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                if !content_range_matches(range, offset, last, desc.size) {
+                if !content_range_matches(range, offset, last, size) {
                     return Err(Failure::permanent(target.registry(
                         what,
                         206,
                         Some(format!(
-                            "asked for bytes {offset}-{last}/{}, got Content-Range {:?}",
-                            desc.size,
+                            "asked for bytes {offset}-{last}/{size}, got Content-Range {:?}",
                             crate::display::escape_remote(range)
                         )),
                     )));
@@ -211,8 +171,8 @@ impl Endpoint {
             }
             StatusCode::OK => {
                 if offset > 0 {
-                    tracing::debug!(digest = %desc.digest, "range ignored; downloading the whole blob again");
-                    download.restart().map_err(Failure::permanent)?;
+                    tracing::debug!(%digest, "range ignored; downloading the whole blob again");
+                    download.restart().await.map_err(Failure::permanent)?;
                 }
             }
             status => {
@@ -223,12 +183,12 @@ impl Endpoint {
                 )));
             }
         }
-        let expected = desc.size - download.written;
+        let expected = size - download.offset();
         if let Some(len) = response.content_length()
             && len != expected
         {
             return Err(Failure::permanent(Error::SizeMismatch {
-                digest: desc.digest.to_string(),
+                digest: digest.to_string(),
                 expected,
                 found: len,
             }));
@@ -240,10 +200,9 @@ impl Endpoint {
                 Err(_) => {
                     return Err(Failure::transient(target.network(
                         format!(
-                            "download of {} stalled for {}s at byte {}",
-                            desc.digest,
+                            "download of {digest} stalled for {}s at byte {}",
                             idle.as_secs(),
-                            download.written
+                            download.offset()
                         ),
                         NetworkCause::Timeout,
                     )));
@@ -252,25 +211,24 @@ impl Endpoint {
                 Ok(Some(Err(e))) => {
                     return Err(Failure::transient(target.network(
                         format!(
-                            "download of {} broke off at byte {}: {}",
-                            desc.digest,
-                            download.written,
+                            "download of {digest} broke off at byte {}: {}",
+                            download.offset(),
                             super::http::response::error_chain(&e)
                         ),
                         NetworkCause::Interrupted,
                     )));
                 }
                 Ok(Some(Ok(chunk))) => {
-                    progress.blob_progress(&desc.digest, chunk.len() as u64);
+                    progress.blob_progress(&digest, chunk.len() as u64);
                     download.write(chunk).await.map_err(Failure::permanent)?;
                 }
             }
         }
-        if download.written < desc.size {
+        if download.offset() < size {
             return Err(Failure::transient(target.network(
                 format!(
-                    "download of {} ended after {} of {} bytes",
-                    desc.digest, download.written, desc.size
+                    "download of {digest} ended after {} of {size} bytes",
+                    download.offset()
                 ),
                 NetworkCause::Interrupted,
             )));

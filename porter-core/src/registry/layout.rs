@@ -1,37 +1,29 @@
 //! An OCI image layout directory as a source: the offline quick start, air-gapped transfers, and
 //! network-free tests.
 
-use std::path::PathBuf;
-
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{Source, check_size, root_descriptor};
-use crate::cache::Cache;
-use crate::digest::{self, Digest};
+use crate::cache::{BlobDownload, Cache, OciLayout};
+use crate::digest;
 use crate::error::{Error, Result};
-use crate::manifest::{self, ANNOTATION_REF_NAME, Descriptor};
+use crate::manifest::{self, Descriptor};
 use crate::progress::Progress;
 use crate::reference::LayoutRef;
 
 /// An OCI image layout directory.
 pub(crate) struct LayoutSource {
     reference: LayoutRef,
+    layout: OciLayout,
 }
 
 impl LayoutSource {
     pub(crate) fn new(reference: &LayoutRef) -> Self {
         LayoutSource {
             reference: reference.clone(),
+            layout: OciLayout::at(&reference.dir),
         }
-    }
-
-    fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.reference
-            .dir
-            .join("blobs")
-            .join(digest.algorithm())
-            .join(digest.hex())
     }
 
     async fn read_small(&self, desc: &Descriptor) -> Result<Bytes> {
@@ -41,7 +33,7 @@ impl LayoutSource {
                 reason: format!("larger than {} bytes", manifest::MAX_MANIFEST_BYTES),
             });
         }
-        let path = self.blob_path(&desc.digest);
+        let path = self.layout.blob_path(&desc.digest);
         let bytes = tokio::fs::read(&path).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NotFound {
@@ -61,35 +53,20 @@ impl LayoutSource {
 impl Source for LayoutSource {
     async fn fetch_root(&self) -> Result<(Descriptor, Bytes)> {
         let dir = &self.reference.dir;
-        let index_path = dir.join("index.json");
-        let raw = tokio::fs::read(&index_path).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::NotFound {
-                    what: "OCI image layout",
-                    reference: dir.display().to_string(),
-                }
-            } else {
-                Error::io("failed to read", &index_path, e)
-            }
+        let index = self.layout.load_index()?.ok_or_else(|| Error::NotFound {
+            what: "OCI image layout",
+            reference: dir.display().to_string(),
         })?;
-        let index: manifest::Index =
-            serde_json::from_slice(&raw).map_err(|e| Error::InvalidManifest {
-                digest: index_path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+        let manifests: Vec<&Descriptor> = index.descriptors().collect();
         let found = match (&self.reference.digest, &self.reference.tag) {
-            (Some(d), _) => index.manifests.iter().find(|m| &m.digest == d).cloned(),
-            (None, Some(tag)) => index
-                .manifests
-                .iter()
-                .find(|m| m.annotations.get(ANNOTATION_REF_NAME) == Some(tag))
-                .cloned(),
-            (None, None) if index.manifests.len() == 1 => index.manifests.first().cloned(),
+            (Some(d), _) => manifests.into_iter().find(|m| &m.digest == d).cloned(),
+            (None, Some(tag)) => index.find(tag).cloned(),
+            (None, None) if manifests.len() == 1 => manifests.first().copied().cloned(),
             (None, None) => {
                 return Err(Error::InvalidInput(format!(
                     "{} holds {} manifests; name one with oci:<dir>:<tag>",
                     dir.display(),
-                    index.manifests.len()
+                    manifests.len()
                 )));
             }
         };
@@ -116,11 +93,37 @@ impl Source for LayoutSource {
         cache: &Cache,
         progress: &dyn Progress,
     ) -> Result<()> {
-        let mut sink = cache.blob_writer(desc.digest.clone(), desc.size)?;
-        let path = self.blob_path(&desc.digest);
+        let Some(mut download) = cache.download(desc, progress).await? else {
+            return Ok(());
+        };
+        let result = async {
+            self.copy_into(&mut download, progress).await?;
+            let finished = download.finish().await;
+            match finished {
+                Err(err) if download.damaged_resume(&err) => {
+                    self.copy_into(&mut download, progress).await?;
+                    download.finish().await
+                }
+                other => other,
+            }
+        }
+        .await;
+        download.close().await;
+        result
+    }
+}
+
+impl LayoutSource {
+    /// Streams the blob's bytes from the download's offset on.
+    async fn copy_into(&self, download: &mut BlobDownload, progress: &dyn Progress) -> Result<()> {
+        let digest = download.digest().clone();
+        let path = self.layout.blob_path(&digest);
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Error::io("failed to open", &path, e))?;
+        file.seek(std::io::SeekFrom::Start(download.offset()))
+            .await
+            .map_err(|e| Error::io("failed to read", &path, e))?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = file
@@ -128,10 +131,10 @@ impl Source for LayoutSource {
                 .await
                 .map_err(|e| Error::io("failed to read", &path, e))?;
             if n == 0 {
-                return sink.finish().await;
+                return Ok(());
             }
-            progress.blob_progress(&desc.digest, n as u64);
-            sink.write(Bytes::copy_from_slice(&buf[..n])).await?;
+            progress.blob_progress(&digest, n as u64);
+            download.write(Bytes::copy_from_slice(&buf[..n])).await?;
         }
     }
 }

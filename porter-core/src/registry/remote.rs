@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
-use super::endpoint::{Download, Endpoint};
+use super::endpoint::Endpoint;
 use super::http::{Connection, InsecureHosts, Role, Spec};
 use super::mirror::mirrors_for;
 use super::{Source, check_size, install_crypto_provider, root_descriptor};
@@ -245,11 +245,30 @@ impl Source for Remote {
         cache: &Cache,
         progress: &dyn Progress,
     ) -> Result<()> {
-        self.each_endpoint(&format!("blob {}", desc.digest), |endpoint| async {
-            let mut download = Download::new(cache, desc)?;
-            endpoint.blob(&mut download, progress).await?;
-            download.finish().await
-        })
-        .await
+        let Some(download) = cache.download(desc, progress).await? else {
+            return Ok(());
+        };
+        // Each endpoint continues where the one before stopped: the bytes are the blob's
+        // whoever serves them, and the digest check at the end covers all of them.
+        let download = tokio::sync::Mutex::new(download);
+        let result = self
+            .each_endpoint(&format!("blob {}", desc.digest), |endpoint| {
+                let download = &download;
+                async move {
+                    let mut download = download.lock().await;
+                    endpoint.blob(&mut download, progress).await?;
+                    let finished = download.finish().await;
+                    match finished {
+                        Err(err) if download.damaged_resume(&err) => {
+                            endpoint.blob(&mut download, progress).await?;
+                            download.finish().await
+                        }
+                        other => other,
+                    }
+                }
+            })
+            .await;
+        download.into_inner().close().await;
+        result
     }
 }

@@ -33,3 +33,49 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .build()
         .map_err(|e| Error::io("failed to start the async runtime", "", e))
 }
+
+/// Runs `work` on a fresh runtime until it ends or SIGINT/SIGTERM arrives. On a signal the work
+/// is dropped, which removes a pull's staging and abandons its transfers (partial downloads
+/// stay for the next pull); its writer threads get half a second to flush and let go, then the
+/// process exits 130 (SIGINT) or 143 (SIGTERM).
+pub(crate) fn until_signal<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    let rt = runtime()?;
+    let ended = rt.block_on(async {
+        tokio::select! {
+            result = work => Ok(result),
+            code = signalled() => Err(code),
+        }
+    });
+    match ended {
+        Ok(result) => result,
+        Err(code) => {
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
+            std::process::exit(code)
+        }
+    }
+}
+
+/// The exit code of the first SIGINT (130) or SIGTERM (143).
+async fn signalled() -> i32 {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => 130,
+                _ = term.recv() => 143,
+            },
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => 130,
+            Err(_) => std::future::pending().await,
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use porter_core::{Error, Porter, PullRequest};
 
-use super::{EngineCommand, runtime};
+use super::{EngineCommand, until_signal};
 use crate::output::{Failure, Ui, json_line};
 use crate::{progress_bar, request};
 
@@ -113,7 +113,7 @@ impl EngineCommand for PullArgs {
     /// Pulls (and exports) one artifact and returns its `ArtifactResult`.
     fn run(porter: &Porter, request: PullRequest, ui: Ui) -> Result<String, Failure> {
         let progress = progress_bar::reporter(ui.progress);
-        let outcome = runtime()?.block_on(porter.pull(&request, progress.as_ref()))?;
+        let outcome = until_signal(porter.pull(&request, progress.as_ref()))?;
         drop(progress);
         for f in &outcome.finalizers {
             tracing::info!(name = %f.name, operation = %f.operation, args = ?f.args, "artifact requests a finalizer");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use porter_core::{Error, Porter, PushRequest};
 
-use super::{EngineCommand, runtime};
+use super::{EngineCommand, until_signal};
 use crate::output::{Failure, Ui, json_line};
 use crate::{progress_bar, request};
 
@@ -67,7 +67,7 @@ impl EngineCommand for PushArgs {
     /// Pushes and returns the `ArtifactResult` of the index it created.
     fn run(porter: &Porter, request: PushRequest, ui: Ui) -> Result<String, Failure> {
         let progress = progress_bar::reporter(ui.progress);
-        let result = runtime()?.block_on(porter.push(&request, progress.as_ref()))?;
+        let result = until_signal(porter.push(&request, progress.as_ref()))?;
         Ok(json_line(&result))
     }
 }

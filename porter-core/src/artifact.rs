@@ -61,6 +61,14 @@ pub struct ArtifactResult {
     /// reached (not part of the Go plugin's output; omitted when false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub offline: bool,
+    /// How each exported platform fared against the signature policy (not part of the Go
+    /// plugin's output; omitted when nothing was checked).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
+    pub signatures: Vec<crate::signature::SignatureCheck>,
 }
 
 /// Plugin details declared through `ds.plugin.*` annotations.
@@ -273,6 +281,7 @@ mod tests {
             cached_at: ZERO_TIME.into(),
             exported_files: vec![],
             offline: false,
+            signatures: Vec::new(),
         };
         assert_eq!(
             r.to_stdout_json(),

@@ -852,6 +852,7 @@ mod tests {
             cached_at: crate::artifact::ZERO_TIME.into(),
             exported_files: vec![],
             offline: false,
+            signatures: Vec::new(),
         };
         cache.record("r/x:1", &root, &result).unwrap();
         cache.record("r/x:2", &root, &result).unwrap();

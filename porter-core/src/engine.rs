@@ -34,6 +34,8 @@ pub struct PullRequest {
     pub output: Option<PathBuf>,
     /// Serve only from the cache, never touching the network (also `Settings::offline`).
     pub offline: bool,
+    /// Cosign keys and strictness beyond the configured signature policy.
+    pub signatures: crate::signature::SignatureRequest,
 }
 
 impl PullRequest {
@@ -46,6 +48,7 @@ impl PullRequest {
             insecure: false,
             output: None,
             offline: false,
+            signatures: Default::default(),
         })
     }
 }
@@ -252,6 +255,8 @@ impl Porter {
             Error::Export(_) => wrap("failed to export artifact", e),
             e => wrap("failed to copy artifact", e),
         })?;
+        // Before anything is recorded or exported.
+        let signatures = self.check_signatures(request, &pulled, &origin).await?;
         let metadata = pulled.node.annotations().clone();
         let id = pulled.root.digest.short_id().to_owned();
         let mut result = ArtifactResult {
@@ -266,6 +271,7 @@ impl Porter {
             cached_at: artifact::now_rfc3339(),
             exported_files: Vec::new(),
             offline: false,
+            signatures: Vec::new(),
         };
         let cache = self.cache.clone();
         let name = request.reference.cache_name();
@@ -279,6 +285,7 @@ impl Porter {
         .await
         .map_err(|e| Error::InvalidInput(format!("cache update failed: {e}")))??;
         result.offline = origin == Origin::Offline;
+        result.signatures = signatures;
 
         if let Some(output) = &request.output {
             let plan = self

@@ -23,6 +23,7 @@ mod push;
 pub mod push_layer;
 pub mod reference;
 mod registry;
+pub mod signature;
 pub mod tags;
 
 pub use artifact::{ArtifactResult, Finalizer, PluginInfo};

@@ -194,6 +194,7 @@ impl Porter {
             cached_at: ZERO_TIME.to_owned(),
             exported_files: Vec::new(),
             offline: false,
+            signatures: Vec::new(),
         })
     }
 }

@@ -80,6 +80,8 @@ fn settings(cache: &Path) -> Settings {
         certs_dirs: vec![],
         offline: false,
         retry: Default::default(),
+        signature: Default::default(),
+        signing_key: None,
     }
 }
 

@@ -477,6 +477,7 @@ mod tests {
             cached_at: ZERO_TIME.into(),
             exported_files: vec![],
             offline: false,
+            signatures: Vec::new(),
         };
         cache.record(name, &root, &result).unwrap();
         result.id

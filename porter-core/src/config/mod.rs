@@ -21,7 +21,7 @@ pub use docker::docker_credential;
 pub use expand::EnvLookup;
 pub use host::{
     AuthConfig, CacheConfig, CredentialConfig, HostConfig, LoggingConfig, ProxyConfig,
-    RegistryConfig,
+    RegistryConfig, SignatureConfig,
 };
 pub use units::{parse_duration, parse_size};
 
@@ -177,6 +177,11 @@ pub struct Settings {
     /// Retries and timeouts of registry requests (`settings.porter.retries`,
     /// `settings.porter.request_timeout`).
     pub retry: RetryPolicy,
+    /// Signature verification on pull: DS's `Plugins.Signature` for DS plugins,
+    /// `settings.porter.signature` for everything else.
+    pub signature: crate::signature::SignatureSettings,
+    /// The RSA key pushes sign layers with (`settings.porter.signing_key`).
+    pub signing_key: Option<PathBuf>,
 }
 
 /// Log levels hclog (and so DS's plugin logger) accepts.

@@ -21,7 +21,7 @@ use crate::cache::Cache;
 use crate::digest::Digest;
 use crate::engine::Porter;
 use crate::error::{Error, Result};
-use crate::manifest::{Descriptor, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST};
+use crate::manifest::{ANNOTATION_TITLE, Descriptor, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST};
 use crate::manifest_file::{
     ARCHIVE_MEDIA_TYPE, BINARY_MEDIA_TYPE, INDEX_ARTIFACT_TYPE, ReleaseEntry, ReleaseManifest,
 };
@@ -29,6 +29,7 @@ use crate::platform::Platform;
 use crate::progress::Progress;
 use crate::reference::ArtifactRef;
 use crate::registry::Remote;
+use crate::signature::{CosignSigningKey, SigningKey, cosign, ds};
 
 const EMPTY_CONFIG: &[u8] = b"{}";
 const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
@@ -55,6 +56,11 @@ pub struct PushRequest {
     pub insecure: bool,
     /// Also tag `latest` (when the tag is another one).
     pub tag_latest: bool,
+    /// Sign every layer with this RSA key (DS's scheme); else the release manifest's
+    /// `signing-key`, else `settings.porter.signing_key`.
+    pub sign_key: Option<PathBuf>,
+    /// Also push a cosign signature of the index made with this key.
+    pub cosign_key: Option<PathBuf>,
 }
 
 impl PushRequest {
@@ -69,6 +75,8 @@ impl PushRequest {
             source,
             insecure: false,
             tag_latest: true,
+            sign_key: None,
+            cosign_key: None,
         })
     }
 
@@ -117,11 +125,12 @@ impl Porter {
         })
         .await?;
         let config_digest = Digest::of(EMPTY_CONFIG);
+        let keys = self.push_keys(request, &release).await?;
 
         let built: Vec<Built> = layers
             .iter()
-            .map(|l| build_manifest(l, &config_digest, &created))
-            .collect();
+            .map(|l| build_manifest(l, &config_digest, &created, keys.layers.as_ref()))
+            .collect::<Result<_>>()?;
         let index = build_index(&release, &layers, &built, &created);
         let index_digest = Digest::of(&index);
 
@@ -167,6 +176,22 @@ impl Porter {
                         .put_manifest(&identifier, Bytes::from(index.clone()), OCI_INDEX)
                         .await?;
                 }
+                if let Some(key) = &keys.cosign {
+                    let repository = format!("{}/{}", r.registry, r.repository);
+                    let sig = cosign::sign(key, &repository, &index_digest)?;
+                    for blob in [&sig.config, &sig.payload] {
+                        let digest = Digest::of(blob);
+                        if !remote.has_blob(&digest).await? {
+                            remote
+                                .upload_bytes(&digest, Bytes::from(blob.clone()))
+                                .await?;
+                        }
+                    }
+                    remote
+                        .put_manifest(&sig.tag, Bytes::from(sig.manifest.clone()), OCI_MANIFEST)
+                        .await?;
+                    tracing::info!(tag = %sig.tag, key_id = %sig.key_id, "pushed the cosign signature");
+                }
             }
             ArtifactRef::Layout(l) => {
                 let target = open_layout(&l.dir)?;
@@ -199,6 +224,22 @@ impl Porter {
                     });
                 }
                 target.tag(l.tag.as_deref().unwrap_or("latest"), &desc)?;
+                if let Some(key) = &keys.cosign {
+                    // A layout has no repository name; the payload names the layout directory.
+                    let sig = cosign::sign(key, &l.dir.display().to_string(), &index_digest)?;
+                    target.put_blob(&sig.config_digest(), &sig.config)?;
+                    target.put_blob(&sig.payload_digest(), &sig.payload)?;
+                    target.put_blob(&sig.manifest_digest(), &sig.manifest)?;
+                    let desc = Descriptor {
+                        media_type: OCI_MANIFEST.into(),
+                        digest: sig.manifest_digest(),
+                        size: sig.manifest.len() as u64,
+                        artifact_type: None,
+                        platform: None,
+                        annotations: BTreeMap::new(),
+                    };
+                    target.tag(&sig.tag, &desc)?;
+                }
             }
         }
 
@@ -216,6 +257,16 @@ impl Porter {
         for m in &built {
             metadata.insert(format!("manifest.{}", m.platform), m.digest.to_string());
         }
+        if let Some(key) = &keys.layers {
+            metadata.insert("signature.key.id".into(), key.key_id().to_owned());
+        }
+        if let Some(key) = &keys.cosign {
+            metadata.insert("cosign.key.id".into(), key.key_id().to_owned());
+            metadata.insert(
+                "cosign.signature".into(),
+                cosign::signature_tag(&index_digest),
+            );
+        }
         Ok(ArtifactResult {
             id: index_digest.short_id().to_owned(),
             reference,
@@ -230,6 +281,49 @@ impl Porter {
             offline: false,
             signatures: Vec::new(),
         })
+    }
+}
+
+/// The keys a push signs with, loaded before anything is uploaded.
+struct PushKeys {
+    /// Signs every layer (DS's scheme).
+    layers: Option<SigningKey>,
+    /// Signs the index cosign-style.
+    cosign: Option<CosignSigningKey>,
+}
+
+impl Porter {
+    /// Loads the push's keys: the layer key from the request, else the release manifest, else
+    /// `settings.porter.signing_key`; the cosign key from the request (an encrypted cosign key
+    /// is decrypted with `COSIGN_PASSWORD`, as cosign does).
+    async fn push_keys(
+        &self,
+        request: &PushRequest,
+        release: &ReleaseManifest,
+    ) -> Result<PushKeys> {
+        let layer_key = request
+            .sign_key
+            .clone()
+            .or_else(|| release.signing_key.clone())
+            .or_else(|| self.settings().signing_key.clone());
+        let cosign_key = request.cosign_key.clone();
+        blocking(move || {
+            let home = crate::config::home_dir();
+            let layers = layer_key
+                .map(|p| SigningKey::load(&crate::signature::expand_home(&p, &home)))
+                .transpose()?;
+            let password = std::env::var("COSIGN_PASSWORD").ok();
+            let cosign = cosign_key
+                .map(|p| {
+                    CosignSigningKey::load(
+                        &crate::signature::expand_home(&p, &home),
+                        password.as_deref(),
+                    )
+                })
+                .transpose()?;
+            Ok(PushKeys { layers, cosign })
+        })
+        .await
     }
 }
 
@@ -335,6 +429,7 @@ fn load_release(source: &PushSource) -> Result<ReleaseManifest> {
     Ok(ReleaseManifest {
         artifact_type: INDEX_ARTIFACT_TYPE.into(),
         annotations: BTreeMap::new(),
+        signing_key: None,
         entries: vec![ReleaseEntry {
             platform: Platform::host(),
             path: abs,
@@ -526,26 +621,37 @@ fn permissions(meta: &std::fs::Metadata) -> u32 {
     if meta.is_dir() { 0o755 } else { 0o644 }
 }
 
-fn build_manifest(layer: &Layer, config: &Digest, created: &str) -> Built {
+fn build_manifest(
+    layer: &Layer,
+    config: &Digest,
+    created: &str,
+    signing_key: Option<&SigningKey>,
+) -> Result<Built> {
+    let mut layers = [Descriptor {
+        media_type: layer.entry.media_type.clone(),
+        digest: layer.digest.clone(),
+        size: layer.size,
+        artifact_type: None,
+        platform: None,
+        annotations: BTreeMap::from([(ANNOTATION_TITLE.to_owned(), layer.title.clone())]),
+    }];
+    if let Some(key) = signing_key {
+        ds::sign_layers(&mut layers, key)?;
+    }
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": layer.entry.media_type,
         "config": {"mediaType": OCI_EMPTY, "digest": config.to_string(), "size": EMPTY_CONFIG.len(), "data": "e30="},
-        "layers": [{
-            "mediaType": layer.entry.media_type,
-            "digest": layer.digest.to_string(),
-            "size": layer.size,
-            "annotations": {"org.opencontainers.image.title": layer.title},
-        }],
+        "layers": layers,
         "annotations": {ANNOTATION_CREATED: created},
     });
     let bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap_or_default());
-    Built {
+    Ok(Built {
         platform: layer.entry.platform.clone(),
         digest: Digest::of(&bytes),
         bytes,
-    }
+    })
 }
 
 fn build_index(

@@ -58,6 +58,13 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::cache_cmd::CacheCommand,
     },
+    /// Check an artifact's signatures against the policy without exporting.
+    Verify(crate::cmd_verify::VerifyArgs),
+    /// Signing keys.
+    Key {
+        #[command(subcommand)]
+        command: crate::cmd_key::KeyCommand,
+    },
     /// Show version information.
     Version,
     /// Print a shell completion script.
@@ -101,6 +108,10 @@ pub struct PullArgs {
     /// Serve only from the cache; never touch the network (also DS_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
+
+    /// cosign public key (PEM) that must verify the artifact's cosign signature; repeatable.
+    #[arg(long = "cosign-key", value_name = "FILE")]
+    pub cosign_keys: Vec<PathBuf>,
 }
 
 impl PullArgs {
@@ -127,6 +138,7 @@ impl PullArgs {
         request.insecure = self.insecure;
         request.output = self.output.clone();
         request.offline = self.offline;
+        request.signatures.cosign_keys = self.cosign_keys.clone();
         Ok(request)
     }
 }
@@ -161,6 +173,15 @@ pub struct PushArgs {
     /// Do not also tag `latest`.
     #[arg(long)]
     pub no_latest: bool,
+
+    /// Sign every layer with this RSA private key (DS's signature annotations).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+
+    /// Also push a cosign signature made with this private key (cosign's encrypted key, with
+    /// COSIGN_PASSWORD, or an unencrypted PKCS#8 key).
+    #[arg(long, value_name = "FILE")]
+    pub cosign_key: Option<PathBuf>,
 }
 
 impl PushArgs {
@@ -187,6 +208,8 @@ impl PushArgs {
         let mut request = PushRequest::new(source, &reference)?;
         request.insecure = self.insecure;
         request.tag_latest = !self.no_latest;
+        request.sign_key = self.sign_key.clone();
+        request.cosign_key = self.cosign_key.clone();
         Ok(request)
     }
 }
@@ -217,6 +240,8 @@ pub fn run() -> ExitCode {
         Command::Pull(args) => commands::run(&cli, |porter| commands::pull(porter, args)),
         Command::Push(args) => commands::run(&cli, |porter| commands::push(porter, args)),
         Command::List => commands::run(&cli, commands::list),
+        Command::Verify(args) => commands::run(&cli, |porter| crate::cmd_verify::run(porter, args)),
+        Command::Key { command } => crate::cmd_key::run(command),
         Command::Cache { command } => {
             commands::run(&cli, |porter| crate::cache_cmd::run(porter, command))
         }

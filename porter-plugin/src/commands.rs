@@ -66,9 +66,12 @@ fn load_settings(cli: &Cli) -> Result<Settings, Error> {
     tracing::subscriber::with_default(early, || config::load_standalone(cli.config.as_deref()))
 }
 
-fn report(err: &Error) {
+pub(crate) fn report(err: &Error) {
     eprintln!("error: {err}");
     let hint = match err.kind() {
+        _ if matches!(err, Error::Signature(e) if !e.is_input_problem()) => {
+            Some("the signature policy refused the artifact; nothing was cached or exported")
+        }
         ErrorKind::Unauthorized => Some(
             "check the registry credentials (DS_AUTH_CREDENTIALS, Auth.Credentials, or docker login)",
         ),

@@ -6,6 +6,8 @@
 
 mod cache_cmd;
 mod cli;
+mod cmd_key;
+mod cmd_verify;
 mod commands;
 mod logging;
 mod plugin;

@@ -377,7 +377,14 @@ fn cases_05_07_to_10_discovery_rpcs_through_go_plugin() {
         .collect();
     assert_eq!(
         commands,
-        ["pull", "push", "list", "execute-plugin", "version"]
+        [
+            "pull",
+            "push",
+            "list",
+            "execute-plugin",
+            "verify",
+            "version"
+        ]
     );
     assert_eq!(
         manifest["platform"],

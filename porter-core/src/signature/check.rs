@@ -33,8 +33,7 @@ pub struct VerifyReport {
     pub reference: String,
     /// The root digest that was checked.
     pub digest: String,
-    /// Whether every checked platform was verified by a trusted key (`false` when a permissive
-    /// policy let an unsigned platform through).
+    /// Always `true`: a report is returned only when every checked platform was verified.
     pub verified: bool,
     /// One entry per platform and scheme.
     pub signatures: Vec<SignatureCheck>,
@@ -43,7 +42,8 @@ pub struct VerifyReport {
 impl Porter {
     /// Checks the signatures of every requested platform (usually all) against the policy
     /// without exporting: the artifact is pulled into the cache and recorded only when the
-    /// policy accepts it. A policy that checks nothing for this artifact is an error.
+    /// policy accepts it. A policy that checks nothing for this artifact is an error, and so is
+    /// a platform that a permissive policy accepted unsigned.
     pub async fn verify(
         &self,
         request: &PullRequest,
@@ -54,10 +54,22 @@ impl Porter {
         request.signatures.required = true;
         let outcome = self.pull(&request, progress).await?;
         let signatures = outcome.result.signatures;
+        let unsigned: Vec<String> = signatures
+            .iter()
+            .filter(|s| !s.verified)
+            .map(|s| s.platform.clone())
+            .collect();
+        if !unsigned.is_empty() {
+            return Err(SignatureError::Unverified {
+                reference: outcome.result.reference,
+                platforms: unsigned,
+            }
+            .into());
+        }
         Ok(VerifyReport {
             reference: outcome.result.reference,
             digest: outcome.result.digest,
-            verified: signatures.iter().all(|s| s.verified),
+            verified: true,
             signatures,
         })
     }

@@ -413,6 +413,68 @@ pub fn generate_rsa(bits: usize) -> Result<GeneratedKey, SignatureError> {
     })
 }
 
+/// Where [`write_key_pair`] wrote a key pair.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyPairFiles {
+    /// The key id.
+    pub key_id: String,
+    /// The private key (PEM `RSA PRIVATE KEY`, mode 0600).
+    pub private_key: PathBuf,
+    /// The public key (PEM `PUBLIC KEY`, mode 0644).
+    pub public_key: PathBuf,
+    /// The modulus size.
+    pub bits: usize,
+}
+
+/// File names [`write_key_pair`] uses; `.pub` is one of the extensions DS's trust store reads.
+pub const PRIVATE_KEY_FILE: &str = "ds-signing-key.pem";
+/// See [`PRIVATE_KEY_FILE`].
+pub const PUBLIC_KEY_FILE: &str = "ds-signing-key.pub";
+
+/// Generates an RSA key pair and writes it into `dir` (created if missing). Existing key files
+/// are never overwritten; the private key is created with mode 0600 before anything is written
+/// to it.
+pub fn write_key_pair(dir: &Path, bits: usize) -> crate::Result<KeyPairFiles> {
+    use std::io::Write;
+    let generated = generate_rsa(bits)?;
+    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io("cannot create", dir, e))?;
+    let private_key = dir.join(PRIVATE_KEY_FILE);
+    let public_key = dir.join(PUBLIC_KEY_FILE);
+    for path in [&private_key, &public_key] {
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(crate::Error::InvalidInput(format!(
+                "{} already exists; remove it or choose another directory",
+                path.display()
+            )));
+        }
+    }
+    let write = |path: &Path, mode: u32, text: &[u8]| -> crate::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut file = options
+            .open(path)
+            .map_err(|e| crate::Error::io("cannot create", path, e))?;
+        file.write_all(text)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| crate::Error::io("cannot write", path, e))
+    };
+    write(&private_key, 0o600, generated.private_pem.as_bytes())?;
+    if let Err(err) = write(&public_key, 0o644, generated.public_pem.as_bytes()) {
+        let _ = std::fs::remove_file(&private_key);
+        return Err(err);
+    }
+    Ok(KeyPairFiles {
+        key_id: generated.key_id,
+        private_key,
+        public_key,
+        bits,
+    })
+}
+
 fn passphrase_refusal() -> String {
     "the key is passphrase-protected, which is not supported; store it unencrypted with mode 0600 \
      (as DS's own key tooling does)"

@@ -29,7 +29,8 @@ use serde::{Deserialize, Serialize};
 pub use check::{SignatureRequest, VerifyReport};
 pub(crate) use keys::expand_home;
 pub use keys::{
-    CosignSigningKey, GeneratedKey, PublicKey, RSA_KEY_SIZES, SigningKey, generate_rsa,
+    CosignSigningKey, GeneratedKey, KeyPairFiles, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, PublicKey,
+    RSA_KEY_SIZES, SigningKey, generate_rsa, write_key_pair,
 };
 pub use policy::{Mode, SignaturePolicy, SignatureSettings, TrustedKeys, Verifier};
 
@@ -91,6 +92,14 @@ pub enum SignatureError {
     Disabled {
         reference: String,
         policy: &'static str,
+    },
+
+    /// `verify`: the policy accepted the artifact, but these platforms carry no signature a
+    /// trusted key verified (a permissive policy with `AllowUnsigned` lets that through on pull).
+    #[error("{reference} is not verified: platform(s) {} are not signed", platforms.join(", "))]
+    Unverified {
+        reference: String,
+        platforms: Vec<String>,
     },
 
     /// Producing a signature or a key failed.

@@ -1,5 +1,5 @@
-//! The operations DS runs through `Execute`: `pull`, `push`, `list`, `execute-plugin`, `help`,
-//! `version`. Each returns what DS shows: stdout, finalizers,
+//! The operations DS runs through `Execute`: `pull`, `push`, `list`, `execute-plugin`, `verify`,
+//! `help`, `version`. Each returns what DS shows: stdout, finalizers,
 //! or an error string (ds-contract §6.4, §7).
 
 use std::path::PathBuf;
@@ -74,7 +74,7 @@ impl Output {
 /// Operations that need the host's configuration.
 pub fn needs_config(operation: &str, args: &PluginArgs) -> bool {
     match operation {
-        "list" | "execute-plugin" | "push" => true,
+        "list" | "execute-plugin" | "push" | "verify" => true,
         "pull" => args.bool_any(&["help", "h"]) != Some(true),
         _ => false,
     }
@@ -111,8 +111,49 @@ pub async fn run_with_config(
         "push" => push(&porter, args).await,
         "list" => list(porter).await,
         "execute-plugin" => execute_plugin(&porter, args),
+        "verify" => verify(&porter, args).await,
         other => Err(format!("unknown operation: {other}")),
     }
+}
+
+/// Cosign public keys named by `cosign-key` (repeatable).
+fn cosign_keys(args: &PluginArgs) -> Vec<PathBuf> {
+    cleaned(args.all("cosign-key"))
+        .into_iter()
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// `verify <ref>`: checks every platform's signatures (or `platform=` ones) against the policy
+/// without exporting; the JSON report on success, an error naming what failed otherwise.
+async fn verify(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
+    let reference = args
+        .first_any(&["ref", "artifact", "arg0"])
+        .unwrap_or_default()
+        .trim();
+    if reference.is_empty() {
+        return Err("artifact reference required".into());
+    }
+    let mut platforms = cleaned(args.all("platform"));
+    platforms.extend(cleaned(args.all("platforms")));
+    let platforms = if platforms.is_empty() {
+        PlatformRequest::All
+    } else {
+        PlatformRequest::Only(
+            platform::parse_list(platforms.iter().map(String::as_str))
+                .map_err(|e| e.to_string())?,
+        )
+    };
+    let mut request = PullRequest::new(reference, platforms).map_err(|e| e.to_string())?;
+    request.insecure = args.bool("insecure").unwrap_or(false);
+    request.signatures.cosign_keys = cosign_keys(args);
+    let report = porter
+        .verify(&request, &LogProgress)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stdout = serde_json::to_string(&report).map_err(|e| e.to_string())?;
+    stdout.push('\n');
+    Ok(Output::stdout(stdout))
 }
 
 async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
@@ -147,6 +188,7 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     let mut request = PullRequest::new(reference, platforms).map_err(|e| e.to_string())?;
     request.insecure = insecure;
     request.output = output.map(PathBuf::from);
+    request.signatures.cosign_keys = cosign_keys(args);
 
     tracing::info!(reference = %request.original, "pulling artifact");
     let outcome = porter
@@ -162,7 +204,7 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
 }
 
 /// `push`: `arg0=<path> arg1=<ref>`, or `manifest=<file> arg0=<ref>` (ds-contract §7.9), with
-/// `insecure` and `no-latest`. The result is JSON in every mode.
+/// `insecure`, `no-latest`, `sign-key` and `cosign-key`. The result is JSON in every mode.
 async fn push(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     let manifest = args
         .first_any(&["manifest", "m"])
@@ -182,6 +224,14 @@ async fn push(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     let mut request = PushRequest::new(source, &reference).map_err(|e| e.to_string())?;
     request.insecure = args.bool("insecure").unwrap_or(false);
     request.tag_latest = !args.bool("no-latest").unwrap_or(false);
+    let key = |name: &str| {
+        args.first(name)
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(PathBuf::from)
+    };
+    request.sign_key = key("sign-key");
+    request.cosign_key = key("cosign-key");
     tracing::info!(reference = %request.original, "pushing artifact");
     let result = porter
         .push(&request, &LogProgress)

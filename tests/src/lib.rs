@@ -18,7 +18,8 @@
 //!   bodies, redirects to other hosts, garbage challenges) and records every request's headers;
 //! - [`TlsFront`]: HTTPS on loopback in front of a plain-HTTP server (a [`FakeRegistry`] served
 //!   over TLS);
-//! - [`ds_porter_bin`]: where the binary under test is.
+//! - [`ds_porter_bin`]: where the binary under test is; [`go_host`] runs it under the go-plugin
+//!   host as DS does; [`signing`] has the cosign CLI and the Go DS-signature program.
 #![allow(clippy::unwrap_used)]
 
 mod access_log;
@@ -26,11 +27,13 @@ mod binary;
 pub mod cli;
 mod fake_registry;
 mod fault_proxy;
+pub mod go_host;
 mod http;
 mod layer;
 mod loopback;
 mod publish;
 mod registry;
+pub mod signing;
 mod standard;
 mod tls;
 mod tls_front;

@@ -15,220 +15,16 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use porter_e2e::go_host::{HOST_TIMEOUT, Launch, assert_error, assert_ok, execute, executes};
 use porter_e2e::{
     BINARY_MEDIA_TYPE, EMPTY_CONFIG_DIGEST, EMPTY_CONFIG_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE,
     Registry, StandardFixtures, block_on, ds_porter_bin, publish_standard, sha256_digest,
 };
 use serde_json::{Value, json};
-
-/// Upper bound for one host run (the longest case waits 5 s for a ConnInfo that never comes).
-const HOST_TIMEOUT: Duration = Duration::from_secs(120);
-/// Upper bound for building the Go host (module download on a cold cache included).
-const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
-
-fn go_host_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("go-host")
-}
-
-/// Builds `tests/go-host` once per test binary.
-fn go_host() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-host");
-        let mut child = Command::new("go")
-            .args(["build", "-mod=readonly", "-o"])
-            .arg(&out)
-            .arg(".")
-            .current_dir(go_host_dir())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("run `go build` for tests/go-host (is Go installed?)");
-        let status = wait_bounded(&mut child, BUILD_TIMEOUT).expect("go build timed out");
-        assert!(
-            status.success(),
-            "go build of tests/go-host failed: {status}"
-        );
-        out
-    })
-    .clone()
-}
-
-fn wait_bounded(
-    child: &mut std::process::Child,
-    limit: Duration,
-) -> Option<std::process::ExitStatus> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// One plugin launch through the go-plugin host, in its own HOME and working directory.
-struct Launch {
-    dir: tempfile::TempDir,
-    args: Vec<String>,
-}
-
-impl Launch {
-    fn new() -> Self {
-        Launch {
-            dir: tempfile::tempdir().unwrap(),
-            args: Vec::new(),
-        }
-    }
-
-    fn flags(mut self, flags: &[&str]) -> Self {
-        self.args.extend(flags.iter().map(|s| s.to_string()));
-        self
-    }
-
-    /// Execute `op` with these `key=value` args.
-    fn execute(mut self, op: &str, args: &[&str]) -> Self {
-        self.args.extend(["-op".into(), op.into()]);
-        for a in args {
-            self.args.extend(["-arg".into(), a.to_string()]);
-        }
-        self
-    }
-
-    /// Adds `args` to the latest Execute through a file (`-args-file`): values longer than an
-    /// argv string may be, and exact strings (empty, blank).
-    fn args_file(mut self, args: &[String]) -> Self {
-        let n = self.args.len();
-        let path = self.dir.path().join(format!("args-{n}.json"));
-        std::fs::write(&path, serde_json::to_vec(args).unwrap()).unwrap();
-        self.args
-            .extend(["-args-file".into(), path.display().to_string()]);
-        self
-    }
-
-    /// The HostConfig JSON the host serves through the broker.
-    fn config(mut self, json: &str) -> Self {
-        let path = self.dir.path().join("host-config.json");
-        std::fs::write(&path, json).unwrap();
-        self.args
-            .extend(["-config".into(), path.display().to_string()]);
-        self
-    }
-
-    /// A HostConfig whose cache is `<dir>/cache` (porter uses `<dir>/cache/porter`).
-    fn cache_config(self) -> Self {
-        let cache = self.cache_root();
-        self.config(&json!({"Cache": {"Dir": cache}, "Logging": {"Level": "debug"}}).to_string())
-    }
-
-    fn cache_root(&self) -> PathBuf {
-        self.dir.path().join("cache")
-    }
-
-    fn porter_cache(&self) -> PathBuf {
-        self.cache_root().join("porter")
-    }
-
-    fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
-    fn run(&self) -> Value {
-        std::fs::create_dir_all(self.home()).unwrap();
-        let mut child = Command::new(go_host())
-            .arg("-plugin")
-            .arg(ds_porter_bin())
-            .args(&self.args)
-            .current_dir(self.dir.path())
-            .env("HOME", self.home())
-            .env("TMPDIR", self.dir.path())
-            .env_remove("DS_CACHE_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            stdout.read_to_string(&mut text).unwrap();
-            text
-        });
-        let status =
-            wait_bounded(&mut child, HOST_TIMEOUT).expect("go-host did not finish in time");
-        let text = reader.join().unwrap();
-        assert!(status.success(), "go-host failed ({status}): {text}");
-        let report: Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad report {e}: {text}"));
-        assert_eq!(report["errors"], json!([]), "host errors: {report:#}");
-        assert_hclog_lines(&report);
-        report
-    }
-}
-
-/// Every line the plugin wrote to stderr is an hclog JSON record the host can parse.
-fn assert_hclog_lines(report: &Value) {
-    for line in report["plugin_stderr"].as_array().unwrap() {
-        let line = line.as_str().unwrap();
-        let record: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        for key in ["@level", "@message", "@timestamp", "@module"] {
-            assert!(record[key].is_string(), "{key} is not a string in {line}");
-        }
-        let level = record["@level"].as_str().unwrap();
-        assert!(
-            ["trace", "debug", "info", "warn", "error"].contains(&level),
-            "{line}"
-        );
-        let ts = record["@timestamp"].as_str().unwrap();
-        let fraction = ts.split('.').nth(1).unwrap_or_default();
-        assert!(
-            ts.len() == 27 && fraction.len() == 7 && ts.ends_with('Z'),
-            "timestamp {ts} in {line}"
-        );
-        assert!(line.len() < 64 * 1024);
-    }
-}
-
-fn execute(report: &Value) -> &Value {
-    &report["execute"]
-}
-
-/// Every Execute of the launch, in `-op` order.
-fn executes(report: &Value) -> &[Value] {
-    report["executes"].as_array().unwrap()
-}
-
-fn assert_ok(report: &Value) -> &Value {
-    let ex = execute(report);
-    assert_eq!(ex["rpc_error"], Value::Null, "{report:#}");
-    assert_eq!(
-        (ex["exit_code"].as_i64(), ex["error"].as_str()),
-        (Some(0), Some("")),
-        "{report:#}"
-    );
-    ex
-}
-
-fn assert_error(report: &Value, expected_prefix: &str) {
-    let ex = execute(report);
-    assert_eq!(ex["rpc_error"], Value::Null, "{report:#}");
-    assert_eq!(ex["exit_code"].as_i64(), Some(1), "{report:#}");
-    let error = ex["error"].as_str().unwrap();
-    assert!(
-        error.starts_with(expected_prefix),
-        "error {error:?} does not start with {expected_prefix:?}"
-    );
-    assert_eq!(ex["stdout"], "", "stdout must be empty on error");
-}
 
 /// The host stopped the plugin quickly and cleanly.
 fn assert_clean_exit(report: &Value) {
@@ -278,7 +74,7 @@ fn case_02_version_flag_answers_without_the_cookie() {
 #[test]
 fn cases_03_to_06_handshake_health_shutdown_no_stdout_and_socket_dir() {
     let launch = Launch::new();
-    let sockets = launch.dir.path().join("sockets");
+    let sockets = launch.dir().join("sockets");
     std::fs::create_dir_all(&sockets).unwrap();
     let report = launch
         .flags(&[
@@ -576,9 +372,9 @@ fn cases_71_72_push_arguments_are_checked() {
 fn cases_73_75_push_through_the_host_prints_json_in_every_mode() {
     let reg = Registry::start();
     let launch = Launch::new();
-    std::fs::write(launch.dir.path().join("tool"), b"tool bytes").unwrap();
+    std::fs::write(launch.dir().join("tool"), b"tool bytes").unwrap();
     std::fs::write(
-        launch.dir.path().join("ds.manifest.yaml"),
+        launch.dir().join("ds.manifest.yaml"),
         "manifests:\n  - platform: linux/amd64\n    path: tool\n  - platform: linux/arm64\n    path: tool\n",
     )
     .unwrap();
@@ -596,9 +392,9 @@ fn cases_73_75_push_through_the_host_prints_json_in_every_mode() {
     assert_eq!(result["cached"], false);
 
     let launch = Launch::new();
-    std::fs::write(launch.dir.path().join("tool"), b"tool bytes").unwrap();
+    std::fs::write(launch.dir().join("tool"), b"tool bytes").unwrap();
     std::fs::write(
-        launch.dir.path().join("ds.manifest.yaml"),
+        launch.dir().join("ds.manifest.yaml"),
         "manifests:\n  - platform: linux/amd64\n    path: tool\n  - platform: linux/arm64\n    path: tool\n",
     )
     .unwrap();
@@ -627,7 +423,7 @@ fn cases_73_75_push_through_the_host_prints_json_in_every_mode() {
 #[test]
 fn case_34_a_cache_dir_that_cannot_be_created_is_reported() {
     let launch = Launch::new();
-    let file = launch.dir.path().join("not-a-dir");
+    let file = launch.dir().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
     let report = launch
         .config(&json!({"Cache": {"Dir": file}}).to_string())
@@ -751,7 +547,7 @@ fn cases_43_44_execute_plugin_hands_the_artifact_to_the_named_plugin() {
 #[test]
 fn logging_follows_the_host_config_and_reaches_the_log_file() {
     let launch = Launch::new();
-    let log = launch.dir.path().join("logs").join("porter.log");
+    let log = launch.dir().join("logs").join("porter.log");
     let cfg = json!({"Cache": {"Dir": launch.cache_root()}, "Logging": {"Level": "debug", "Format": "json", "Output": log}});
     let launch = launch.config(&cfg.to_string()).execute("list", &[]);
     let report = launch.run();
@@ -829,7 +625,7 @@ fn pull_list_and_execute_plugin_through_the_host_against_the_registry() {
     assert_eq!(result["metadata"], json!({"name": "porter"}));
     let host = host_arch_dir();
     assert_eq!(
-        std::fs::read(launch.dir.path().join("out/tool")).unwrap(),
+        std::fs::read(launch.dir().join("out/tool")).unwrap(),
         StandardFixtures::tool_contents(&host)
     );
 
@@ -845,7 +641,7 @@ fn pull_list_and_execute_plugin_through_the_host_against_the_registry() {
     );
     assert_ok(&launch.run());
     assert_eq!(
-        std::fs::read(launch.dir.path().join("out/linux/arm64/tool")).unwrap(),
+        std::fs::read(launch.dir().join("out/linux/arm64/tool")).unwrap(),
         StandardFixtures::tool_contents("linux/arm64")
     );
     let launch = Launch::new().cache_config().execute(
@@ -863,7 +659,7 @@ fn pull_list_and_execute_plugin_through_the_host_against_the_registry() {
         ("linux/arm64", "tool"),
         ("windows/amd64", "tool.exe"),
     ] {
-        let path = launch.dir.path().join("out").join(platform).join(file);
+        let path = launch.dir().join("out").join(platform).join(file);
         assert_eq!(
             std::fs::read(&path).unwrap(),
             StandardFixtures::tool_contents(platform),
@@ -880,7 +676,7 @@ fn pull_list_and_execute_plugin_through_the_host_against_the_registry() {
     );
     let report = launch.run();
     let ex = assert_ok(&report);
-    let out = std::path::absolute(launch.dir.path().join("out"))
+    let out = std::path::absolute(launch.dir().join("out"))
         .unwrap()
         .display()
         .to_string();
@@ -1155,7 +951,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// no temp blob in `.ingest`, every blob hashes to its name, and `cache verify` is clean.
 fn assert_no_partial_files(launch: &Launch, destinations: &[&str]) {
     let mut roots = vec![launch.cache_root()];
-    roots.extend(destinations.iter().map(|d| launch.dir.path().join(d)));
+    roots.extend(destinations.iter().map(|d| launch.dir().join(d)));
     for root in &roots {
         for path in walk(root) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -1178,7 +974,7 @@ fn assert_no_partial_files(launch: &Launch, destinations: &[&str]) {
     }
     let verify = Command::new(ds_porter_bin())
         .args(["cache", "verify"])
-        .current_dir(launch.dir.path())
+        .current_dir(launch.dir())
         .env("HOME", launch.home())
         .env("DS_CACHE_DIR", launch.cache_root())
         .stdin(Stdio::null())
@@ -1390,7 +1186,7 @@ fn executes_in_one_launch_one_after_another_give_independent_results() {
     // Exported paths are reported as given (ds-contract §7.7), relative to the plugin's cwd.
     assert_eq!(arm["exported_files"], json!(["arm/linux/arm64/tool"]));
     assert_eq!(
-        std::fs::read(launch.dir.path().join("arm/linux/arm64/tool")).unwrap(),
+        std::fs::read(launch.dir().join("arm/linux/arm64/tool")).unwrap(),
         StandardFixtures::tool_contents("linux/arm64")
     );
 
@@ -1403,7 +1199,7 @@ fn executes_in_one_launch_one_after_another_give_independent_results() {
     let all: Value = serde_json::from_str(runs[3]["stdout"].as_str().unwrap()).unwrap();
     assert_eq!(all["id"], fx.tool.id());
     assert_eq!(all["exported_files"].as_array().unwrap().len(), 3, "{all}");
-    assert!(!launch.dir.path().join("arm/windows").exists());
+    assert!(!launch.dir().join("arm/windows").exists());
     assert!(
         runs[4]["stdout"]
             .as_str()
@@ -1536,7 +1332,7 @@ fn plugin_args_with_gaps_repeats_and_empty_keys_follow_ds_plugin_args() {
         result["exported_files"],
         json!(["first/linux/arm64/tool", "first/windows/amd64/tool.exe"])
     );
-    assert!(!launch.dir.path().join("second").exists());
+    assert!(!launch.dir().join("second").exists());
 }
 
 /// A `key=value` of `len` bytes.
@@ -1619,7 +1415,7 @@ fn an_output_path_that_cannot_be_created_is_named_in_the_error() {
     // directory would not stop the write).
     let (reg, _fx) = registry();
     let launch = Launch::new();
-    let file = launch.dir.path().join("a-file");
+    let file = launch.dir().join("a-file");
     std::fs::write(&file, "x").unwrap();
     let out = file.join("sub");
     let app = reg.reference("demo/app:1.0");

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use porter_e2e::cli::{Run, User};
+use porter_e2e::go_host::go_host;
 use porter_e2e::{
     EMPTY_CONFIG_DIGEST, EMPTY_CONFIG_MEDIA_TYPE, FakeRegistry, LayerSpec, OCI_MANIFEST_MEDIA_TYPE,
     Registry, Reply, block_on, ds_porter_bin, publish_single, sha256_digest,
@@ -275,24 +276,6 @@ fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> std::proces
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn go_host() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-host-secrets");
-        let mut child = Command::new("go")
-            .args(["build", "-mod=readonly", "-o"])
-            .arg(&out)
-            .arg(".")
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("go-host"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("run `go build` for tests/go-host (is Go installed?)");
-        assert!(wait_bounded(&mut child, BUILD_TIMEOUT).success());
-        out
-    })
-    .clone()
 }
 
 /// Runs one Execute through the host; returns the host's whole JSON report as text.

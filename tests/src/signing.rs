@@ -45,3 +45,17 @@ pub fn dssig_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| go_build("dssig")).clone()
 }
+
+/// This machine's platform in Go's names (`linux/amd64`), as ds-porter reports it.
+pub fn host_platform() -> String {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        os => os,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        arch => arch,
+    };
+    format!("{os}/{arch}")
+}

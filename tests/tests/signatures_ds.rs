@@ -12,7 +12,7 @@ use std::process::Command;
 use porter_e2e::Registry;
 use porter_e2e::cli::{Run, User};
 use porter_e2e::go_host::{Launch, assert_error, assert_ok};
-use porter_e2e::signing::dssig_bin;
+use porter_e2e::signing::{dssig_bin, host_platform};
 use serde_json::{Value, json};
 
 const PLUGIN_INDEX_TYPE: &str = "application/vnd.delivery-station.plugin.index.v1+json";
@@ -36,19 +36,6 @@ fn generate(user: &User, dir: &str) -> Keys {
     };
     assert_eq!(keys.id.len(), 64);
     keys
-}
-
-fn host_platform() -> String {
-    let os = match std::env::consts::OS {
-        "macos" => "darwin",
-        os => os,
-    };
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        arch => arch,
-    };
-    format!("{os}/{arch}")
 }
 
 /// A two-platform release (this platform and linux/riscv64) as `ds.manifest.yaml` in `user`'s

@@ -371,3 +371,99 @@ fn plugin_executions_at_trace_level_never_return_or_log_credentials() {
     assert!(fs::read_to_string(&log).unwrap().lines().count() > 0);
     assert_files_clean(dir.path(), &[config_path]);
 }
+
+/// The forms a private key could leak in: every base64 line of its PEM body and the key
+/// material's DER as one base64 text.
+fn key_forms(pem: &str) -> Vec<String> {
+    let lines: Vec<&str> = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 16)
+        .collect();
+    let mut forms: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    forms.push(lines.concat());
+    forms
+}
+
+fn assert_no_key(what: &str, text: &str, forms: &[String]) {
+    for form in forms {
+        assert!(
+            !text.contains(form.as_str()),
+            "{what} contains private key material {form:?}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn signing_keys_never_appear_in_output_logs_or_errors() {
+    let reg = Registry::start();
+    let user = User::new();
+    let generated = user.run(&["key", "generate", "--out", "keys"]).ok();
+    let private = PathBuf::from(generated["private_key"].as_str().unwrap());
+    let pem = fs::read_to_string(&private).unwrap();
+    let forms = key_forms(&pem);
+    // The same key with its DER damaged in the middle: it cannot be parsed.
+    let broken = user.path().join("broken.pem");
+    let mut lines: Vec<String> = pem.lines().map(str::to_owned).collect();
+    let middle = lines.len() / 2;
+    lines[middle] = lines[middle].chars().rev().collect();
+    fs::write(&broken, lines.join("\n")).unwrap();
+    fs::write(user.path().join("tool"), b"#!/bin/sh\necho tool\n").unwrap();
+    let target = reg.reference("demo/signed:1.0");
+
+    for (name, key, succeeds) in [
+        ("signed push", &private, true),
+        ("broken key", &broken, false),
+    ] {
+        let run = user.run_with(
+            &[
+                "--log-level",
+                "trace",
+                "push",
+                "tool",
+                &target,
+                "--insecure",
+                "--sign-key",
+                key.to_str().unwrap(),
+            ],
+            &[("RUST_LOG", "trace")],
+        );
+        assert_eq!(run.code() == 0, succeeds, "{name}: {}", run.stderr());
+        assert_no_key(&format!("{name} stdout"), &run.stdout(), &forms);
+        assert_no_key(&format!("{name} stderr"), &run.stderr(), &forms);
+    }
+    let run = user.run(&["pull", &target, "--insecure", "-o", "out"]);
+    assert_no_key("pull", &run.stdout(), &forms);
+    for dir in [user.cache(), user.path().join("out")] {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            if entry.path().is_file() {
+                let text = String::from_utf8_lossy(&fs::read(entry.path()).unwrap()).into_owned();
+                assert_no_key(&entry.path().display().to_string(), &text, &forms);
+            }
+        }
+    }
+
+    // Plugin mode at trace level: the response and the log file.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("logs/porter.log");
+    let config = json!({
+        "Cache": {"Dir": dir.path().join("cache")},
+        "Logging": {"Level": "trace", "Format": "json", "Output": log},
+    })
+    .to_string();
+    let tool = user.path().join("tool").display().to_string();
+    for key in [&private, &broken] {
+        let report = plugin_execute(
+            dir.path(),
+            &config,
+            "push",
+            &[
+                &format!("arg0={tool}"),
+                &format!("arg1={}", reg.reference("demo/plugin:1")),
+                "insecure=true",
+                &format!("sign-key={}", key.display()),
+            ],
+        );
+        assert_no_key("plugin report", &report, &forms);
+    }
+    assert_no_key("plugin log", &fs::read_to_string(&log).unwrap(), &forms);
+}

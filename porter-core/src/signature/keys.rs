@@ -431,12 +431,14 @@ pub const PRIVATE_KEY_FILE: &str = "ds-signing-key.pem";
 /// See [`PRIVATE_KEY_FILE`].
 pub const PUBLIC_KEY_FILE: &str = "ds-signing-key.pub";
 
-/// Generates an RSA key pair and writes it into `dir` (created if missing). Existing key files
+/// Generates an RSA key pair and writes it into `dir` (created if missing; the result names
+/// absolute paths). Existing key files
 /// are never overwritten; the private key is created with mode 0600 before anything is written
 /// to it.
 pub fn write_key_pair(dir: &Path, bits: usize) -> crate::Result<KeyPairFiles> {
     use std::io::Write;
     let generated = generate_rsa(bits)?;
+    let dir = &std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io("cannot create", dir, e))?;
     let private_key = dir.join(PRIVATE_KEY_FILE);
     let public_key = dir.join(PUBLIC_KEY_FILE);

@@ -980,19 +980,127 @@ mod tests {
     }
 
     #[test]
-    fn null_is_accepted_anywhere_and_plugins_are_not_read() {
+    fn null_is_accepted_anywhere_and_of_plugins_only_the_signature_is_read() {
         let json = r#"{"Registry":null,"Auth":{"DockerConfig":null,"Credentials":[null]},
             "Cache":{"Dir":null,"MaxSize":null,"TTL":null},"Logging":null,"Proxy":{"NoProxy":null},
-            "Plugins":{"Sources":"not a list","Signature":5},"Settings":{"porter":null,"x":{}}}"#;
+            "Plugins":{"Sources":"not a list","Signature":null},"Settings":{"porter":null,"x":{}}}"#;
         let config = HostConfig::from_json(json.as_bytes()).unwrap();
         assert_eq!(config.auth.credentials, Some(vec![]));
         assert_eq!(config.cache, CacheConfig::default());
+        assert_eq!(config.plugin_signature, SignatureConfig::default());
         assert_eq!(config.settings.keys().collect::<Vec<_>>(), ["x"]);
         assert_eq!(
             HostConfig::from_json(b"null").unwrap(),
             HostConfig::default()
         );
-        assert!(HostConfig::from_json(br#"{"Plugins":7}"#).is_ok());
+        // The signature policy is security-relevant: a malformed one fails, naming the field.
+        let (source, reason) =
+            config_error_of(HostConfig::from_json(br#"{"Plugins":{"Signature":5}}"#));
+        assert_eq!(source, HOST_JSON);
+        assert!(reason.contains("Plugins.Signature"), "{reason}");
+        let (_, reason) = config_error_of(HostConfig::from_json(
+            br#"{"Plugins":{"Signature":{"AllowUnsigned":"yes"}}}"#,
+        ));
+        assert!(reason.contains("AllowUnsigned"), "{reason}");
+    }
+
+    #[test]
+    fn the_signature_policies_are_read_from_every_layer() {
+        let json = r#"{"plugins":{"signature":{"mode":"STRICT","publickeys":["~/k.pem",""],
+            "truststore":"/t","allowunsigned":false}},
+            "Settings":{"porter":{"Signature":{"Mode":"permissive","Public_Keys":"/p.pem",
+            "AllowUnsigned":true,"cosign_keys":["/c.pub"]},"signing_key":"/s.pem"}}}"#;
+        let resolved = settings(json);
+        let sig = &resolved.signature;
+        assert_eq!(sig.plugins.mode, Mode::Strict);
+        assert_eq!(sig.plugins.public_keys, [Path::new("/home/u/k.pem")]);
+        assert_eq!(sig.plugins.trust_store.as_deref(), Some(Path::new("/t")));
+        assert!(!sig.plugins.allow_unsigned);
+        assert_eq!(sig.artifacts.mode, Mode::Permissive);
+        assert_eq!(sig.artifacts.public_keys, [Path::new("/p.pem")]);
+        assert!(sig.artifacts.allow_unsigned);
+        assert_eq!(sig.cosign_keys, [Path::new("/c.pub")]);
+        assert_eq!(resolved.signing_key.as_deref(), Some(Path::new("/s.pem")));
+
+        // Absent: DS's empty mode (disabled) for plugins, disabled for everything else.
+        let none = settings("{}");
+        assert_eq!(none.signature, SignatureSettings::default());
+
+        for (json, field) in [
+            (
+                r#"{"Plugins":{"Signature":{"Mode":"stict"}}}"#,
+                "Plugins.Signature.Mode",
+            ),
+            (
+                r#"{"Settings":{"porter":{"signature":{"mode":"on"}}}}"#,
+                "settings.porter.signature.mode",
+            ),
+            (
+                r#"{"Settings":{"porter":{"signature":{"allow_unsigned":"yes"}}}}"#,
+                "settings.porter.signature.allow_unsigned",
+            ),
+            (
+                r#"{"Settings":{"porter":{"signature":{"cosign_keys":[1]}}}}"#,
+                "settings.porter.signature.cosign_keys",
+            ),
+            (
+                r#"{"Settings":{"porter":{"signature":"strict"}}}"#,
+                "settings.porter.signature",
+            ),
+        ] {
+            let err = HostConfig::from_json(json.as_bytes())
+                .unwrap()
+                .to_settings(&no_env, Path::new(HOME))
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Config { source_name, .. } if source_name == field),
+                "{json}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_signature_policy_follows_ds_defaults_yaml_and_env() {
+        let defaults = HostConfig::defaults(Path::new(HOME))
+            .to_settings(&no_env, Path::new(HOME))
+            .unwrap();
+        assert_eq!(defaults.signature.plugins.mode, Mode::Permissive);
+        assert!(defaults.signature.plugins.allow_unsigned);
+        assert_eq!(
+            defaults.signature.plugins.trust_store.as_deref(),
+            Some(Path::new("/home/u/.config/ds/trust"))
+        );
+        assert_eq!(defaults.signature.artifacts.mode, Mode::Disabled);
+
+        let mut config = HostConfig::defaults(Path::new(HOME));
+        config.merge(
+            HostConfig::from_yaml_str(
+                "plugins:\n  signature:\n    mode: strict\n    public_keys: [~/keys/a.pub]\n",
+                "config.yaml",
+            )
+            .unwrap(),
+        );
+        let env = env_of(&[
+            ("DS_PLUGINS_SIGNATURE_ALLOW_UNSIGNED", "false"),
+            ("DS_PLUGINS_SIGNATURE_TRUST_STORE", "/env/trust"),
+        ]);
+        config.apply_env(&env).unwrap();
+        let settings = config.to_settings(&env, Path::new(HOME)).unwrap();
+        let plugins = &settings.signature.plugins;
+        assert_eq!(plugins.mode, Mode::Strict);
+        assert_eq!(plugins.public_keys, [Path::new("/home/u/keys/a.pub")]);
+        assert_eq!(
+            plugins.trust_store.as_deref(),
+            Some(Path::new("/env/trust"))
+        );
+        assert!(!plugins.allow_unsigned);
+        let bad = env_of(&[("DS_PLUGINS_SIGNATURE_ALLOW_UNSIGNED", "maybe")]);
+        let err = HostConfig::default().apply_env(&bad).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("DS_PLUGINS_SIGNATURE_ALLOW_UNSIGNED"),
+            "{err}"
+        );
     }
 
     #[test]

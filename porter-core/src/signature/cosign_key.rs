@@ -87,3 +87,63 @@ pub(crate) fn decrypt(der: &[u8], password: &str) -> Result<Zeroizing<Vec<u8>>, 
         })?;
     Ok(sealed)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Seals `plaintext` as cosign does, with a cheap scrypt cost.
+    fn seal(plaintext: &[u8], password: &str) -> Vec<u8> {
+        let (salt, nonce) = ([7u8; 32], [9u8; 24]);
+        let params = scrypt::Params::new(10, 8, 1, 32).unwrap();
+        let mut key = [0u8; 32];
+        scrypt::scrypt(password.as_bytes(), &salt, &params, &mut key).unwrap();
+        let mut buffer = plaintext.to_vec();
+        XSalsa20Poly1305::new(&key.into())
+            .encrypt_in_place(nonce.as_slice().into(), b"", &mut buffer)
+            .unwrap();
+        serde_json::to_vec(&serde_json::json!({
+            "kdf": {"name": "scrypt", "params": {"N": 1024, "r": 8, "p": 1}, "salt": STANDARD.encode(salt)},
+            "cipher": {"name": "nacl/secretbox", "nonce": STANDARD.encode(nonce)},
+            "ciphertext": STANDARD.encode(buffer),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_right_password_opens_the_envelope_and_a_wrong_one_does_not() {
+        let sealed = seal(b"pkcs8 bytes", "pw");
+        assert_eq!(decrypt(&sealed, "pw").unwrap().as_slice(), b"pkcs8 bytes");
+        let err = decrypt(&sealed, "nope").unwrap_err();
+        assert!(err.contains("wrong password"), "{err}");
+    }
+
+    #[test]
+    fn hostile_envelopes_are_refused_before_deriving_a_key() {
+        let envelope = |n: u64, kdf: &str| {
+            serde_json::to_vec(&serde_json::json!({
+                "kdf": {"name": kdf, "params": {"N": n, "r": 8, "p": 1}, "salt": ""},
+                "cipher": {"name": "nacl/secretbox", "nonce": ""},
+                "ciphertext": "",
+            }))
+            .unwrap()
+        };
+        assert!(
+            decrypt(&envelope(1 << 30, "scrypt"), "pw")
+                .unwrap_err()
+                .contains("scrypt cost")
+        );
+        assert!(
+            decrypt(&envelope(1000, "scrypt"), "pw")
+                .unwrap_err()
+                .contains("scrypt cost")
+        );
+        assert!(
+            decrypt(&envelope(1024, "argon2"), "pw")
+                .unwrap_err()
+                .contains("unsupported")
+        );
+        assert!(decrypt(b"{}", "pw").unwrap_err().contains("malformed"));
+    }
+}

@@ -537,3 +537,99 @@ pub(crate) fn expand_home(path: &Path, home: &Path) -> PathBuf {
         _ => path.to_path_buf(),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkcs1_and_pkcs8_private_keys_sign_alike() {
+        let generated = generate_rsa(2048).unwrap();
+        let pkcs1 = SigningKey::from_pem(generated.private_pem.as_bytes()).unwrap();
+        let pkcs8_pem =
+            rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&pkcs1.key, LineEnding::LF).unwrap();
+        let pkcs8 = SigningKey::from_pem(pkcs8_pem.as_bytes()).unwrap();
+        assert_eq!(pkcs1.key_id(), generated.key_id);
+        assert_eq!(pkcs8.key_id(), generated.key_id);
+        let digest = Digest::of(b"layer");
+        assert_eq!(
+            pkcs1.sign_digest(&digest).unwrap(),
+            pkcs8.sign_digest(&digest).unwrap()
+        );
+        let public = PublicKey::from_pem(generated.public_pem.as_bytes()).unwrap();
+        let signature = STANDARD
+            .decode(pkcs1.sign_digest(&digest).unwrap())
+            .unwrap();
+        assert!(public.verify_sha256_digest(&digest, &signature));
+        assert!(!public.verify_sha256_digest(&Digest::of(b"other"), &signature));
+    }
+
+    #[test]
+    fn the_key_id_is_the_sha256_of_the_pkix_der() {
+        let generated = generate_rsa(2048).unwrap();
+        let (_, der) = pem_block(generated.public_pem.as_bytes()).unwrap();
+        assert_eq!(generated.key_id, hex::encode(Sha256::digest(&der)));
+    }
+
+    #[test]
+    fn unusable_keys_are_refused_with_a_reason_and_never_echoed() {
+        let generated = generate_rsa(2048).unwrap();
+        let body: String = generated
+            .private_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        for (text, reason) in [
+            (
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n"
+                    .to_owned(),
+                "passphrase-protected",
+            ),
+            (
+                format!(
+                    "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n{body}\n-----END RSA PRIVATE KEY-----\n"
+                ),
+                "passphrase-protected",
+            ),
+            (generated.public_pem.clone(), "found \"PUBLIC KEY\""),
+            ("hello".to_owned(), "no PEM block found"),
+            (
+                generated.private_pem.replacen(&body[4..44], &"A".repeat(40), 1),
+                "invalid PKCS#1 RSA private key",
+            ),
+        ] {
+            let err = SigningKey::from_pem(text.as_bytes()).unwrap_err();
+            assert!(err.contains(reason), "{reason:?} not in {err}");
+            assert!(!err.contains(&body[..32]), "the key leaked into {err}");
+        }
+        let key = SigningKey::from_pem(generated.private_pem.as_bytes()).unwrap();
+        let debug = format!("{key:?}");
+        assert!(debug.contains(&generated.key_id) && !debug.contains(&body[..32]));
+    }
+
+    #[test]
+    fn cosign_keys_sign_what_their_public_keys_verify() {
+        let rsa_pkcs8 = {
+            let generated = generate_rsa(2048).unwrap();
+            let key = SigningKey::from_pem(generated.private_pem.as_bytes()).unwrap();
+            rsa::pkcs8::EncodePrivateKey::to_pkcs8_pem(&key.key, LineEnding::LF)
+                .unwrap()
+                .to_string()
+        };
+        let rng = ring::rand::SystemRandom::new();
+        let ec =
+            ring_sig::EcdsaKeyPair::generate_pkcs8(&ring_sig::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                .unwrap();
+        let ec_pem =
+            rsa::pkcs8::der::pem::encode_string("PRIVATE KEY", LineEnding::LF, ec.as_ref())
+                .unwrap();
+        for (pem, algorithm) in [(rsa_pkcs8, "RSA"), (ec_pem, "ECDSA-P256")] {
+            let key = CosignSigningKey::from_pem(pem.as_bytes(), None).unwrap();
+            assert_eq!(key.public.algorithm(), algorithm);
+            let signature = key.sign(b"payload").unwrap();
+            assert!(key.public.verify_message(b"payload", &signature));
+            assert!(!key.public.verify_message(b"other", &signature));
+        }
+    }
+}

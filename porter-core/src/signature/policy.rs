@@ -276,3 +276,175 @@ impl Verifier {
             .ok_or_else(|| refuse("signature verification failed".into()))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::ds::{KEY_ID_ANNOTATION, SIGNATURE_ANNOTATION, sign_layers};
+    use super::super::{SigningKey, generate_rsa};
+    use super::*;
+    use crate::digest::Digest;
+
+    fn layer(content: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: "application/octet-stream".into(),
+            digest: Digest::of(content),
+            size: content.len() as u64,
+            artifact_type: None,
+            platform: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::from_pem(generate_rsa(2048).unwrap().private_pem.as_bytes()).unwrap()
+    }
+
+    fn verifier(mode: Mode, allow_unsigned: bool, keys: &[&SigningKey]) -> Verifier {
+        let policy = SignaturePolicy {
+            mode,
+            allow_unsigned,
+            ..SignaturePolicy::default()
+        };
+        let keys = keys.iter().map(|k| k.public_key().clone()).collect();
+        Verifier::with_keys(&policy, "test", TrustedKeys::from_keys(keys)).unwrap()
+    }
+
+    #[test]
+    fn a_signed_layer_verifies_with_and_without_its_key_id() {
+        let (trusted, other) = (key(), key());
+        let mut layers = [layer(b"a"), layer(b"b")];
+        sign_layers(&mut layers, &trusted).unwrap();
+        // Deterministic: the same key and digest give the same signature.
+        let mut again = [layer(b"a")];
+        sign_layers(&mut again, &trusted).unwrap();
+        assert_eq!(layers[0].annotations, again[0].annotations);
+
+        let strict = verifier(Mode::Strict, false, &[&other, &trusted]);
+        for l in &layers {
+            let LayerVerdict::Verified { key_id } = strict.check_layer(l).unwrap() else {
+                panic!("not verified")
+            };
+            assert_eq!(key_id, trusted.key_id());
+        }
+        let mut anonymous = layers[0].clone();
+        anonymous.annotations.remove(KEY_ID_ANNOTATION);
+        assert!(strict.check_layer(&anonymous).is_ok());
+    }
+
+    #[test]
+    fn refusals_give_dss_reasons() {
+        let (trusted, other) = (key(), key());
+        let strict = verifier(Mode::Strict, false, &[&trusted]);
+        let reason = |l: &Descriptor| strict.check_layer(l).unwrap_err().reason;
+        assert_eq!(
+            reason(&layer(b"x")),
+            "missing signature annotations on layer (strict mode)"
+        );
+        let mut by_other = [layer(b"x")];
+        sign_layers(&mut by_other, &other).unwrap();
+        assert_eq!(
+            reason(&by_other[0]),
+            format!("key ID {} not found in trusted keys", other.key_id())
+        );
+        // Another key's signature under the trusted key's id, or on other content.
+        let mut forged = by_other[0].clone();
+        forged
+            .annotations
+            .insert(KEY_ID_ANNOTATION.into(), trusted.key_id().into());
+        assert_eq!(reason(&forged), "signature verification failed");
+        let mut signed = [layer(b"x")];
+        sign_layers(&mut signed, &trusted).unwrap();
+        let mut moved = layer(b"y");
+        moved.annotations = signed[0].annotations.clone();
+        assert_eq!(reason(&moved), "signature verification failed");
+        let mut garbled = signed[0].clone();
+        garbled
+            .annotations
+            .insert(SIGNATURE_ANNOTATION.into(), "not base64!".into());
+        assert!(reason(&garbled).starts_with("invalid signature encoding"));
+        // Without a key id and without a matching key.
+        let mut anonymous = by_other[0].clone();
+        anonymous.annotations.remove(KEY_ID_ANNOTATION);
+        assert_eq!(reason(&anonymous), "signature verification failed");
+    }
+
+    #[test]
+    fn permissive_mode_lets_unsigned_layers_through_only_when_allowed() {
+        let trusted = key();
+        let allowing = verifier(Mode::Permissive, true, &[&trusted]);
+        assert!(matches!(
+            allowing.check_layer(&layer(b"x")).unwrap(),
+            LayerVerdict::UnsignedAllowed
+        ));
+        let refusing = verifier(Mode::Permissive, false, &[&trusted]);
+        assert_eq!(
+            refusing.check_layer(&layer(b"x")).unwrap_err().reason,
+            "layer is not signed"
+        );
+        // Permissive mode needs no key; strict mode does.
+        let policy = |mode| SignaturePolicy {
+            mode,
+            ..SignaturePolicy::default()
+        };
+        assert!(
+            Verifier::with_keys(&policy(Mode::Permissive), "p", TrustedKeys::default()).is_ok()
+        );
+        let err =
+            Verifier::with_keys(&policy(Mode::Strict), "p", TrustedKeys::default()).unwrap_err();
+        assert!(matches!(err, SignatureError::NoTrustedKeys { policy: "p" }));
+        assert!(
+            Verifier::new(&policy(Mode::Disabled), "p", Path::new("/"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn keys_load_as_ds_loads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (generate_rsa(2048).unwrap(), generate_rsa(2048).unwrap());
+        std::fs::write(dir.path().join("a.pem"), &a.public_pem).unwrap();
+        let store = dir.path().join("trust/nested");
+        std::fs::create_dir_all(&store).unwrap();
+        std::fs::write(store.join("b.pub"), &b.public_pem).unwrap();
+        std::fs::write(store.join("junk.pem"), "not a key").unwrap();
+        std::fs::write(store.join("ignored.txt"), &a.public_pem).unwrap();
+        let policy = SignaturePolicy {
+            mode: Mode::Strict,
+            public_keys: vec!["~/a.pem".into(), "~/missing.pem".into()],
+            trust_store: Some("~/trust".into()),
+            allow_unsigned: false,
+        };
+        let keys = TrustedKeys::load(&policy, dir.path());
+        let ids: Vec<&str> = keys.keys().iter().map(PublicKey::id).collect();
+        assert_eq!(ids, [a.key_id.as_str(), b.key_id.as_str()]);
+        // A missing trust store is not an error.
+        let missing = SignaturePolicy {
+            trust_store: Some(dir.path().join("nope")),
+            ..SignaturePolicy::default()
+        };
+        assert!(TrustedKeys::load(&missing, dir.path()).keys().is_empty());
+    }
+
+    #[test]
+    fn plugin_artifacts_are_recognised_by_their_types() {
+        assert!(is_plugin(
+            Some("application/vnd.delivery-station.plugin.index.v1+json"),
+            []
+        ));
+        assert!(!is_plugin(
+            Some("application/vnd.delivery-station.artifact.index.v1+json"),
+            []
+        ));
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "config": {"mediaType": "a/b", "digest": Digest::of(b"{}").to_string(), "size": 2},
+            "layers": [{"mediaType": "application/vnd.delivery-station.plugin.v1+binary",
+                        "digest": Digest::of(b"x").to_string(), "size": 1}],
+        }))
+        .unwrap();
+        assert!(is_plugin(None, [&manifest]));
+    }
+}

@@ -8,7 +8,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -260,7 +259,6 @@ fn bearer_tokens_never_appear_in_output_or_errors() {
 
 // --- plugin mode, through the real go-plugin host (`tests/go-host`)
 
-const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 const HOST_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {

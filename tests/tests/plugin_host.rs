@@ -192,7 +192,14 @@ fn cases_05_07_to_10_discovery_rpcs_through_go_plugin() {
     assert_eq!(metadata["name"], "porter");
     assert_eq!(
         metadata["operations"],
-        json!(["pull", "push", "list", "execute-plugin", "version"])
+        json!([
+            "pull",
+            "push",
+            "list",
+            "execute-plugin",
+            "verify",
+            "version"
+        ])
     );
     assert_eq!(metadata["platform"], manifest["platform"]);
 

@@ -635,6 +635,10 @@ fn keys_are_written_in_dss_formats_and_never_overwritten() {
 /// Through the real go-plugin host, as DS runs it: DS's `Plugins.Signature` arrives in the
 /// host-config JSON.
 fn plugin_pull(reg: &Registry, reference: &str, signature: Value) -> Value {
+    plugin_run(reg, "pull", reference, signature)
+}
+
+fn plugin_run(reg: &Registry, op: &str, reference: &str, signature: Value) -> Value {
     let launch = Launch::new();
     let config = json!({
         "Cache": {"Dir": launch.cache_root()},
@@ -643,7 +647,7 @@ fn plugin_pull(reg: &Registry, reference: &str, signature: Value) -> Value {
     launch
         .config(&config.to_string())
         .execute(
-            "pull",
+            op,
             &[
                 &format!("arg0={}", reg.reference(reference)),
                 "insecure=true",
@@ -710,21 +714,8 @@ fn the_plugin_applies_dss_strict_permissive_and_disabled_modes() {
     assert!(stdout.get("signatures").is_none());
 
     // `verify` is a DS operation too.
-    let launch = Launch::new();
-    let config = json!({
-        "Cache": {"Dir": launch.cache_root()},
-        "Plugins": {"Signature": {"Mode": "strict", "PublicKeys": [public]}},
-    });
-    let report = launch
-        .config(&config.to_string())
-        .execute(
-            "verify",
-            &[
-                &format!("arg0={}", reg.reference("demo/plugin:signed")),
-                "insecure=true",
-            ],
-        )
-        .run();
+    let strict = json!({"Mode": "strict", "PublicKeys": [public]});
+    let report = plugin_run(&reg, "verify", "demo/plugin:signed", strict);
     let stdout: Value =
         serde_json::from_str(assert_ok(&report)["stdout"].as_str().unwrap()).unwrap();
     assert_eq!(stdout["verified"], true);

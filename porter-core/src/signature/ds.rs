@@ -51,7 +51,19 @@ pub fn check_manifests<'a>(
     for (platform, manifest) in manifests {
         let platform = platform_name(platform);
         let mut first_key = None;
-        let mut unsigned = false;
+        // A manifest without layers has nothing signed: DS would have nothing to install.
+        let mut unsigned = manifest.layers.is_empty();
+        if unsigned {
+            verifier
+                .unsigned()
+                .map_err(|reason| SignatureError::Layer {
+                    reference: reference.to_owned(),
+                    platform: platform.clone(),
+                    layer: "(none: the manifest has no layers)".into(),
+                    key_id: None,
+                    reason,
+                })?;
+        }
         for layer in &manifest.layers {
             match verifier.check_layer(layer) {
                 Ok(LayerVerdict::Verified { key_id }) => {

@@ -230,6 +230,16 @@ impl Verifier {
         })
     }
 
+    /// What the policy says about something unsigned: a layer without a signature, or a
+    /// manifest without layers.
+    pub fn unsigned(&self) -> Result<LayerVerdict, String> {
+        match self.mode {
+            Mode::Permissive if self.allow_unsigned => Ok(LayerVerdict::UnsignedAllowed),
+            Mode::Strict => Err("missing signature annotations on layer (strict mode)".into()),
+            _ => Err("layer is not signed".into()),
+        }
+    }
+
     /// Checks one layer descriptor as DS's installer does.
     pub fn check_layer(&self, layer: &Descriptor) -> Result<LayerVerdict, LayerRefusal> {
         let key_id = layer
@@ -246,13 +256,7 @@ impl Verifier {
             .get(super::ds::SIGNATURE_ANNOTATION)
             .filter(|s| !s.trim().is_empty())
         else {
-            return match self.mode {
-                Mode::Permissive if self.allow_unsigned => Ok(LayerVerdict::UnsignedAllowed),
-                Mode::Strict => Err(refuse(
-                    "missing signature annotations on layer (strict mode)".into(),
-                )),
-                _ => Err(refuse("layer is not signed".into())),
-            };
+            return self.unsigned().map_err(refuse);
         };
         let signature = super::ds::decode_signature(signature)
             .map_err(|e| refuse(format!("invalid signature encoding: {e}")))?;

@@ -116,37 +116,11 @@ pub async fn run_with_config(
     }
 }
 
-/// Cosign public keys named by `cosign-key` (repeatable).
-fn cosign_keys(args: &PluginArgs) -> Vec<PathBuf> {
-    cleaned(args.all("cosign-key"))
-        .into_iter()
-        .map(PathBuf::from)
-        .collect()
-}
-
 /// `verify <ref>`: checks every platform's signatures (or `platform=` ones) against the policy
 /// without exporting; the JSON report on success, an error naming what failed otherwise.
 async fn verify(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
-    let reference = args
-        .first_any(&["ref", "artifact", "arg0"])
-        .unwrap_or_default()
-        .trim();
-    if reference.is_empty() {
-        return Err("artifact reference required".into());
-    }
-    let mut platforms = cleaned(args.all("platform"));
-    platforms.extend(cleaned(args.all("platforms")));
-    let platforms = if platforms.is_empty() {
-        PlatformRequest::All
-    } else {
-        PlatformRequest::Only(
-            platform::parse_list(platforms.iter().map(String::as_str))
-                .map_err(|e| e.to_string())?,
-        )
-    };
-    let mut request = PullRequest::new(reference, platforms).map_err(|e| e.to_string())?;
+    let mut request = pull_request(args, PlatformRequest::All)?;
     request.insecure = args.bool("insecure").unwrap_or(false);
-    request.signatures.cosign_keys = cosign_keys(args);
     let report = porter
         .verify(&request, &LogProgress)
         .await
@@ -156,7 +130,9 @@ async fn verify(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     Ok(Output::stdout(stdout))
 }
 
-async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
+/// The reference, platforms (`platform`/`platforms`, `all-arch`, else `default`) and cosign
+/// keys of a `pull` or `verify`, checked before any I/O (ds-contract §7.5 steps 2, 5–7).
+fn pull_request(args: &PluginArgs, default: PlatformRequest) -> Result<PullRequest, String> {
     let reference = args
         .first_any(&["ref", "artifact", "arg0"])
         .unwrap_or_default()
@@ -164,11 +140,6 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     if reference.is_empty() {
         return Err("artifact reference required".into());
     }
-    let insecure = args.bool("insecure").unwrap_or(false);
-    let output = args
-        .first_any(&["output", "o"])
-        .map(str::trim)
-        .filter(|o| !o.is_empty());
     let all_platforms = args.bool_any(&["all-arch"]).unwrap_or(false);
     let mut platforms = cleaned(args.all("platform"));
     platforms.extend(cleaned(args.all("platforms")));
@@ -178,7 +149,7 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     let platforms = if all_platforms {
         PlatformRequest::All
     } else if platforms.is_empty() {
-        PlatformRequest::Host
+        default
     } else {
         PlatformRequest::Only(
             platform::parse_list(platforms.iter().map(String::as_str))
@@ -186,9 +157,21 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
         )
     };
     let mut request = PullRequest::new(reference, platforms).map_err(|e| e.to_string())?;
-    request.insecure = insecure;
-    request.output = output.map(PathBuf::from);
-    request.signatures.cosign_keys = cosign_keys(args);
+    request.signatures.cosign_keys = cleaned(args.all("cosign-key"))
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    Ok(request)
+}
+
+async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
+    let mut request = pull_request(args, PlatformRequest::Host)?;
+    request.insecure = args.bool("insecure").unwrap_or(false);
+    request.output = args
+        .first_any(&["output", "o"])
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(PathBuf::from);
 
     tracing::info!(reference = %request.original, "pulling artifact");
     let outcome = porter

@@ -298,6 +298,32 @@ fn cosign_verify_accepts_what_ds_porter_signs() {
         &cosign_verify(user.path(), &plain_public, &reference),
     );
 
+    // Into an OCI layout: the signature manifest is tagged in the layout and checked from it
+    // (a layout has no repository name, so only the digest is compared).
+    let layout = format!("oci:{}:1.0", user.path().join("layout").display());
+    let pushed = push(
+        &user,
+        b"plain",
+        &layout,
+        &["--cosign-key", plain.to_str().unwrap()],
+    );
+    let verified = user
+        .run(&[
+            "verify",
+            &layout,
+            "--cosign-key",
+            plain_public.to_str().unwrap(),
+        ])
+        .ok();
+    assert_eq!(verified["digest"], pushed.as_str());
+    assert_eq!(verified["signatures"][0]["scheme"], "cosign");
+    let run = user.run(&["verify", &layout, "--cosign-key", public.to_str().unwrap()]);
+    assert!(
+        run.fails().contains("no configured cosign key verifies"),
+        "{}",
+        run.stderr()
+    );
+
     // A wrong password fails before anything is uploaded, naming the key.
     fs::write(user.path().join("tool"), b"never pushed").unwrap();
     let run = user.run_with(

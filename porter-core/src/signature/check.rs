@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::cosign::{self, Expected};
-use super::policy::{self, Verifier};
+use super::policy::{self, Mode, Verifier};
 use super::{PublicKey, SignatureCheck, SignatureError, ds};
 use crate::engine::{Origin, Porter, PullRequest};
 use crate::error::{Error, ErrorKind, Result};
@@ -102,6 +102,17 @@ impl Porter {
             .chain(&request.signatures.cosign_keys)
             .cloned()
             .collect();
+        let started = std::time::Instant::now();
+        if policy.mode == Mode::Disabled && cosign_keys.is_empty() {
+            if request.signatures.required {
+                return Err(SignatureError::Disabled {
+                    reference: request.original.clone(),
+                    policy: name,
+                }
+                .into());
+            }
+            return Ok(Vec::new());
+        }
         let (verifier, cosign_keys) = {
             let (policy, home) = (policy.clone(), crate::config::home_dir());
             tokio::task::spawn_blocking(move || {
@@ -112,16 +123,6 @@ impl Porter {
             .await
             .map_err(|e| Error::InvalidInput(format!("loading signature keys failed: {e}")))??
         };
-        if verifier.is_none() && cosign_keys.is_empty() {
-            if request.signatures.required {
-                return Err(SignatureError::Disabled {
-                    reference: request.original.clone(),
-                    policy: name,
-                }
-                .into());
-            }
-            return Ok(Vec::new());
-        }
 
         let mut checks = Vec::new();
         if let Some(verifier) = &verifier {
@@ -142,6 +143,13 @@ impl Porter {
                 key_id: key_id.clone(),
             }));
         }
+        tracing::debug!(
+            reference = %request.original,
+            policy = name,
+            checks = checks.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "signatures checked"
+        );
         Ok(checks)
     }
 

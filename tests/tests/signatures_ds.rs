@@ -109,6 +109,26 @@ fn push(user: &User, manifest: &Path, reference: &str, extra: &[&str]) -> Value 
         .ok()
 }
 
+/// Pushes [`release`] to `repository` of `reg`, signed with `key` when given.
+fn publish(
+    user: &User,
+    reg: &Registry,
+    plugin: bool,
+    repository: &str,
+    key: Option<&Keys>,
+) -> Value {
+    let mut extra = Vec::new();
+    if let Some(key) = key {
+        extra = vec!["--sign-key", key.private.to_str().unwrap()];
+    }
+    push(
+        user,
+        &release(user, plugin, None),
+        &reg.reference(repository),
+        &extra,
+    )
+}
+
 fn assert_refused(run: &Run, expected: &[&str]) {
     let err = run.fails();
     for part in expected {
@@ -186,18 +206,8 @@ fn signed_pushes_are_reproducible_and_the_release_manifest_names_the_key() {
     let reg = Registry::start();
     let user = User::new();
     let keys = generate(&user, "keys");
-    let by_flag = push(
-        &user,
-        &release(&user, false, None),
-        &reg.reference("demo/a:1"),
-        &["--sign-key", keys.private.to_str().unwrap()],
-    );
-    let again = push(
-        &user,
-        &release(&user, false, None),
-        &reg.reference("demo/b:1"),
-        &["--sign-key", keys.private.to_str().unwrap()],
-    );
+    let by_flag = publish(&user, &reg, false, "demo/a:1", Some(&keys));
+    let again = publish(&user, &reg, false, "demo/b:1", Some(&keys));
     let by_manifest = push(
         &user,
         &release(&user, false, Some(&keys.private)),
@@ -206,12 +216,7 @@ fn signed_pushes_are_reproducible_and_the_release_manifest_names_the_key() {
     );
     assert_eq!(by_flag["digest"], again["digest"]);
     assert_eq!(by_flag["digest"], by_manifest["digest"]);
-    let unsigned = push(
-        &user,
-        &release(&user, false, None),
-        &reg.reference("demo/d:1"),
-        &[],
-    );
+    let unsigned = publish(&user, &reg, false, "demo/d:1", None);
     assert_ne!(by_flag["digest"], unsigned["digest"]);
     assert!(unsigned["metadata"].get("signature.key.id").is_none());
 }
@@ -221,12 +226,7 @@ fn strict_mode_accepts_a_signature_made_by_the_go_program_and_reports_the_key() 
     let reg = Registry::start();
     let user = User::new();
     let keys = generate(&user, "keys");
-    push(
-        &user,
-        &release(&user, false, None),
-        &reg.reference("demo/go:1"),
-        &[],
-    );
+    publish(&user, &reg, false, "demo/go:1", None);
     let out = dssig(&[
         "sign",
         "-registry",
@@ -290,14 +290,8 @@ fn strict_mode_refuses_unsigned_unknown_key_and_bad_signatures_before_exporting(
     let user = User::new();
     let keys = generate(&user, "keys");
     let other = generate(&user, "other");
-    let manifest = release(&user, false, None);
-    push(&user, &manifest, &reg.reference("demo/unsigned:1"), &[]);
-    push(
-        &user,
-        &manifest,
-        &reg.reference("demo/other:1"),
-        &["--sign-key", other.private.to_str().unwrap()],
-    );
+    publish(&user, &reg, false, "demo/unsigned:1", None);
+    publish(&user, &reg, false, "demo/other:1", Some(&other));
     let config = strict(&user, &[&keys]);
     let platform = host_platform();
     let pull = |reference: &str| {
@@ -393,14 +387,8 @@ fn permissive_mode_warns_about_unsigned_layers_only_when_allowed() {
     let user = User::new();
     let keys = generate(&user, "keys");
     let other = generate(&user, "other");
-    let manifest = release(&user, false, None);
-    push(&user, &manifest, &reg.reference("demo/unsigned:1"), &[]);
-    push(
-        &user,
-        &manifest,
-        &reg.reference("demo/other:1"),
-        &["--sign-key", other.private.to_str().unwrap()],
-    );
+    publish(&user, &reg, false, "demo/unsigned:1", None);
+    publish(&user, &reg, false, "demo/other:1", Some(&other));
     let public = keys.public.display().to_string();
     let allowing = policy_config(
         &user,
@@ -461,12 +449,7 @@ fn permissive_mode_warns_about_unsigned_layers_only_when_allowed() {
 fn disabled_mode_checks_nothing_and_verify_says_so() {
     let reg = Registry::start();
     let user = User::new();
-    push(
-        &user,
-        &release(&user, false, None),
-        &reg.reference("demo/t:1"),
-        &[],
-    );
+    publish(&user, &reg, false, "demo/t:1", None);
     let result = user
         .run(&["pull", &reg.reference("demo/t:1"), "--insecure"])
         .ok();
@@ -486,18 +469,8 @@ fn plugins_use_plugins_signature_and_other_artifacts_settings_porter_signature()
     let reg = Registry::start();
     let user = User::new();
     let keys = generate(&user, "keys");
-    push(
-        &user,
-        &release(&user, true, None),
-        &reg.reference("demo/plugin:1"),
-        &[],
-    );
-    push(
-        &user,
-        &release(&user, false, None),
-        &reg.reference("demo/other:1"),
-        &[],
-    );
+    publish(&user, &reg, true, "demo/plugin:1", None);
+    publish(&user, &reg, false, "demo/other:1", None);
     let public = keys.public.display().to_string();
     let plugins_strict = policy_config(
         &user,
@@ -661,18 +634,8 @@ fn the_plugin_applies_dss_strict_permissive_and_disabled_modes() {
     let reg = Registry::start();
     let user = User::new();
     let keys = generate(&user, "keys");
-    push(
-        &user,
-        &release(&user, true, None),
-        &reg.reference("demo/plugin:unsigned"),
-        &[],
-    );
-    push(
-        &user,
-        &release(&user, true, None),
-        &reg.reference("demo/plugin:signed"),
-        &["--sign-key", keys.private.to_str().unwrap()],
-    );
+    publish(&user, &reg, true, "demo/plugin:unsigned", None);
+    publish(&user, &reg, true, "demo/plugin:signed", Some(&keys));
     let public = keys.public.display().to_string();
 
     let strict = json!({"Mode": "strict", "PublicKeys": [public], "AllowUnsigned": false});

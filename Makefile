@@ -7,7 +7,7 @@ DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 export DS_PORTER_COMMIT := $(COMMIT)
 export DS_PORTER_BUILD_DATE := $(DATE)
 
-.PHONY: build run test deps lint fmt clean release-build-all release-push go-host bench-plugin bench ffi
+.PHONY: build run test deps lint fmt clean release-build-all release-push go-host bench-plugin bench ffi cosign
 
 ## build: release binary at bin/ds-porter
 build:
@@ -38,6 +38,8 @@ lint:
 ## go-host: check the generated stubs, vet and build the go-plugin v1.7.0 test host (tests/go-host) and its reference Go plugin
 go-host:
 	cd tests/go-host && ./gen.sh --check && $(GO) vet ./... && $(GO) build -mod=readonly -o ../../target/go-host/ . ./refplugin
+	test -z "$$(gofmt -l tests/dssig)" || { gofmt -l tests/dssig; exit 1; }
+	cd tests/dssig && $(GO) vet ./...
 
 ## bench-plugin: spawn → `list` through the go-plugin host, ds-porter vs a Go plugin (median of 20)
 bench-plugin: build
@@ -56,8 +58,12 @@ ffi:
 	test -z "$$(gofmt -l tests/cgo)" || { gofmt -l tests/cgo; exit 1; }
 	cd tests/cgo && CGO_LDFLAGS="-L$(FFI_LIB_DIR)" CGO_LDFLAGS_ALLOW='-Wl,--gc-sections' $(GO) vet ./...
 
+## cosign: build the cosign CLI the signature tests run (once, into target/tools; reused when present)
+cosign:
+	./scripts/ensure-cosign.sh
+
 ## test: everything CI runs
-test: deps lint go-host ffi
+test: deps lint go-host ffi cosign
 	$(CARGO) build -p porter-plugin --bin ds-porter
 	$(CARGO) test --workspace --no-fail-fast
 

@@ -74,6 +74,14 @@ pub struct ArtifactResult {
     /// When the artifact was first cached (`cached_at` is the latest pull); same format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_cached_at: Option<String>,
+    /// How each exported platform fared against the signature policy (not part of the Go
+    /// plugin's output; omitted when nothing was checked).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
+    pub signatures: Vec<crate::signature::SignatureCheck>,
 }
 
 impl Default for ArtifactResult {
@@ -94,6 +102,7 @@ impl Default for ArtifactResult {
             downloaded_bytes: None,
             total_size: None,
             first_cached_at: None,
+            signatures: Vec::new(),
         }
     }
 }

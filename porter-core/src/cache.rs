@@ -66,13 +66,13 @@ pub struct Cache {
 impl Cache {
     /// Opens (creating when needed) the cache at `root`.
     pub fn open(root: &Path) -> Result<Cache> {
-        layout::create_dir_all(root)?;
+        layout::create_dir_all(root, "failed to create cache directory")?;
         let cache = Cache {
             layout: OciLayout::create(root)?,
             entries: Entries::new(root),
             stall: DEFAULT_STALL,
         };
-        layout::create_dir_all(&cache.ingest_dir())?;
+        layout::create_dir_all(&cache.ingest_dir(), "failed to create cache directory")?;
         Ok(cache)
     }
 

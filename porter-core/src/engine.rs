@@ -34,6 +34,8 @@ pub struct PullRequest {
     pub output: Option<PathBuf>,
     /// Serve only from the cache, never touching the network (also `Settings::offline`).
     pub offline: bool,
+    /// Cosign keys and strictness beyond the configured signature policy.
+    pub signatures: crate::signature::SignatureRequest,
 }
 
 impl PullRequest {
@@ -46,6 +48,7 @@ impl PullRequest {
             insecure: false,
             output: None,
             offline: false,
+            signatures: Default::default(),
         })
     }
 }
@@ -247,6 +250,8 @@ impl Porter {
             Error::Export(_) | Error::PlatformsMissing { .. } => wrap(EXPORT_FAILED, e),
             e => wrap(PULL_FAILED, e),
         })?;
+        // Before anything is recorded or exported.
+        let signatures = self.check_signatures(request, &pulled, &origin).await?;
         let metadata = pulled.node.annotations().clone();
         let id = pulled.root.digest.short_id().to_owned();
         let mut result = ArtifactResult {
@@ -264,6 +269,7 @@ impl Porter {
             downloaded_bytes: None,
             total_size: Some(pulled.total_size),
             first_cached_at: None,
+            signatures: Vec::new(),
         };
         let cache = self.cache.clone();
         // The cache records the resolved name (a layout by its absolute path), so `list` tells
@@ -281,6 +287,7 @@ impl Porter {
         .await?;
         result.offline = origin == Origin::Offline;
         result.downloaded_bytes = Some(pulled.downloaded);
+        result.signatures = signatures;
 
         if let Some(output) = &request.output {
             let plan = self

@@ -215,6 +215,10 @@ pub enum Error {
     #[error("{reference} is not available offline: {what} is not in the cache")]
     NotCached { reference: String, what: String },
 
+    /// Signing failed, or a signature check refused the artifact.
+    #[error(transparent)]
+    Signature(#[from] crate::signature::SignatureError),
+
     /// The operation was cancelled.
     #[error("operation cancelled")]
     Cancelled,
@@ -270,6 +274,8 @@ impl Error {
             Error::Io { .. } => ErrorKind::Io,
             Error::Unsafe(_) => ErrorKind::Unsafe,
             Error::Export(_) | Error::PlatformsMissing { .. } => ErrorKind::InvalidInput,
+            Error::Signature(e) if e.is_input_problem() => ErrorKind::InvalidInput,
+            Error::Signature(_) => ErrorKind::Integrity,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Context { source, .. } | Error::Endpoints { source, .. } => source.kind(),
         }

@@ -26,6 +26,7 @@ mod push;
 pub mod push_layer;
 pub mod reference;
 mod registry;
+pub mod signature;
 pub mod tags;
 mod yaml;
 

@@ -9,6 +9,7 @@
 //!   - platform: linux/amd64
 //!     path: bin/linux/amd64/ds-porter          # relative to this file
 //!     mediaType: application/vnd.delivery-station.plugin.v1+binary
+//! signing-key: keys/release.pem                # optional: sign every layer (DS's scheme)
 //! ```
 //!
 //! Everything is validated before anything is uploaded: paths exist, platforms parse, media types
@@ -40,6 +41,8 @@ pub struct ReleaseManifest {
     pub annotations: BTreeMap<String, String>,
     /// Entries in file order.
     pub entries: Vec<ReleaseEntry>,
+    /// The RSA key to sign every layer with (`signing-key`, relative to the file).
+    pub signing_key: Option<PathBuf>,
 }
 
 /// One platform of a release.
@@ -69,6 +72,8 @@ struct RawManifest {
     annotations: Option<BTreeMap<String, String>>,
     #[serde(default)]
     manifests: Option<Vec<RawEntry>>,
+    #[serde(default, rename = "signing-key", alias = "signing_key")]
+    signing_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +116,7 @@ impl ReleaseManifest {
                 artifact_type: None,
                 annotations: None,
                 manifests: None,
+                signing_key: None,
             }
         } else {
             crate::yaml::from_str(text).map_err(invalid)?
@@ -199,6 +205,11 @@ impl ReleaseManifest {
             artifact_type,
             annotations: raw.annotations.unwrap_or_default(),
             entries,
+            signing_key: raw
+                .signing_key
+                .map(|k| k.trim().to_owned())
+                .filter(|k| !k.is_empty())
+                .map(|k| base.join(k)),
         })
     }
 }

@@ -20,7 +20,7 @@ use crate::digest::Digest;
 use crate::engine::Porter;
 use crate::error::{Error, Result, blocking};
 use crate::export::pack::{HashWriter, archive_dir};
-use crate::manifest::{ANNOTATION_TITLE, Descriptor, DescriptorPlatform, OCI_INDEX};
+use crate::manifest::{ANNOTATION_TITLE, Descriptor, DescriptorPlatform, OCI_INDEX, OCI_MANIFEST};
 use crate::manifest_file::{
     ARCHIVE_MEDIA_TYPE, BINARY_MEDIA_TYPE, INDEX_ARTIFACT_TYPE, ReleaseEntry, ReleaseManifest,
 };
@@ -31,6 +31,7 @@ use crate::publish::{
 };
 use crate::reference::ArtifactRef;
 use crate::registry::Remote;
+use crate::signature::{CosignSigningKey, SigningKey, cosign, ds};
 
 const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 
@@ -56,6 +57,11 @@ pub struct PushRequest {
     pub insecure: bool,
     /// Also tag `latest` (when the tag is another one).
     pub tag_latest: bool,
+    /// Sign every layer with this RSA key (DS's scheme); else the release manifest's
+    /// `signing-key`, else `settings.porter.signing_key`.
+    pub sign_key: Option<PathBuf>,
+    /// Also push a cosign signature of the index made with this key.
+    pub cosign_key: Option<PathBuf>,
 }
 
 impl PushRequest {
@@ -70,6 +76,8 @@ impl PushRequest {
             source,
             insecure: false,
             tag_latest: true,
+            sign_key: None,
+            cosign_key: None,
         })
     }
 
@@ -121,10 +129,11 @@ impl Porter {
                 .collect()
         })
         .await?;
+        let keys = self.push_keys(request, &release).await?;
 
         let built: Vec<Built> = layers
             .iter()
-            .map(|l| build_manifest(l, &created))
+            .map(|l| build_manifest(l, &created, keys.layers.as_ref()))
             .collect::<Result<_>>()?;
         let index = build_index(&release, &layers, &built, &created)?;
         let (tag, pinned) = match &target {
@@ -151,14 +160,43 @@ impl Porter {
             root: index.clone(),
             identifiers,
         };
-        let (destination, mount_from) = match &target {
+        // A cosign signature names the repository (a layout has none: its directory).
+        let (destination, mount_from, signed_name) = match &target {
             ArtifactRef::Registry(r) => (
                 Target::Registry(Remote::upstream_only(self.settings(), r, request.insecure)),
                 self.mount_sources(r),
+                format!("{}/{}", r.registry, r.repository),
             ),
-            ArtifactRef::Layout(l) => (Target::Layout(open_layout(&l.dir)?), Vec::new()),
+            ArtifactRef::Layout(l) => (
+                Target::Layout(open_layout(&l.dir)?),
+                Vec::new(),
+                l.dir.display().to_string(),
+            ),
+        };
+        // Made before anything is uploaded, so a key that cannot sign fails the push at once.
+        let cosign = match &keys.cosign {
+            Some(key) => Some(cosign::sign(key, &signed_name, &index.digest)?),
+            None => None,
         };
         publish::publish(&destination, &publication, &mount_from, progress).await?;
+        if let Some(sig) = cosign {
+            let signature = Publication {
+                blobs: vec![
+                    Blob::memory(Bytes::from(sig.config.clone())),
+                    Blob::memory(Bytes::from(sig.payload.clone())),
+                ],
+                manifests: Vec::new(),
+                root: Document {
+                    digest: sig.manifest_digest(),
+                    bytes: Bytes::from(sig.manifest.clone()),
+                    media_type: OCI_MANIFEST,
+                    artifact_type: None,
+                },
+                identifiers: vec![sig.tag.clone()],
+            };
+            publish::publish(&destination, &signature, &[], progress).await?;
+            tracing::info!(tag = %sig.tag, key_id = %sig.key_id, "pushed the cosign signature");
+        }
         for m in &built {
             tracing::info!(platform = %m.platform, digest = %m.document.digest, "pushed");
         }
@@ -180,6 +218,16 @@ impl Porter {
                 m.document.digest.to_string(),
             );
         }
+        if let Some(key) = &keys.layers {
+            metadata.insert("signature.key.id".into(), key.key_id().to_owned());
+        }
+        if let Some(key) = &keys.cosign {
+            metadata.insert("cosign.key.id".into(), key.key_id().to_owned());
+            metadata.insert(
+                "cosign.signature".into(),
+                cosign::signature_tag(&index.digest),
+            );
+        }
         Ok(ArtifactResult {
             id: index.digest.short_id().to_owned(),
             reference,
@@ -194,6 +242,49 @@ impl Porter {
             offline: false,
             ..ArtifactResult::default()
         })
+    }
+}
+
+/// The keys a push signs with, loaded before anything is uploaded.
+struct PushKeys {
+    /// Signs every layer (DS's scheme).
+    layers: Option<SigningKey>,
+    /// Signs the index cosign-style.
+    cosign: Option<CosignSigningKey>,
+}
+
+impl Porter {
+    /// Loads the push's keys: the layer key from the request, else the release manifest, else
+    /// `settings.porter.signing_key`; the cosign key from the request (an encrypted cosign key
+    /// is decrypted with `COSIGN_PASSWORD`, as cosign does).
+    async fn push_keys(
+        &self,
+        request: &PushRequest,
+        release: &ReleaseManifest,
+    ) -> Result<PushKeys> {
+        let layer_key = request
+            .sign_key
+            .clone()
+            .or_else(|| release.signing_key.clone())
+            .or_else(|| self.settings().signing_key.clone());
+        let cosign_key = request.cosign_key.clone();
+        blocking(move || {
+            let home = crate::config::home_dir();
+            let layers = layer_key
+                .map(|p| SigningKey::load(&crate::signature::expand_home(&p, &home)))
+                .transpose()?;
+            let password = std::env::var("COSIGN_PASSWORD").ok();
+            let cosign = cosign_key
+                .map(|p| {
+                    CosignSigningKey::load(
+                        &crate::signature::expand_home(&p, &home),
+                        password.as_deref(),
+                    )
+                })
+                .transpose()?;
+            Ok(PushKeys { layers, cosign })
+        })
+        .await
     }
 }
 
@@ -252,6 +343,7 @@ fn load_release(source: &PushSource) -> Result<ReleaseManifest> {
     Ok(ReleaseManifest {
         artifact_type: INDEX_ARTIFACT_TYPE.into(),
         annotations: BTreeMap::new(),
+        signing_key: None,
         entries: vec![ReleaseEntry {
             platform: Platform::host(),
             path: abs,
@@ -314,18 +406,21 @@ fn prepare_layer(entry: ReleaseEntry, epoch: Option<i64>) -> Result<Layer> {
     })
 }
 
-fn build_manifest(layer: &Layer, created: &str) -> Result<Built> {
-    let layer_desc = Descriptor {
+fn build_manifest(layer: &Layer, created: &str, signing_key: Option<&SigningKey>) -> Result<Built> {
+    let mut layers = vec![Descriptor {
         media_type: layer.entry.media_type.clone(),
         digest: layer.digest.clone(),
         size: layer.size,
         annotations: BTreeMap::from([(ANNOTATION_TITLE.to_owned(), layer.title.clone())]),
         platform: None,
         artifact_type: None,
-    };
+    }];
+    if let Some(key) = signing_key {
+        ds::sign_layers(&mut layers, key)?;
+    }
     let manifest = ImageManifest::new(
         Some(layer.entry.media_type.clone()),
-        vec![layer_desc],
+        layers,
         BTreeMap::from([(ANNOTATION_CREATED.to_owned(), created.to_owned())]),
     );
     Ok(Built {

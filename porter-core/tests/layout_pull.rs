@@ -82,6 +82,8 @@ fn settings(cache: &Path) -> Settings {
         retry: Default::default(),
         block_private_redirects: None,
         export_limits: Default::default(),
+        signature: Default::default(),
+        signing_key: None,
     }
 }
 

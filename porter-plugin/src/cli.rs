@@ -15,9 +15,11 @@ use porter_core::{Error, Porter};
 
 use crate::cmd::cache::CacheArgs;
 use crate::cmd::completions::CompletionsArgs;
+use crate::cmd::key::KeyCommand;
 use crate::cmd::list::ListArgs;
 use crate::cmd::pull::PullArgs;
 use crate::cmd::push::PushArgs;
+use crate::cmd::verify::VerifyArgs;
 use crate::cmd::{self, EngineCommand};
 use crate::logging::{self, Level};
 use crate::output::{Failure, Ui};
@@ -89,6 +91,13 @@ pub enum Command {
     List(ListArgs),
     /// Prune or verify the cache.
     Cache(CacheArgs),
+    /// Check an artifact's signatures against the policy without exporting.
+    Verify(VerifyArgs),
+    /// Signing keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Show version information.
     Version,
     /// Print a shell completion script.
@@ -118,6 +127,8 @@ pub fn run() -> ExitCode {
         Command::Push(args) => with_engine(&cli.global, args),
         Command::List(args) => with_engine(&cli.global, args),
         Command::Cache(args) => with_engine(&cli.global, args),
+        Command::Verify(args) => with_engine(&cli.global, args),
+        Command::Key { command } => cmd::key::run(command),
     }
 }
 

@@ -21,6 +21,8 @@ pub struct PullInput<'a> {
     pub insecure: bool,
     /// `--offline`.
     pub offline: bool,
+    /// `--cosign-key`: cosign public keys that must verify the artifact.
+    pub cosign_keys: Vec<PathBuf>,
 }
 
 /// Checks flag combinations, parses reference and platforms and refuses an export destination
@@ -44,6 +46,7 @@ pub fn pull(input: PullInput<'_>) -> Result<PullRequest, Error> {
     request.insecure = input.insecure;
     request.output = input.output;
     request.offline = input.offline;
+    request.signatures.cosign_keys = input.cosign_keys;
     Ok(request)
 }
 
@@ -58,6 +61,10 @@ pub struct PushInput<'a> {
     pub insecure: bool,
     /// `--no-latest`.
     pub no_latest: bool,
+    /// `--sign-key`: the RSA key every layer is signed with.
+    pub sign_key: Option<PathBuf>,
+    /// `--cosign-key`: the key a cosign signature of the index is made with.
+    pub cosign_key: Option<PathBuf>,
 }
 
 /// Picks source and reference from the positionals (further ones are ignored, as DS's plugin
@@ -76,5 +83,7 @@ pub fn push(input: PushInput<'_>) -> Result<PushRequest, Error> {
     let mut request = PushRequest::new(source, reference)?;
     request.insecure = input.insecure;
     request.tag_latest = !input.no_latest;
+    request.sign_key = input.sign_key;
+    request.cosign_key = input.cosign_key;
     Ok(request)
 }

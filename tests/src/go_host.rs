@@ -18,39 +18,38 @@ pub const HOST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Upper bound for building the Go host (module download on a cold cache included).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
-fn go_host_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("go-host")
+/// Builds the Go program in `tests/<package>` into `target/tmp/<package>-<test binary>` (so
+/// suites never share an output file).
+pub fn go_build(package: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let mut dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir = dir.parent().unwrap();
+    }
+    let tmp = dir.parent().unwrap().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let stem = exe.file_stem().unwrap().to_string_lossy().into_owned();
+    let out = tmp.join(format!("{package}-{stem}"));
+    let mut child = Command::new("go")
+        .args(["build", "-mod=readonly", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(package))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run `go build` for tests/{package} (is Go installed?): {e}"));
+    let status = wait_bounded(&mut child, BUILD_TIMEOUT).expect("go build timed out");
+    assert!(
+        status.success(),
+        "go build of tests/{package} failed: {status}"
+    );
+    out
 }
 
-/// Builds `tests/go-host` once per test binary, into `target/tmp/go-host-<test binary>`.
+/// The go-plugin host, built once per test binary.
 pub fn go_host() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let mut dir = exe.parent().unwrap();
-        if dir.ends_with("deps") {
-            dir = dir.parent().unwrap();
-        }
-        let tmp = dir.parent().unwrap().join("tmp");
-        std::fs::create_dir_all(&tmp).unwrap();
-        let stem = exe.file_stem().unwrap().to_string_lossy().into_owned();
-        let out = tmp.join(format!("go-host-{stem}"));
-        let mut child = Command::new("go")
-            .args(["build", "-mod=readonly", "-o"])
-            .arg(&out)
-            .arg(".")
-            .current_dir(go_host_dir())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("run `go build` for tests/go-host (is Go installed?)");
-        let status = wait_bounded(&mut child, BUILD_TIMEOUT).expect("go build timed out");
-        assert!(
-            status.success(),
-            "go build of tests/go-host failed: {status}"
-        );
-        out
-    })
-    .clone()
+    BIN.get_or_init(|| go_build("go-host")).clone()
 }
 
 /// Waits for `child` at most `limit`, killing it when it takes longer (`None` then).
@@ -97,6 +96,11 @@ impl Launch {
             plugin: None,
             env: Vec::new(),
         }
+    }
+
+    /// The launch's working directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// An environment variable for the host and the plugin it launches.

@@ -51,21 +51,47 @@ pub(crate) fn get(
     path: &str,
     credentials: Option<(&str, &str)>,
 ) -> io::Result<RawResponse> {
+    let mut headers = format!("Accept: {ACCEPT}\r\n");
+    if let Some((user, pass)) = credentials {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        headers.push_str(&format!("Authorization: Basic {token}\r\n"));
+    }
+    send(host, "GET", path, &headers, &[])
+}
+
+/// `PUT path` on `host` with `body` of `content_type`, anonymous.
+pub(crate) fn put(
+    host: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> io::Result<RawResponse> {
+    let headers = format!(
+        "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    send(host, "PUT", path, &headers, body)
+}
+
+/// One request on a fresh connection, `headers` being complete `Name: value\r\n` lines.
+fn send(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> io::Result<RawResponse> {
     let addr: SocketAddr = host
         .parse()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}")))?;
     let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: porter-e2e\r\nAccept: {ACCEPT}\r\nConnection: close\r\n"
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: porter-e2e\r\n{headers}Connection: close\r\n\r\n"
     );
-    if let Some((user, pass)) = credentials {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-        request.push_str(&format!("Authorization: Basic {token}\r\n"));
-    }
-    request.push_str("\r\n");
     stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     parse_response(&raw)

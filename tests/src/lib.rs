@@ -19,6 +19,7 @@
 //! - [`TlsFront`]: HTTPS on loopback in front of a plain-HTTP server (a [`FakeRegistry`] served
 //!   over TLS);
 //! - [`go_host`]: `ds-porter` launched through the go-plugin host exactly as DS launches it;
+//! - [`signing`]: the cosign CLI and the Go DS-signature program;
 //! - [`ds_porter_bin`]: where the binary under test is.
 #![allow(clippy::unwrap_used)]
 
@@ -34,6 +35,7 @@ mod layer;
 mod loopback;
 mod publish;
 mod registry;
+pub mod signing;
 mod standard;
 mod tls;
 mod tls_front;

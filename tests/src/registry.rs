@@ -158,6 +158,31 @@ impl Registry {
             .unwrap_or_else(|e| panic!("GET http://{}{path} failed: {e}", self.host))
     }
 
+    /// Stores `body` as a manifest of `repository` under its digest (or `reference`, a tag, when
+    /// given), anonymously; returns the digest. Panics unless the registry answers 201.
+    pub fn raw_put_manifest(
+        &self,
+        repository: &str,
+        reference: Option<&str>,
+        media_type: &str,
+        body: &[u8],
+    ) -> String {
+        let digest = crate::sha256_digest(body);
+        let path = format!(
+            "/v2/{repository}/manifests/{}",
+            reference.unwrap_or(&digest)
+        );
+        let response = http::put(&self.host, &path, media_type, body)
+            .unwrap_or_else(|e| panic!("PUT http://{}{path} failed: {e}", self.host));
+        assert_eq!(
+            response.status,
+            201,
+            "PUT {path}: {}",
+            String::from_utf8_lossy(&response.body)
+        );
+        digest
+    }
+
     /// Every request the registry has completed, in log order, without this crate's own
     /// synchronisation requests.
     ///

@@ -53,15 +53,8 @@ fn write(path: &Path, data: &[u8]) {
 }
 
 fn host() -> (String, String) {
-    let os = match std::env::consts::OS {
-        "macos" => "darwin",
-        o => o,
-    };
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        a => a,
-    };
+    let platform = porter_e2e::signing::host_platform();
+    let (os, arch) = platform.split_once('/').unwrap();
     (os.to_owned(), arch.to_owned())
 }
 

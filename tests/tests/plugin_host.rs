@@ -74,7 +74,7 @@ fn case_02_version_flag_answers_without_the_cookie() {
 #[test]
 fn cases_03_to_06_handshake_health_shutdown_no_stdout_and_socket_dir() {
     let launch = Launch::new();
-    let sockets = launch.dir.path().join("sockets");
+    let sockets = launch.dir().join("sockets");
     std::fs::create_dir_all(&sockets).unwrap();
     let report = launch
         .flags(&[
@@ -173,7 +173,14 @@ fn cases_05_07_to_10_discovery_rpcs_through_go_plugin() {
         .collect();
     assert_eq!(
         commands,
-        ["pull", "push", "list", "execute-plugin", "version"]
+        [
+            "pull",
+            "push",
+            "list",
+            "execute-plugin",
+            "verify",
+            "version"
+        ]
     );
     assert_eq!(
         manifest["platform"],
@@ -185,7 +192,14 @@ fn cases_05_07_to_10_discovery_rpcs_through_go_plugin() {
     assert_eq!(metadata["name"], "porter");
     assert_eq!(
         metadata["operations"],
-        json!(["pull", "push", "list", "execute-plugin", "version"])
+        json!([
+            "pull",
+            "push",
+            "list",
+            "execute-plugin",
+            "verify",
+            "version"
+        ])
     );
     assert_eq!(metadata["platform"], manifest["platform"]);
 
@@ -365,9 +379,9 @@ fn cases_71_72_push_arguments_are_checked() {
 fn cases_73_75_push_through_the_host_prints_json_in_every_mode() {
     let reg = Registry::start();
     let launch = Launch::new();
-    std::fs::write(launch.dir.path().join("tool"), b"tool bytes").unwrap();
+    std::fs::write(launch.dir().join("tool"), b"tool bytes").unwrap();
     std::fs::write(
-        launch.dir.path().join("ds.manifest.yaml"),
+        launch.dir().join("ds.manifest.yaml"),
         "manifests:\n  - platform: linux/amd64\n    path: tool\n  - platform: linux/arm64\n    path: tool\n",
     )
     .unwrap();
@@ -385,9 +399,9 @@ fn cases_73_75_push_through_the_host_prints_json_in_every_mode() {
     assert_eq!(result["cached"], false);
 
     let launch = Launch::new();
-    std::fs::write(launch.dir.path().join("tool"), b"tool bytes").unwrap();
+    std::fs::write(launch.dir().join("tool"), b"tool bytes").unwrap();
     std::fs::write(
-        launch.dir.path().join("ds.manifest.yaml"),
+        launch.dir().join("ds.manifest.yaml"),
         "manifests:\n  - platform: linux/amd64\n    path: tool\n  - platform: linux/arm64\n    path: tool\n",
     )
     .unwrap();
@@ -416,7 +430,7 @@ fn cases_73_75_push_through_the_host_prints_json_in_every_mode() {
 #[test]
 fn case_34_a_cache_dir_that_cannot_be_created_is_reported() {
     let launch = Launch::new();
-    let file = launch.dir.path().join("not-a-dir");
+    let file = launch.dir().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
     let report = launch
         .config(&json!({"Cache": {"Dir": file}}).to_string())
@@ -540,7 +554,7 @@ fn cases_43_44_execute_plugin_hands_the_artifact_to_the_named_plugin() {
 #[test]
 fn logging_follows_the_host_config_and_reaches_the_log_file() {
     let launch = Launch::new();
-    let log = launch.dir.path().join("logs").join("porter.log");
+    let log = launch.dir().join("logs").join("porter.log");
     let cfg = json!({"Cache": {"Dir": launch.cache_root()}, "Logging": {"Level": "debug", "Format": "json", "Output": log}});
     let launch = launch.config(&cfg.to_string()).execute("list", &[]);
     let report = launch.run();
@@ -618,7 +632,7 @@ fn pull_list_and_execute_plugin_through_the_host_against_the_registry() {
     assert_eq!(result["metadata"], json!({"name": "porter"}));
     let host = host_arch_dir();
     assert_eq!(
-        std::fs::read(launch.dir.path().join("out/tool")).unwrap(),
+        std::fs::read(launch.dir().join("out/tool")).unwrap(),
         StandardFixtures::tool_contents(&host)
     );
 
@@ -634,7 +648,7 @@ fn pull_list_and_execute_plugin_through_the_host_against_the_registry() {
     );
     assert_ok(&launch.run());
     assert_eq!(
-        std::fs::read(launch.dir.path().join("out/linux/arm64/tool")).unwrap(),
+        std::fs::read(launch.dir().join("out/linux/arm64/tool")).unwrap(),
         StandardFixtures::tool_contents("linux/arm64")
     );
     let launch = Launch::new().cache_config().execute(
@@ -652,7 +666,7 @@ fn pull_list_and_execute_plugin_through_the_host_against_the_registry() {
         ("linux/arm64", "tool"),
         ("windows/amd64", "tool.exe"),
     ] {
-        let path = launch.dir.path().join("out").join(platform).join(file);
+        let path = launch.dir().join("out").join(platform).join(file);
         assert_eq!(
             std::fs::read(&path).unwrap(),
             StandardFixtures::tool_contents(platform),
@@ -669,7 +683,7 @@ fn pull_list_and_execute_plugin_through_the_host_against_the_registry() {
     );
     let report = launch.run();
     let ex = assert_ok(&report);
-    let out = std::path::absolute(launch.dir.path().join("out"))
+    let out = std::path::absolute(launch.dir().join("out"))
         .unwrap()
         .display()
         .to_string();
@@ -951,7 +965,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// to its name, and `cache verify` is clean.
 fn assert_no_partial_files(launch: &Launch, destinations: &[&str]) {
     let mut roots = vec![launch.cache_root()];
-    roots.extend(destinations.iter().map(|d| launch.dir.path().join(d)));
+    roots.extend(destinations.iter().map(|d| launch.dir().join(d)));
     for root in &roots {
         for path in walk(root) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -986,7 +1000,7 @@ fn assert_no_partial_files(launch: &Launch, destinations: &[&str]) {
     }
     let verify = Command::new(ds_porter_bin())
         .args(["cache", "verify"])
-        .current_dir(launch.dir.path())
+        .current_dir(launch.dir())
         .env("HOME", launch.home())
         .env("DS_CACHE_DIR", launch.cache_root())
         .stdin(Stdio::null())
@@ -1198,7 +1212,7 @@ fn executes_in_one_launch_one_after_another_give_independent_results() {
     // Exported paths are reported as given (ds-contract §7.7), relative to the plugin's cwd.
     assert_eq!(arm["exported_files"], json!(["arm/linux/arm64/tool"]));
     assert_eq!(
-        std::fs::read(launch.dir.path().join("arm/linux/arm64/tool")).unwrap(),
+        std::fs::read(launch.dir().join("arm/linux/arm64/tool")).unwrap(),
         StandardFixtures::tool_contents("linux/arm64")
     );
 
@@ -1211,7 +1225,7 @@ fn executes_in_one_launch_one_after_another_give_independent_results() {
     let all: Value = serde_json::from_str(runs[3]["stdout"].as_str().unwrap()).unwrap();
     assert_eq!(all["id"], fx.tool.id());
     assert_eq!(all["exported_files"].as_array().unwrap().len(), 3, "{all}");
-    assert!(!launch.dir.path().join("arm/windows").exists());
+    assert!(!launch.dir().join("arm/windows").exists());
     assert!(
         runs[4]["stdout"]
             .as_str()
@@ -1344,7 +1358,7 @@ fn plugin_args_with_gaps_repeats_and_empty_keys_follow_ds_plugin_args() {
         result["exported_files"],
         json!(["first/linux/arm64/tool", "first/windows/amd64/tool.exe"])
     );
-    assert!(!launch.dir.path().join("second").exists());
+    assert!(!launch.dir().join("second").exists());
 }
 
 /// A `key=value` of `len` bytes.
@@ -1427,7 +1441,7 @@ fn an_output_path_that_cannot_be_created_is_named_in_the_error() {
     // directory would not stop the write).
     let (reg, _fx) = registry();
     let launch = Launch::new();
-    let file = launch.dir.path().join("a-file");
+    let file = launch.dir().join("a-file");
     std::fs::write(&file, "x").unwrap();
     let out = file.join("sub");
     let app = reg.reference("demo/app:1.0");

@@ -8,11 +8,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use porter_e2e::cli::{Run, User};
+use porter_e2e::go_host::go_host;
 use porter_e2e::{
     EMPTY_CONFIG_DIGEST, EMPTY_CONFIG_MEDIA_TYPE, FakeRegistry, LayerSpec, OCI_MANIFEST_MEDIA_TYPE,
     Registry, Reply, block_on, ds_porter_bin, publish_single, sha256_digest,
@@ -259,7 +259,6 @@ fn bearer_tokens_never_appear_in_output_or_errors() {
 
 // --- plugin mode, through the real go-plugin host (`tests/go-host`)
 
-const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 const HOST_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
@@ -275,24 +274,6 @@ fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> std::proces
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn go_host() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-host-secrets");
-        let mut child = Command::new("go")
-            .args(["build", "-mod=readonly", "-o"])
-            .arg(&out)
-            .arg(".")
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("go-host"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("run `go build` for tests/go-host (is Go installed?)");
-        assert!(wait_bounded(&mut child, BUILD_TIMEOUT).success());
-        out
-    })
-    .clone()
 }
 
 /// Runs one Execute through the host; returns the host's whole JSON report as text.
@@ -429,4 +410,100 @@ fn mirror_urls_with_credentials_are_used_and_never_printed() {
         run.ok();
     }
     assert_files_clean(&user.path().join("cache"), &[]);
+}
+
+/// The forms a private key could leak in: every base64 line of its PEM body and the key
+/// material's DER as one base64 text.
+fn key_forms(pem: &str) -> Vec<String> {
+    let lines: Vec<&str> = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 16)
+        .collect();
+    let mut forms: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    forms.push(lines.concat());
+    forms
+}
+
+fn assert_no_key(what: &str, text: &str, forms: &[String]) {
+    for form in forms {
+        assert!(
+            !text.contains(form.as_str()),
+            "{what} contains private key material {form:?}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn signing_keys_never_appear_in_output_logs_or_errors() {
+    let reg = Registry::start();
+    let user = User::new();
+    let generated = user.run(&["key", "generate", "--out", "keys"]).ok();
+    let private = PathBuf::from(generated["private_key"].as_str().unwrap());
+    let pem = fs::read_to_string(&private).unwrap();
+    let forms = key_forms(&pem);
+    // The same key with its DER damaged in the middle: it cannot be parsed.
+    let broken = user.path().join("broken.pem");
+    let mut lines: Vec<String> = pem.lines().map(str::to_owned).collect();
+    let middle = lines.len() / 2;
+    lines[middle] = lines[middle].chars().rev().collect();
+    fs::write(&broken, lines.join("\n")).unwrap();
+    fs::write(user.path().join("tool"), b"#!/bin/sh\necho tool\n").unwrap();
+    let target = reg.reference("demo/signed:1.0");
+
+    for (name, key, succeeds) in [
+        ("signed push", &private, true),
+        ("broken key", &broken, false),
+    ] {
+        let run = user.run_with(
+            &[
+                "--log-level",
+                "trace",
+                "push",
+                "tool",
+                &target,
+                "--insecure",
+                "--sign-key",
+                key.to_str().unwrap(),
+            ],
+            &[("RUST_LOG", "trace")],
+        );
+        assert_eq!(run.code() == 0, succeeds, "{name}: {}", run.stderr());
+        assert_no_key(&format!("{name} stdout"), &run.stdout(), &forms);
+        assert_no_key(&format!("{name} stderr"), &run.stderr(), &forms);
+    }
+    let run = user.run(&["pull", &target, "--insecure", "-o", "out"]);
+    assert_no_key("pull", &run.stdout(), &forms);
+    for dir in [user.cache(), user.path().join("out")] {
+        for entry in fs::read_dir(&dir).unwrap().flatten() {
+            if entry.path().is_file() {
+                let text = String::from_utf8_lossy(&fs::read(entry.path()).unwrap()).into_owned();
+                assert_no_key(&entry.path().display().to_string(), &text, &forms);
+            }
+        }
+    }
+
+    // Plugin mode at trace level: the response and the log file.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("logs/porter.log");
+    let config = json!({
+        "Cache": {"Dir": dir.path().join("cache")},
+        "Logging": {"Level": "trace", "Format": "json", "Output": log},
+    })
+    .to_string();
+    let tool = user.path().join("tool").display().to_string();
+    for key in [&private, &broken] {
+        let report = plugin_execute(
+            dir.path(),
+            &config,
+            "push",
+            &[
+                &format!("arg0={tool}"),
+                &format!("arg1={}", reg.reference("demo/plugin:1")),
+                "insecure=true",
+                &format!("sign-key={}", key.display()),
+            ],
+        );
+        assert_no_key("plugin report", &report, &forms);
+    }
+    assert_no_key("plugin log", &fs::read_to_string(&log).unwrap(), &forms);
 }

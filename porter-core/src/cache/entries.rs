@@ -53,7 +53,7 @@ impl Entries {
             .filter(known)
             .or_else(|| result.first_cached_at.clone())
             .or_else(|| Some(result.cached_at.clone()).filter(known));
-        create_dir_all(&entry)?;
+        create_dir_all(&entry, "failed to create")?;
         write_atomic(
             &entry.join(METADATA_FILE),
             stored.to_metadata_json().as_bytes(),

@@ -45,10 +45,10 @@ impl OciLayout {
     /// Opens the layout at `root` for writing, creating the directory, `blobs/sha256` and
     /// `oci-layout` when missing, and removing temporary files killed writers left in `blobs/`.
     pub(crate) fn create(root: &Path) -> Result<Self> {
-        create_dir_all(root)?;
+        create_dir_all(root, "cannot create OCI layout directory")?;
         let layout = OciLayout::at(root);
         let blobs = layout.blobs_dir();
-        create_dir_all(&blobs)?;
+        create_dir_all(&blobs, "failed to create")?;
         let marker = root.join(OCI_LAYOUT_FILE);
         if !marker.exists() {
             write_atomic(&marker, OCI_LAYOUT.as_bytes())?;
@@ -281,14 +281,13 @@ pub(crate) fn temp_file_in(dir: &Path) -> Result<tempfile::NamedTempFile> {
 }
 
 /// `mkdir -p` with mode 0755 before the umask, for the same reason as [`temp_file_in`].
-pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
+/// `action` names what failed (`failed to create cache directory`).
+pub(crate) fn create_dir_all(dir: &Path, action: &'static str) -> Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o755);
-    builder
-        .create(dir)
-        .map_err(|e| Error::io("failed to create directory", dir, e))
+    builder.create(dir).map_err(|e| Error::io(action, dir, e))
 }
 
 /// Renames a finished temporary file to `target`.

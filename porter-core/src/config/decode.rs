@@ -126,6 +126,16 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// This value as a boolean (YAML also accepts the text `true`/`false`).
+    pub(super) fn boolean(&self) -> Result<bool, String> {
+        match (self.value, self.dialect) {
+            (Value::Bool(b), _) => Ok(*b),
+            (Value::String(text), Dialect::Yaml) if text.eq_ignore_ascii_case("true") => Ok(true),
+            (Value::String(text), Dialect::Yaml) if text.eq_ignore_ascii_case("false") => Ok(false),
+            _ => Err(self.error("a boolean")),
+        }
+    }
+
     /// The elements of an array, `null` elements skipped.
     pub(super) fn elements(&self, expected: &str) -> Result<Vec<Node<'a>>, String> {
         let Value::Array(items) = self.value else {
@@ -262,6 +272,11 @@ impl<'a> Obj<'a> {
     /// An object member.
     pub(super) fn object(&self, go: &str, yaml: &str) -> Result<Option<Obj<'a>>, String> {
         self.get(go, yaml).map(|node| node.object()).transpose()
+    }
+
+    /// A boolean member.
+    pub(super) fn boolean(&self, go: &str, yaml: &str) -> Result<Option<bool>, String> {
+        self.get(go, yaml).map(|node| node.boolean()).transpose()
     }
 
     /// A byte-size member.

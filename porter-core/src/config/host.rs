@@ -19,6 +19,7 @@ use super::{
     normalize_registry_host, redact_userinfo, same_registry,
 };
 use crate::error::{Error, Result};
+use crate::signature::{Mode, SignaturePolicy, SignatureSettings};
 
 /// Source name used in errors about the host-config JSON.
 const HOST_JSON: &str = "host config JSON";
@@ -39,6 +40,8 @@ pub struct HostConfig {
     pub logging: LoggingConfig,
     /// `Proxy` / `proxy`.
     pub proxy: ProxyConfig,
+    /// `Plugins.Signature` / `plugins.signature` (the only part of `Plugins` porter reads).
+    pub plugin_signature: SignatureConfig,
     /// `Settings` / `settings`: per-plugin sections of arbitrary JSON, keyed by plugin name.
     pub settings: BTreeMap<String, Map<String, Value>>,
 }
@@ -101,6 +104,19 @@ pub struct LoggingConfig {
     pub output: Option<String>,
 }
 
+/// `Plugins.Signature{Mode,PublicKeys,TrustStore,AllowUnsigned}`, before it is resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignatureConfig {
+    /// `disabled`, `permissive` or `strict` (empty means disabled).
+    pub mode: Option<String>,
+    /// Public key files.
+    pub public_keys: Option<Vec<String>>,
+    /// A directory of trusted `*.pem`/`*.pub` keys.
+    pub trust_store: Option<PathBuf>,
+    /// Permissive mode lets unsigned layers through.
+    pub allow_unsigned: Option<bool>,
+}
+
 /// `Proxy{HTTPProxy,HTTPSProxy,NoProxy}`. `Debug` hides user info in the URLs.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ProxyConfig {
@@ -120,6 +136,7 @@ impl fmt::Debug for HostConfig {
             .field("cache", &self.cache)
             .field("logging", &self.logging)
             .field("proxy", &self.proxy)
+            .field("plugin_signature", &self.plugin_signature)
             .field("settings", &self.settings.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -137,7 +154,7 @@ impl fmt::Debug for ProxyConfig {
 
 impl HostConfig {
     /// Decodes the host-config JSON DS sends (`json.Marshal(types.Config)`), tolerantly: keys in
-    /// any case, unknown keys ignored, `null` anywhere, `Plugins` not read.
+    /// any case, unknown keys ignored, `null` anywhere; of `Plugins` only `Signature` is read.
     pub fn from_json(bytes: &[u8]) -> Result<HostConfig> {
         check_size(bytes.len(), HOST_JSON)?;
         let value: Value = serde_json::from_slice(bytes)
@@ -198,6 +215,12 @@ impl HostConfig {
                 output: Some("stdout".into()),
             },
             proxy: ProxyConfig::default(),
+            plugin_signature: SignatureConfig {
+                mode: Some("permissive".into()),
+                public_keys: Some(Vec::new()),
+                trust_store: Some(home.join(".config").join("ds").join("trust")),
+                allow_unsigned: Some(true),
+            },
             settings: BTreeMap::new(),
         }
     }
@@ -216,6 +239,7 @@ impl HostConfig {
             cache,
             logging,
             proxy,
+            plugin_signature,
             settings,
         } = other;
         overlay(&mut self.registry.default, registry.default);
@@ -236,6 +260,14 @@ impl HostConfig {
         overlay(&mut self.proxy.http_proxy, proxy.http_proxy);
         overlay(&mut self.proxy.https_proxy, proxy.https_proxy);
         overlay(&mut self.proxy.no_proxy, proxy.no_proxy);
+        let signature = &mut self.plugin_signature;
+        overlay(&mut signature.mode, plugin_signature.mode);
+        overlay(&mut signature.public_keys, plugin_signature.public_keys);
+        overlay(&mut signature.trust_store, plugin_signature.trust_store);
+        overlay(
+            &mut signature.allow_unsigned,
+            plugin_signature.allow_unsigned,
+        );
         for (plugin, section) in settings {
             self.settings.entry(plugin).or_default().extend(section);
         }
@@ -310,6 +342,31 @@ impl HostConfig {
                     .map_err(|reason| proxy_error(name, expanded.trim(), reason))?;
                 *field = Some(value);
             }
+        }
+        if let Some(value) = get("DS_PLUGINS_SIGNATURE_MODE") {
+            self.plugin_signature.mode = Some(value.trim().to_owned());
+        }
+        if let Some(value) = get("DS_PLUGINS_SIGNATURE_PUBLIC_KEYS") {
+            self.plugin_signature.public_keys = Some(
+                parse_list(&value)
+                    .map_err(|reason| error("DS_PLUGINS_SIGNATURE_PUBLIC_KEYS", reason))?,
+            );
+        }
+        if let Some(value) = get("DS_PLUGINS_SIGNATURE_TRUST_STORE") {
+            self.plugin_signature.trust_store = Some(PathBuf::from(value.trim()));
+        }
+        if let Some(value) = get("DS_PLUGINS_SIGNATURE_ALLOW_UNSIGNED") {
+            self.plugin_signature.allow_unsigned =
+                Some(match value.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" | "on" => true,
+                    "false" | "0" | "no" | "off" => false,
+                    _ => {
+                        return Err(error(
+                            "DS_PLUGINS_SIGNATURE_ALLOW_UNSIGNED",
+                            format!("{value:?} is not a boolean"),
+                        ));
+                    }
+                });
         }
         if let Some(value) = get("DS_AUTH_DOCKER_CONFIG") {
             self.auth.docker_config = Some(PathBuf::from(value));
@@ -450,12 +507,17 @@ impl HostConfig {
                     .map(|(source, value)| {
                         check_proxy_url(&value)
                             .map_err(|reason| proxy_error(source, &value, reason))?;
-                        Ok(value)
+                        Ok::<_, Error>(value)
                     })
                     .transpose()
             };
         let field = |value: &Option<String>| value.as_deref().unwrap_or_default().to_owned();
         let porter = super::porter::resolve(self.settings.get("porter"), env, home, expand);
+        let signature = SignatureSettings {
+            plugins: self.plugin_signature.to_policy(path)?,
+            artifacts: super::porter::signature_policy(self.settings.get("porter"), &path)?,
+            cosign_keys: super::porter::cosign_keys(self.settings.get("porter"), &path)?,
+        };
 
         let proxy = ProxySettings {
             http: proxy_url(
@@ -511,6 +573,8 @@ impl HostConfig {
             retry: porter.retry,
             block_private_redirects: porter.block_private_redirects,
             export_limits: porter.export_limits,
+            signature,
+            signing_key: porter.signing_key,
         })
     }
 
@@ -546,6 +610,17 @@ impl HostConfig {
             config.logging.format = logging.string("Format", "format")?;
             config.logging.output = logging.string("Output", "output")?;
         }
+        if let Some(plugins) = root.object("Plugins", "plugins")?
+            && let Some(signature) = plugins.object("Signature", "signature")?
+        {
+            let sig = &mut config.plugin_signature;
+            sig.mode = signature.string("Mode", "mode")?;
+            sig.public_keys = signature.strings("PublicKeys", "public_keys")?;
+            sig.trust_store = signature
+                .string("TrustStore", "trust_store")?
+                .map(PathBuf::from);
+            sig.allow_unsigned = signature.boolean("AllowUnsigned", "allow_unsigned")?;
+        }
         if let Some(proxy) = root.object("Proxy", "proxy")? {
             config.proxy.http_proxy = proxy.string("HTTPProxy", "http_proxy")?;
             config.proxy.https_proxy = proxy.string("HTTPSProxy", "https_proxy")?;
@@ -559,6 +634,35 @@ impl HostConfig {
             }
         }
         Ok(config)
+    }
+}
+
+impl SignatureConfig {
+    /// The policy, with `resolve_path` applied to the key paths (a leading `~/` is expanded again
+    /// when the keys are loaded, as DS does).
+    fn to_policy(&self, resolve_path: impl Fn(&Path) -> PathBuf) -> Result<SignaturePolicy> {
+        let mode = self
+            .mode
+            .as_deref()
+            .unwrap_or_default()
+            .parse::<Mode>()
+            .map_err(|reason| config_error("Plugins.Signature.Mode", reason))?;
+        Ok(SignaturePolicy {
+            mode,
+            public_keys: self
+                .public_keys
+                .iter()
+                .flatten()
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| resolve_path(Path::new(k.trim())))
+                .collect(),
+            trust_store: self
+                .trust_store
+                .as_deref()
+                .map(&resolve_path)
+                .filter(|p| !p.as_os_str().is_empty()),
+            allow_unsigned: self.allow_unsigned.unwrap_or(false),
+        })
     }
 }
 
@@ -755,6 +859,16 @@ mod tests {
                 retry: RetryPolicy::default(),
                 block_private_redirects: None,
                 export_limits: ExportLimits::default(),
+                signature: SignatureSettings {
+                    plugins: SignaturePolicy {
+                        mode: Mode::Permissive,
+                        public_keys: vec![],
+                        trust_store: Some("/home/u/.config/ds/trust".into()),
+                        allow_unsigned: true,
+                    },
+                    ..SignatureSettings::default()
+                },
+                signing_key: None,
             }
         );
     }
@@ -866,19 +980,127 @@ mod tests {
     }
 
     #[test]
-    fn null_is_accepted_anywhere_and_plugins_are_not_read() {
+    fn null_is_accepted_anywhere_and_of_plugins_only_the_signature_is_read() {
         let json = r#"{"Registry":null,"Auth":{"DockerConfig":null,"Credentials":[null]},
             "Cache":{"Dir":null,"MaxSize":null,"TTL":null},"Logging":null,"Proxy":{"NoProxy":null},
-            "Plugins":{"Sources":"not a list","Signature":5},"Settings":{"porter":null,"x":{}}}"#;
+            "Plugins":{"Sources":"not a list","Signature":null},"Settings":{"porter":null,"x":{}}}"#;
         let config = HostConfig::from_json(json.as_bytes()).unwrap();
         assert_eq!(config.auth.credentials, Some(vec![]));
         assert_eq!(config.cache, CacheConfig::default());
+        assert_eq!(config.plugin_signature, SignatureConfig::default());
         assert_eq!(config.settings.keys().collect::<Vec<_>>(), ["x"]);
         assert_eq!(
             HostConfig::from_json(b"null").unwrap(),
             HostConfig::default()
         );
-        assert!(HostConfig::from_json(br#"{"Plugins":7}"#).is_ok());
+        // The signature policy is security-relevant: a malformed one fails, naming the field.
+        let (source, reason) =
+            config_error_of(HostConfig::from_json(br#"{"Plugins":{"Signature":5}}"#));
+        assert_eq!(source, HOST_JSON);
+        assert!(reason.contains("Plugins.Signature"), "{reason}");
+        let (_, reason) = config_error_of(HostConfig::from_json(
+            br#"{"Plugins":{"Signature":{"AllowUnsigned":"yes"}}}"#,
+        ));
+        assert!(reason.contains("AllowUnsigned"), "{reason}");
+    }
+
+    #[test]
+    fn the_signature_policies_are_read_from_every_layer() {
+        let json = r#"{"plugins":{"signature":{"mode":"STRICT","publickeys":["~/k.pem",""],
+            "truststore":"/t","allowunsigned":false}},
+            "Settings":{"porter":{"Signature":{"Mode":"permissive","Public_Keys":"/p.pem",
+            "AllowUnsigned":true,"cosign_keys":["/c.pub"]},"signing_key":"/s.pem"}}}"#;
+        let resolved = settings(json);
+        let sig = &resolved.signature;
+        assert_eq!(sig.plugins.mode, Mode::Strict);
+        assert_eq!(sig.plugins.public_keys, [Path::new("/home/u/k.pem")]);
+        assert_eq!(sig.plugins.trust_store.as_deref(), Some(Path::new("/t")));
+        assert!(!sig.plugins.allow_unsigned);
+        assert_eq!(sig.artifacts.mode, Mode::Permissive);
+        assert_eq!(sig.artifacts.public_keys, [Path::new("/p.pem")]);
+        assert!(sig.artifacts.allow_unsigned);
+        assert_eq!(sig.cosign_keys, [Path::new("/c.pub")]);
+        assert_eq!(resolved.signing_key.as_deref(), Some(Path::new("/s.pem")));
+
+        // Absent: DS's empty mode (disabled) for plugins, disabled for everything else.
+        let none = settings("{}");
+        assert_eq!(none.signature, SignatureSettings::default());
+
+        for (json, field) in [
+            (
+                r#"{"Plugins":{"Signature":{"Mode":"stict"}}}"#,
+                "Plugins.Signature.Mode",
+            ),
+            (
+                r#"{"Settings":{"porter":{"signature":{"mode":"on"}}}}"#,
+                "settings.porter.signature.mode",
+            ),
+            (
+                r#"{"Settings":{"porter":{"signature":{"allow_unsigned":"yes"}}}}"#,
+                "settings.porter.signature.allow_unsigned",
+            ),
+            (
+                r#"{"Settings":{"porter":{"signature":{"cosign_keys":[1]}}}}"#,
+                "settings.porter.signature.cosign_keys",
+            ),
+            (
+                r#"{"Settings":{"porter":{"signature":"strict"}}}"#,
+                "settings.porter.signature",
+            ),
+        ] {
+            let err = HostConfig::from_json(json.as_bytes())
+                .unwrap()
+                .to_settings(&no_env, Path::new(HOME))
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Config { source_name, .. } if source_name == field),
+                "{json}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_signature_policy_follows_ds_defaults_yaml_and_env() {
+        let defaults = HostConfig::defaults(Path::new(HOME))
+            .to_settings(&no_env, Path::new(HOME))
+            .unwrap();
+        assert_eq!(defaults.signature.plugins.mode, Mode::Permissive);
+        assert!(defaults.signature.plugins.allow_unsigned);
+        assert_eq!(
+            defaults.signature.plugins.trust_store.as_deref(),
+            Some(Path::new("/home/u/.config/ds/trust"))
+        );
+        assert_eq!(defaults.signature.artifacts.mode, Mode::Disabled);
+
+        let mut config = HostConfig::defaults(Path::new(HOME));
+        config.merge(
+            HostConfig::from_yaml_str(
+                "plugins:\n  signature:\n    mode: strict\n    public_keys: [~/keys/a.pub]\n",
+                "config.yaml",
+            )
+            .unwrap(),
+        );
+        let env = env_of(&[
+            ("DS_PLUGINS_SIGNATURE_ALLOW_UNSIGNED", "false"),
+            ("DS_PLUGINS_SIGNATURE_TRUST_STORE", "/env/trust"),
+        ]);
+        config.apply_env(&env).unwrap();
+        let settings = config.to_settings(&env, Path::new(HOME)).unwrap();
+        let plugins = &settings.signature.plugins;
+        assert_eq!(plugins.mode, Mode::Strict);
+        assert_eq!(plugins.public_keys, [Path::new("/home/u/keys/a.pub")]);
+        assert_eq!(
+            plugins.trust_store.as_deref(),
+            Some(Path::new("/env/trust"))
+        );
+        assert!(!plugins.allow_unsigned);
+        let bad = env_of(&[("DS_PLUGINS_SIGNATURE_ALLOW_UNSIGNED", "maybe")]);
+        let err = HostConfig::default().apply_env(&bad).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("DS_PLUGINS_SIGNATURE_ALLOW_UNSIGNED"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub use docker::docker_credential;
 pub use expand::EnvLookup;
 pub use host::{
     AuthConfig, CacheConfig, CredentialConfig, HostConfig, LoggingConfig, ProxyConfig,
-    RegistryConfig,
+    RegistryConfig, SignatureConfig,
 };
 pub use retry::RetryPolicy;
 pub use units::{parse_duration, parse_size};
@@ -187,6 +187,11 @@ pub struct Settings {
     /// Caps on what one export writes (`settings.porter.export_max_bytes`,
     /// `settings.porter.export_max_entries`).
     pub export_limits: ExportLimits,
+    /// Signature verification on pull: DS's `Plugins.Signature` for DS plugins,
+    /// `settings.porter.signature` for everything else.
+    pub signature: crate::signature::SignatureSettings,
+    /// The RSA key pushes sign layers with (`settings.porter.signing_key`).
+    pub signing_key: Option<PathBuf>,
 }
 
 /// Log levels hclog (and so DS's plugin logger) accepts.

@@ -13,10 +13,12 @@ use serde_json::{Map, Value};
 use super::expand::{EnvLookup, expand_path};
 use super::units::{parse_duration, parse_size};
 use crate::config::RetryPolicy;
+use crate::error::{Error, Result};
 use crate::export::ExportLimits;
+use crate::signature::{Mode, SignaturePolicy};
 
 /// Keys of the `porter` settings section.
-pub(super) const KEYS: [&str; 8] = [
+pub(super) const KEYS: [&str; 9] = [
     "block_private_redirects",
     "ca_file",
     "certs_dir",
@@ -25,6 +27,7 @@ pub(super) const KEYS: [&str; 8] = [
     "offline",
     "request_timeout",
     "retries",
+    "signing_key",
 ];
 
 /// The resolved porter section.
@@ -36,6 +39,7 @@ pub(super) struct PorterSection {
     pub retry: RetryPolicy,
     pub block_private_redirects: Option<bool>,
     pub export_limits: ExportLimits,
+    pub signing_key: Option<PathBuf>,
 }
 
 /// `certs.d` directories searched when `certs_dir` is not set.
@@ -168,6 +172,14 @@ pub(super) fn resolve(
         None | Some(Value::Null) => None,
         Some(value) => Some(truthy(value)),
     };
+    let signing_key = match get("signing_key") {
+        Some(Value::String(text)) if !text.trim().is_empty() => Some(path(text)),
+        None | Some(Value::Null) | Some(Value::String(_)) => None,
+        Some(other) => {
+            tracing::warn!(value = %other, "settings.porter.signing_key: expected a path");
+            None
+        }
+    };
     PorterSection {
         block_private_redirects,
         ca_files: paths("ca_file").unwrap_or_default(),
@@ -175,6 +187,134 @@ pub(super) fn resolve(
         offline,
         retry,
         export_limits,
+        signing_key,
+    }
+}
+
+/// The member of `object` whose name matches `name` ignoring case and underscores, so both the
+/// YAML spelling (`public_keys`) and DS's Go field names (`PublicKeys`) work.
+fn member<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    let simple = |key: &str| key.replace('_', "").to_ascii_lowercase();
+    let wanted = simple(name);
+    object
+        .iter()
+        .rfind(|(key, value)| simple(key) == wanted && !value.is_null())
+        .map(|(_, value)| value)
+}
+
+/// The `signature` object of the section (`None` when absent).
+fn signature_section(section: Option<&Map<String, Value>>) -> Result<Option<&Map<String, Value>>> {
+    match section.and_then(|s| member(s, "signature")) {
+        None => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(other) => Err(signature_error(
+            "",
+            format!("expected an object, found {other}"),
+        )),
+    }
+}
+
+fn signature_error(key: &str, reason: String) -> Error {
+    let name = if key.is_empty() {
+        "settings.porter.signature".to_owned()
+    } else {
+        format!("settings.porter.signature.{key}")
+    };
+    Error::Config {
+        source_name: name,
+        reason,
+    }
+}
+
+/// A list of paths: an array of strings, or one string.
+fn path_list(
+    object: &Map<String, Value>,
+    key: &str,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Vec<PathBuf>> {
+    let items: Vec<&str> = match member(object, key) {
+        None => Vec::new(),
+        Some(Value::String(text)) => vec![text.as_str()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter(|v| !v.is_null())
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| signature_error(key, format!("expected paths, found {v}")))
+            })
+            .collect::<Result<_>>()?,
+        Some(other) => {
+            return Err(signature_error(
+                key,
+                format!("expected a path or a list of paths, found {other}"),
+            ));
+        }
+    };
+    Ok(items
+        .into_iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| resolve(Path::new(p.trim())))
+        .collect())
+}
+
+/// `settings.porter.signature` as a policy (the shape of DS's `Plugins.Signature`; default
+/// disabled). Malformed values fail, naming the key: a typo must not switch checking off.
+pub(super) fn signature_policy(
+    section: Option<&Map<String, Value>>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<SignaturePolicy> {
+    let Some(signature) = signature_section(section)? else {
+        return Ok(SignaturePolicy::default());
+    };
+    let mode = match member(signature, "mode") {
+        None => Mode::Disabled,
+        Some(Value::String(text)) => text
+            .parse::<Mode>()
+            .map_err(|reason| signature_error("mode", reason))?,
+        Some(other) => {
+            return Err(signature_error(
+                "mode",
+                format!("expected text, found {other}"),
+            ));
+        }
+    };
+    let allow_unsigned = match member(signature, "allow_unsigned") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(signature_error(
+                "allow_unsigned",
+                format!("expected true or false, found {other}"),
+            ));
+        }
+    };
+    let trust_store = match member(signature, "trust_store") {
+        None => None,
+        Some(Value::String(text)) if text.trim().is_empty() => None,
+        Some(Value::String(text)) => Some(resolve(Path::new(text.trim()))),
+        Some(other) => {
+            return Err(signature_error(
+                "trust_store",
+                format!("expected a directory, found {other}"),
+            ));
+        }
+    };
+    Ok(SignaturePolicy {
+        mode,
+        public_keys: path_list(signature, "public_keys", resolve)?,
+        trust_store,
+        allow_unsigned,
+    })
+}
+
+/// `settings.porter.signature.cosign_keys`.
+pub(super) fn cosign_keys(
+    section: Option<&Map<String, Value>>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Vec<PathBuf>> {
+    match signature_section(section)? {
+        Some(signature) => path_list(signature, "cosign_keys", resolve),
+        None => Ok(Vec::new()),
     }
 }
 

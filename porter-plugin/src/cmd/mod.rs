@@ -5,9 +5,11 @@
 
 pub mod cache;
 pub mod completions;
+pub mod key;
 pub mod list;
 pub mod pull;
 pub mod push;
+pub mod verify;
 pub mod version;
 
 use porter_core::{Error, Porter};

@@ -54,6 +54,10 @@ pub struct PullArgs {
     /// Serve only from the cache; never touch the network (also DS_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
+
+    /// cosign public key (PEM) that must verify the artifact's cosign signature; repeatable.
+    #[arg(long = "cosign-key", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub cosign_keys: Vec<PathBuf>,
 }
 
 /// Platforms shells offer to complete after `--platform` (any `os/arch[/variant]` is accepted).
@@ -107,6 +111,7 @@ impl EngineCommand for PullArgs {
             output: self.output.clone(),
             insecure: self.insecure,
             offline: self.offline,
+            cosign_keys: self.cosign_keys.clone(),
         })
     }
 

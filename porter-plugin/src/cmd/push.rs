@@ -39,6 +39,15 @@ pub struct PushArgs {
     /// Do not also tag `latest`.
     #[arg(long)]
     pub no_latest: bool,
+
+    /// Sign every layer with this RSA private key (DS's signature annotations).
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub sign_key: Option<PathBuf>,
+
+    /// Also push a cosign signature made with this private key (cosign's encrypted key, with
+    /// COSIGN_PASSWORD, or an unencrypted PKCS#8 key).
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub cosign_key: Option<PathBuf>,
 }
 
 impl EngineCommand for PushArgs {
@@ -61,6 +70,8 @@ impl EngineCommand for PushArgs {
             manifest: self.manifest.clone(),
             insecure: self.insecure,
             no_latest: self.no_latest,
+            sign_key: self.sign_key.clone(),
+            cosign_key: self.cosign_key.clone(),
         })
     }
 

@@ -1,5 +1,5 @@
-//! The operations DS runs through `Execute`: `pull`, `push`, `list`, `execute-plugin`, `help`,
-//! `version`. Each returns what DS shows: stdout, finalizers,
+//! The operations DS runs through `Execute`: `pull`, `push`, `list`, `execute-plugin`, `verify`,
+//! `help`, `version`. Each returns what DS shows: stdout, finalizers,
 //! or an error string (ds-contract §6.4, §7).
 
 use std::path::PathBuf;
@@ -73,7 +73,7 @@ impl Output {
 /// Operations that need the host's configuration.
 pub fn needs_config(operation: &str, args: &PluginArgs) -> bool {
     match operation {
-        "list" | "execute-plugin" | "push" => true,
+        "list" | "execute-plugin" | "push" | "verify" => true,
         "pull" => args.bool_any(&["help", "h"]) != Some(true),
         _ => false,
     }
@@ -110,8 +110,51 @@ pub async fn run_with_config(
         "push" => push(&porter, args).await,
         "list" => list(porter).await,
         "execute-plugin" => execute_plugin(&porter, args),
+        "verify" => verify(&porter, args).await,
         other => Err(format!("unknown operation: {other}")),
     }
+}
+
+/// `verify <ref>`: checks every platform's signatures (or `platform=` ones) against the policy
+/// without exporting; the JSON report on success, an error naming what failed otherwise.
+async fn verify(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
+    let mut platforms = cleaned(args.all("platform"));
+    platforms.extend(cleaned(args.all("platforms")));
+    let request = request::pull(request::PullInput {
+        reference: args
+            .first_any(&["ref", "artifact", "arg0"])
+            .unwrap_or_default(),
+        platforms: &platforms,
+        all_arch: platforms.is_empty(),
+        output: None,
+        insecure: args.bool("insecure").unwrap_or(false),
+        offline: false,
+        cosign_keys: cosign_keys(args),
+    })
+    .map_err(|e| e.to_string())?;
+    let report = porter
+        .verify(&request, &LogProgress)
+        .await
+        .map_err(|e| crate::hints::plugin_error(&e))?;
+    let mut stdout = serde_json::to_string(&report).map_err(|e| e.to_string())?;
+    stdout.push('\n');
+    Ok(Output::stdout(stdout))
+}
+
+/// Every `cosign-key=` argument, as paths.
+fn cosign_keys(args: &PluginArgs) -> Vec<PathBuf> {
+    cleaned(args.all("cosign-key"))
+        .into_iter()
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// A key file argument (`sign-key=`, `cosign-key=`), when given.
+fn key_arg(args: &PluginArgs, name: &str) -> Option<PathBuf> {
+    args.first(name)
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(PathBuf::from)
 }
 
 async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
@@ -130,6 +173,7 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
             .map(PathBuf::from),
         insecure: args.bool("insecure").unwrap_or(false),
         offline: false,
+        cosign_keys: cosign_keys(args),
     })
     .map_err(|e| e.to_string())?;
 
@@ -147,7 +191,7 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
 }
 
 /// `push`: `arg0=<path> arg1=<ref>`, or `manifest=<file> arg0=<ref>` (ds-contract §7.9), with
-/// `insecure` and `no-latest`. The result is JSON in every mode.
+/// `insecure`, `no-latest`, `sign-key` and `cosign-key`. The result is JSON in every mode.
 async fn push(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     let request = request::push(request::PushInput {
         positionals: &args.cleaned_positionals(),
@@ -158,6 +202,8 @@ async fn push(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
             .map(PathBuf::from),
         insecure: args.bool("insecure").unwrap_or(false),
         no_latest: args.bool("no-latest").unwrap_or(false),
+        sign_key: key_arg(args, "sign-key"),
+        cosign_key: key_arg(args, "cosign-key"),
     })
     .map_err(|e| e.to_string())?;
     tracing::info!(reference = %request.original, "pushing artifact");

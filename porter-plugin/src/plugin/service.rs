@@ -22,7 +22,7 @@ use super::{hostconfig, ops};
 /// The plugin's name as DS knows it (the binary is `ds-porter`).
 pub const NAME: &str = "porter";
 const DESCRIPTION: &str = "Fetch and deliver OCI artifacts";
-const COMMANDS: [(&str, &str); 5] = [
+const COMMANDS: [(&str, &str); 6] = [
     ("pull", "Pull an OCI artifact"),
     ("push", "Push an OCI artifact"),
     ("list", "List cached artifacts"),
@@ -30,6 +30,7 @@ const COMMANDS: [(&str, &str); 5] = [
         "execute-plugin",
         "Execute a plugin contained in an artifact",
     ),
+    ("verify", "Check an artifact's signatures"),
     ("version", "Display plugin version information"),
 ];
 const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];

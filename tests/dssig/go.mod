@@ -1,0 +1,3 @@
+module ds-porter.test/dssig
+
+go 1.26.0

@@ -268,7 +268,7 @@ impl Porter {
             .or_else(|| release.signing_key.clone())
             .or_else(|| self.settings().signing_key.clone());
         let cosign_key = request.cosign_key.clone();
-        blocking(move || {
+        blocking("loading the signing keys", move || {
             let home = crate::config::home_dir();
             let layers = layer_key
                 .map(|p| SigningKey::load(&crate::signature::expand_home(&p, &home)))

@@ -86,7 +86,6 @@ impl Porter {
         let platforms: Vec<(Option<&Platform>, &Manifest)> = pulled
             .manifests
             .iter()
-            .filter(|(selected, _)| request.platforms.accepts(selected.platform.as_ref()))
             .map(|(selected, m)| (selected.platform.as_ref(), m))
             .collect();
         let settings = &self.settings().signature;
@@ -184,7 +183,7 @@ impl Porter {
                     digest: None,
                     ..r.clone()
                 };
-                let source = Remote::new(self.settings(), &sig_ref, request.insecure)?;
+                let source = Remote::new(self.settings(), &sig_ref, request.insecure);
                 self.fetch_signatures(&source, &tag).await
             }
             ArtifactRef::Layout(l) => {
@@ -210,7 +209,8 @@ impl Porter {
     }
 
     /// The signed payload layers of the signature manifest tagged `tag` in `source`, with their
-    /// bytes. Fetched blobs are staged and discarded: a signature is checked on every pull.
+    /// bytes. Payloads are verified blobs like any other (no index names them, so pruning removes
+    /// them); the signature manifest itself is fetched on every pull, never trusted from the cache.
     async fn fetch_signatures<S: Source>(
         &self,
         source: &S,
@@ -233,21 +233,16 @@ impl Porter {
             )));
         };
         let layers = cosign::signed_layers(&sig_manifest).map_err(SignatureFetch::Refused)?;
-        let cache = self.cache().clone();
-        let staged = tokio::task::spawn_blocking(move || cache.stage())
-            .await
-            .map_err(|e| SignatureFetch::Failed(Error::InvalidInput(e.to_string())))?
-            .map_err(SignatureFetch::Failed)?;
+        let cache = self.cache();
         let mut signed = Vec::new();
         for layer in layers {
-            let view = staged.cache();
-            if !view.has_blob(&layer.digest, layer.size) {
+            if !cache.has_blob(&layer.digest, layer.size) {
                 source
-                    .fetch_blob(layer, view, &NoProgress)
+                    .fetch_blob(layer, cache, &NoProgress)
                     .await
                     .map_err(SignatureFetch::Failed)?;
             }
-            let payload = view
+            let payload = cache
                 .read_blob(&layer.digest)
                 .map_err(SignatureFetch::Failed)?;
             signed.push((layer.clone(), payload));

@@ -24,8 +24,10 @@ pub struct GenerateArgs {
     #[arg(
         long,
         default_value = "2048",
-        value_parser = clap::builder::PossibleValuesParser::new(["2048", "4096"])
-            .map(|bits| bits.parse::<usize>().unwrap_or(2048))
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(["2048", "4096"]),
+            |bits: String| bits.parse::<usize>().unwrap_or(2048)
+        )
     )]
     pub bits: usize,
 

@@ -1,7 +1,10 @@
 //! [`Porter`]: the engine's front door. It ties configuration, sources, the cache and export
 //! together for the operations front ends offer (pull with optional export, list).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::artifact::{self, ArtifactResult, Finalizer};
 use crate::cache::{Cache, PrunePolicy, PruneReport, VerifyReport};
@@ -12,7 +15,7 @@ use crate::manifest::{Node, PlatformRequest};
 use crate::progress::Progress;
 use crate::pull::{self, Pulled};
 use crate::reference::ArtifactRef;
-use crate::registry::{self, CacheOnly, LayoutSource, Remote, Served};
+use crate::registry::{self, CacheOnly, LayoutSource, Remote, RetryPolicy, Served};
 
 /// Blobs downloaded at once.
 const DEFAULT_CONCURRENCY: usize = 4;
@@ -34,6 +37,9 @@ pub struct PullRequest {
     pub output: Option<PathBuf>,
     /// Serve only from the cache, never touching the network (also `Settings::offline`).
     pub offline: bool,
+    /// Stops the pull: transfers are abandoned, an export under way stops and removes what it
+    /// staged, and [`Porter::pull`] returns [`Error::Cancelled`] once that work has stopped.
+    pub cancel: CancellationToken,
 }
 
 impl PullRequest {
@@ -46,6 +52,7 @@ impl PullRequest {
             insecure: false,
             output: None,
             offline: false,
+            cancel: CancellationToken::new(),
         })
     }
 }
@@ -91,6 +98,18 @@ impl Porter {
         registry::install_crypto_provider();
         let cache = Cache::open(&settings.cache_dir)?;
         Ok(Porter { settings, cache })
+    }
+
+    /// The engine on the same cache with registry requests retried and timed out by `retry`
+    /// instead (a front end's per-call limits).
+    pub fn with_retry(&self, retry: RetryPolicy) -> Porter {
+        Porter {
+            settings: Settings {
+                retry,
+                ..self.settings.clone()
+            },
+            cache: self.cache.clone(),
+        }
     }
 
     /// The effective settings.
@@ -244,10 +263,14 @@ impl Porter {
         };
         // Prune waits while pulls hold this; a pull waits only while a prune runs.
         let cache = self.cache.clone();
-        let guard = tokio::task::spawn_blocking(move || cache.pull_guard())
-            .await
-            .map_err(|e| Error::InvalidInput(format!("cache lock failed: {e}")))??;
-        let (pulled, origin) = self.fetch(request, progress).await.map_err(|e| match e {
+        let guard = unless_cancelled(&request.cancel, async {
+            tokio::task::spawn_blocking(move || cache.pull_guard())
+                .await
+                .map_err(|e| Error::InvalidInput(format!("cache lock failed: {e}")))?
+        })
+        .await?;
+        let fetched = unless_cancelled(&request.cancel, self.fetch(request, progress)).await;
+        let (pulled, origin) = fetched.map_err(|e| match e {
             // The platform request cannot be met: DS users know this as an export failure.
             Error::Export(_) => wrap("failed to export artifact", e),
             e => wrap("failed to copy artifact", e),
@@ -267,6 +290,9 @@ impl Porter {
             exported_files: Vec::new(),
             offline: false,
         };
+        if request.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         let cache = self.cache.clone();
         let name = request.reference.cache_name();
         let (root, stored, staged) = (pulled.root.clone(), result.clone(), pulled.staged.clone());
@@ -489,8 +515,20 @@ impl Porter {
             manifests,
             fallback_name: request.reference.base_name(),
             limits: ExtractLimits::default(),
+            cancel: request.cancel.clone(),
         })
     }
+}
+
+/// `work`, or [`Error::Cancelled`] as soon as `cancel` fires (dropping `work`).
+async fn unless_cancelled<T>(
+    cancel: &CancellationToken,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    cancel
+        .run_until_cancelled(work)
+        .await
+        .unwrap_or(Err(Error::Cancelled))
 }
 
 fn wrap(context: &'static str, source: Error) -> Error {

@@ -16,8 +16,10 @@ mod archive;
 mod tests;
 
 use std::fs::{self, DirBuilder, File};
-use std::io;
+use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::leftovers;
@@ -84,6 +86,10 @@ pub struct ExportPlan {
     pub fallback_name: String,
     /// Caps for archive layers.
     pub limits: ExtractLimits,
+    /// Stops the export between two reads of a layer: what it staged is removed, nothing is
+    /// moved into place, and [`export`] returns [`Error::Cancelled`]. Once everything is staged
+    /// the export completes.
+    pub cancel: CancellationToken,
 }
 
 /// Whether the destination receives one file or a directory tree.
@@ -96,10 +102,17 @@ enum Mode {
 /// `exported_files`): the file in file mode, otherwise every written file and every directory,
 /// file and link an archive named, in order.
 pub fn export(plan: &ExportPlan) -> Result<Vec<String>> {
+    if plan.cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
     let subdirs = plan.subdirs || plan.manifests.len() > 1;
-    match prepare_destination(&plan.destination, subdirs)? {
+    let exported = match prepare_destination(&plan.destination, subdirs)? {
         Mode::File => export_file(plan),
         Mode::Directory => export_directories(plan, subdirs),
+    };
+    match exported {
+        Err(_) if plan.cancel.is_cancelled() => Err(Error::Cancelled),
+        exported => exported,
     }
 }
 
@@ -166,7 +179,7 @@ fn export_file(plan: &ExportPlan) -> Result<Vec<String>> {
     }
     let dir = parent_dir(dest);
     leftovers::sweep(dir, TMP_PREFIX);
-    write_atomic(&mut open_blob(layer)?, dir, dest)?;
+    write_atomic(&mut open_blob(layer, &plan.cancel)?, dir, dest)?;
     Ok(vec![dest.to_string_lossy().into_owned()])
 }
 
@@ -209,7 +222,7 @@ fn export_directories(plan: &ExportPlan, subdirs: bool) -> Result<Vec<String>> {
         let target = &targets[index];
         for layer in &manifest.layers {
             if let Some(compression) = archive::Compression::of(&layer.media_type) {
-                let blob = open_blob(layer)?;
+                let blob = open_blob(layer, &plan.cancel)?;
                 let entries = archive::extract(
                     blob,
                     &layer.blob_path,
@@ -235,7 +248,7 @@ fn export_directories(plan: &ExportPlan, subdirs: bool) -> Result<Vec<String>> {
                         path.display()
                     )));
                 }
-                write_atomic(&mut open_blob(layer)?, &target.stage, &staged)?;
+                write_atomic(&mut open_blob(layer, &plan.cancel)?, &target.stage, &staged)?;
                 exported.push(display_path(&path));
             }
         }
@@ -452,8 +465,23 @@ fn checked_file_name(name: String, what: &str, raw: &str) -> Result<String> {
     Ok(name)
 }
 
+/// A layer's blob, read until the export is cancelled.
+struct Blob<'a> {
+    file: File,
+    cancel: &'a CancellationToken,
+}
+
+impl Read for Blob<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::other("export cancelled"));
+        }
+        self.file.read(buf)
+    }
+}
+
 /// Opens a layer's blob, checking it still has its descriptor's size.
-fn open_blob(layer: &ExportLayer) -> Result<File> {
+fn open_blob<'a>(layer: &ExportLayer, cancel: &'a CancellationToken) -> Result<Blob<'a>> {
     let path = &layer.blob_path;
     let file = File::open(path).map_err(|e| Error::io("failed to open layer blob", path, e))?;
     let found = file
@@ -467,7 +495,7 @@ fn open_blob(layer: &ExportLayer) -> Result<File> {
             found,
         });
     }
-    Ok(file)
+    Ok(Blob { file, cancel })
 }
 
 /// Copies `src` to `path` through a temporary file in `dir` (the directory of `path`), so `path`
@@ -475,7 +503,7 @@ fn open_blob(layer: &ExportLayer) -> Result<File> {
 ///
 /// Exported layers are plugin binaries, so on unix the file is created executable (0755 minus the
 /// umask).
-fn write_atomic(src: &mut File, dir: &Path, path: &Path) -> Result<()> {
+fn write_atomic(src: &mut impl Read, dir: &Path, path: &Path) -> Result<()> {
     let prefix = temp_prefix();
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix);

@@ -57,7 +57,7 @@ impl Compression {
 /// returns the paths its entries named, relative to `target`, in entry order. Entries are checked
 /// against what `target` already holds and what earlier layers left in `stage`.
 pub(super) fn extract(
-    blob: File,
+    blob: impl Read,
     blob_path: &Path,
     compression: Compression,
     stage: &Path,

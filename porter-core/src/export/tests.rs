@@ -67,6 +67,7 @@ fn plan(destination: PathBuf, subdirs: bool, manifests: Vec<ExportManifest>) -> 
         manifests,
         fallback_name: "tool".to_owned(),
         limits: ExtractLimits::default(),
+        cancel: Default::default(),
     }
 }
 

@@ -65,6 +65,25 @@ fn built() -> &'static Built {
             .arg("--target-dir")
             .arg(dir.parent().unwrap())
             .args(["--profile", &profile]);
+        // Cargo gives this test the package's variables (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`,
+        // …). Build scripts (ring's) rerun when those change, so passing them on would rebuild
+        // the dependencies the outer `cargo test` built, and everything above them, every run.
+        for (name, _) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            let inherited = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+                || matches!(
+                    name,
+                    "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "OUT_DIR"
+                );
+            if inherited {
+                command.env_remove(name);
+            }
+        }
         let status = run(command, CARGO_TIMEOUT, None);
         assert!(
             status.success(),

@@ -291,7 +291,7 @@ impl Porter {
             offline: false,
         };
         if request.cancel.is_cancelled() {
-            return Err(Error::Cancelled);
+            return Err(wrap("failed to copy artifact", Error::Cancelled));
         }
         let cache = self.cache.clone();
         let name = request.reference.cache_name();

@@ -50,13 +50,16 @@ bench:
 	./bench/setup.sh
 	python3 bench/bench.py --runs 5 --out target/bench.md
 
-## ffi: build porter-ffi (libporter_ffi.a and .so) and its uniffi-bindgen helper, check and vet the cgo caller;
-## `cargo test --workspace` then runs the header staleness test and the cgo and Python suites (tests/tests/ffi_callers.rs)
+## ffi: build porter-ffi (libporter_ffi.a and .so, pkgconfig/porter-ffi.pc beside them) and its uniffi-bindgen
+## helper; gofmt and vet the Go package (porter-ffi/go/porter) and the cgo caller (tests/cgo); `cargo test --workspace`
+## then runs the header and schema tests and the Go, cgo and Python suites (tests/tests/ffi_callers.rs)
 FFI_LIB_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/debug
+GO_FFI_DIRS := porter-ffi/go/porter tests/cgo
 ffi:
 	$(CARGO) build -p porter-ffi -p porter-ffi-bindgen
-	test -z "$$(gofmt -l tests/cgo)" || { gofmt -l tests/cgo; exit 1; }
-	cd tests/cgo && CGO_LDFLAGS="-L$(FFI_LIB_DIR)" CGO_LDFLAGS_ALLOW='-Wl,--gc-sections' $(GO) vet ./...
+	./porter-ffi/go/install-pc.sh $(FFI_LIB_DIR)
+	test -z "$$(gofmt -l $(GO_FFI_DIRS))" || { gofmt -l $(GO_FFI_DIRS); exit 1; }
+	for dir in $(GO_FFI_DIRS); do (cd $$dir && CGO_LDFLAGS="-L$(FFI_LIB_DIR)" $(GO) vet ./...) || exit 1; done
 
 ## cosign: build the cosign CLI the signature tests run (once, into target/tools; reused when present)
 cosign:

@@ -18,7 +18,7 @@ cargo build --release -p porter-plugin --bin ds-porter
 (cd tests/go-host && go build -mod=readonly -o ../../target/go-host/ . ./refplugin)
 # Case 8: the cgo caller linked against the release static library, and the handshake timer.
 cargo build --release -p porter-ffi
-(cd tests/cgo && CGO_LDFLAGS="-L$PWD/../../target/release" CGO_LDFLAGS_ALLOW='-Wl,--gc-sections' \
-  go build -mod=readonly -o ../../target/bench-cgo .)
+(cd tests/cgo && CGO_LDFLAGS="-L$PWD/../../target/release" \
+  go build -mod=readonly -ldflags=-extldflags=-Wl,--gc-sections -o ../../target/bench-cgo .)
 cc -O2 -Wall -o target/bench-handshake bench/handshake.c
 cc -O2 -Wall -o target/bench-floor bench/floor.c

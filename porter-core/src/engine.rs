@@ -1,7 +1,10 @@
 //! [`Porter`]: the engine's front door. It ties configuration, sources, the cache and export
 //! together for the operations front ends offer (pull with optional export, list).
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::artifact::{self, ArtifactResult, Finalizer};
 use crate::cache::{Cache, PrunePolicy, PruneReport, VerifyReport};
@@ -12,7 +15,7 @@ use crate::manifest::{Node, PlatformRequest};
 use crate::progress::Progress;
 use crate::pull::{self, Pulled};
 use crate::reference::ArtifactRef;
-use crate::registry::{self, CacheOnly, LayoutSource, Remote, Served};
+use crate::registry::{self, CacheOnly, LayoutSource, Remote, RetryPolicy, Served};
 
 /// Blobs downloaded at once.
 const DEFAULT_CONCURRENCY: usize = 4;
@@ -36,6 +39,9 @@ pub struct PullRequest {
     pub offline: bool,
     /// Cosign keys and strictness beyond the configured signature policy.
     pub signatures: crate::signature::SignatureRequest,
+    /// Stops the pull: transfers are abandoned, an export under way stops and removes what it
+    /// staged, and [`Porter::pull`] returns [`Error::Cancelled`] once that work has stopped.
+    pub cancel: CancellationToken,
 }
 
 impl PullRequest {
@@ -49,6 +55,7 @@ impl PullRequest {
             output: None,
             offline: false,
             signatures: Default::default(),
+            cancel: CancellationToken::new(),
         })
     }
 }
@@ -95,6 +102,18 @@ impl Porter {
         let cache =
             Cache::open(&settings.cache_dir)?.with_stall_limit(settings.retry.attempt_timeout);
         Ok(Porter { settings, cache })
+    }
+
+    /// The engine on the same cache with registry requests retried and timed out by `retry`
+    /// instead (a front end's per-call limits).
+    pub fn with_retry(&self, retry: RetryPolicy) -> Porter {
+        Porter {
+            settings: Settings {
+                retry,
+                ..self.settings.clone()
+            },
+            cache: self.cache.clone(),
+        }
     }
 
     /// The effective settings.
@@ -244,8 +263,12 @@ impl Porter {
         };
         // Prune waits while pulls hold this; a pull waits only while a prune runs.
         let cache = self.cache.clone();
-        let guard = blocking("taking the cache lock", move || cache.pull_guard()).await?;
-        let (pulled, origin) = self.fetch(request, progress).await.map_err(|e| match e {
+        let guard = unless_cancelled(&request.cancel, async {
+            blocking("taking the cache lock", move || cache.pull_guard()).await
+        })
+        .await?;
+        let fetched = unless_cancelled(&request.cancel, self.fetch(request, progress)).await;
+        let (pulled, origin) = fetched.map_err(|e| match e {
             // The platform request cannot be met: DS users know this as an export failure.
             Error::Export(_) | Error::PlatformsMissing { .. } => wrap(EXPORT_FAILED, e),
             e => wrap(PULL_FAILED, e),
@@ -271,6 +294,9 @@ impl Porter {
             first_cached_at: None,
             signatures: Vec::new(),
         };
+        if request.cancel.is_cancelled() {
+            return Err(wrap("failed to copy artifact", Error::Cancelled));
+        }
         let cache = self.cache.clone();
         // The cache records the resolved name (a layout by its absolute path), so `list` tells
         // apart what was typed the same way in different places.
@@ -514,8 +540,20 @@ impl Porter {
             manifests,
             fallback_name: request.reference.base_name(),
             limits: self.settings.export_limits,
+            cancel: request.cancel.clone(),
         })
     }
+}
+
+/// `work`, or [`Error::Cancelled`] as soon as `cancel` fires (dropping `work`).
+async fn unless_cancelled<T>(
+    cancel: &CancellationToken,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    cancel
+        .run_until_cancelled(work)
+        .await
+        .unwrap_or(Err(Error::Cancelled))
 }
 
 fn wrap(context: &'static str, source: Error) -> Error {

@@ -21,6 +21,8 @@ use std::fs::{self, DirBuilder, File};
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::destination::{self, Kind};
 use crate::digest::Digest;
 use crate::display::{escape_remote, has_unsafe_chars};
@@ -154,12 +156,19 @@ pub struct ExportPlan {
     pub fallback_name: String,
     /// Caps on what the run writes.
     pub limits: ExportLimits,
+    /// Stops the export between two reads of a layer: what it staged is removed, nothing is
+    /// moved into place, and [`export`] returns [`Error::Cancelled`]. Once everything is staged
+    /// the export completes.
+    pub cancel: CancellationToken,
 }
 
 /// Exports `plan` and returns the created paths (joined to the destination, like Go's
 /// `exported_files`): the file in file mode, otherwise every written file and every directory,
 /// file and link an archive named, in order.
 pub fn export(plan: &ExportPlan) -> Result<Vec<String>> {
+    if plan.cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
     let several = plan.manifests.len() > 1;
     let subdirs = plan.subdirs || several;
     let mut budget = Budget::new(plan.limits);
@@ -172,6 +181,9 @@ pub fn export(plan: &ExportPlan) -> Result<Vec<String>> {
         // A failed export leaves the destination as it was: the directories it created go too.
         for dir in created {
             let _ = fs::remove_dir(dir);
+        }
+        if plan.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
         }
     }
     exported
@@ -235,7 +247,7 @@ fn export_file(plan: &ExportPlan, budget: &mut Budget) -> Result<Vec<String>> {
     budget.add_bytes(layer.size, &at)?;
     let dir = parent_dir(dest);
     leftovers::sweep(dir, TMP_PREFIX);
-    write_atomic(open_blob(layer)?, dir, dest)?;
+    write_atomic(open_blob(layer, &plan.cancel)?, dir, dest)?;
     Ok(vec![dest.to_string_lossy().into_owned()])
 }
 
@@ -283,7 +295,7 @@ fn export_directories(
         for layer in &manifest.layers {
             if let Some(compression) = archive::Compression::of(&layer.media_type) {
                 let entries = archive::extract(
-                    open_blob(layer)?,
+                    open_blob(layer, &plan.cancel)?,
                     compression,
                     &target.stage,
                     &target.dir,
@@ -309,7 +321,7 @@ fn export_directories(
                         path.display()
                     )));
                 }
-                write_atomic(open_blob(layer)?, &target.stage, &staged)?;
+                write_atomic(open_blob(layer, &plan.cancel)?, &target.stage, &staged)?;
                 exported.push(display_path(&path));
             }
         }
@@ -534,8 +546,12 @@ fn checked_file_name(name: String, what: &str, raw: &str) -> Result<String> {
 }
 
 /// Opens a layer's blob, checking it still has its descriptor's size; what is read through the
-/// returned reader is hashed, and [`VerifiedBlob::finish`] checks the digest.
-fn open_blob(layer: &ExportLayer) -> Result<VerifiedBlob<'_>> {
+/// returned reader is hashed, and [`VerifiedBlob::finish`] checks the digest. Reading stops with
+/// an error once `cancel` is cancelled.
+fn open_blob<'a>(
+    layer: &'a ExportLayer,
+    cancel: &'a CancellationToken,
+) -> Result<VerifiedBlob<'a>> {
     let path = &layer.blob_path;
     let file = File::open(path).map_err(|e| Error::io("failed to open layer blob", path, e))?;
     let found = file
@@ -553,6 +569,7 @@ fn open_blob(layer: &ExportLayer) -> Result<VerifiedBlob<'_>> {
         file,
         layer,
         hasher: Sha256::new(),
+        cancel,
     })
 }
 
@@ -562,6 +579,7 @@ struct VerifiedBlob<'a> {
     file: File,
     layer: &'a ExportLayer,
     hasher: Sha256,
+    cancel: &'a CancellationToken,
 }
 
 impl VerifiedBlob<'_> {
@@ -593,6 +611,9 @@ impl VerifiedBlob<'_> {
 
 impl Read for VerifiedBlob<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::other("export cancelled"));
+        }
         let n = self.file.read(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)

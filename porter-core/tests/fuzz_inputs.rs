@@ -325,6 +325,7 @@ proptest! {
             }],
             fallback_name: "tool".into(),
             limits: ExportLimits { max_total_bytes: 1 << 20, max_entries: 64, max_entry_bytes: 1 << 16 },
+            cancel: Default::default(),
         };
         let result = export(&plan);
         if let Err(e) = &result {

@@ -397,3 +397,55 @@ async fn platforms_sharing_one_manifest_are_each_exported() {
     }
     assert_eq!(porter.list().unwrap().len(), 1);
 }
+
+/// Cancels a pull's token when its first blob starts.
+struct CancelAtFirstBlob(tokio_util::sync::CancellationToken);
+
+impl porter_core::progress::Progress for CancelAtFirstBlob {
+    fn blob_started(&self, _: &Digest, _: u64, _: Option<&str>) {
+        self.0.cancel();
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_pull_returns_cancelled_with_nothing_cached_or_exported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = make_layout(tmp.path(), &["linux/amd64", "linux/arm64"]);
+    let porter = Porter::new(settings(&tmp.path().join("cache"))).unwrap();
+    let out = tmp.path().join("out");
+    let request = request(&layout, "1.0", PlatformRequest::All, Some(out.clone()));
+    let err = porter
+        .pull(&request, &CancelAtFirstBlob(request.cancel.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, porter_core::Error::Context { source, .. } if matches!(**source, porter_core::Error::Cancelled)),
+        "{err:?}"
+    );
+    assert!(porter.list().unwrap().is_empty());
+    assert!(!out.exists());
+    // The token stays cancelled: the same request stops before any work.
+    assert!(porter.pull(&request, &NoProgress).await.is_err());
+}
+
+#[tokio::test]
+async fn an_engine_with_another_retry_policy_shares_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = make_layout(tmp.path(), &["linux/amd64"]);
+    let porter = Porter::new(settings(&tmp.path().join("cache"))).unwrap();
+    let policy = porter_core::RetryPolicy {
+        attempts: 1,
+        ..Default::default()
+    };
+    let limited = porter.with_retry(policy.clone());
+    assert_eq!(limited.settings().retry, policy);
+    let pulled = limited
+        .pull(
+            &request(&layout, "1.0", PlatformRequest::All, None),
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    let listed: Vec<String> = porter.list().unwrap().into_iter().map(|a| a.id).collect();
+    assert_eq!(listed, [pulled.result.id]);
+}

@@ -1,10 +1,51 @@
 /*
  * porter.h: the C ABI of ds-porter's engine (porter-ffi).
  *
- * Conventions (see porter-ffi/README.md, "API conventions"): every function that can fail returns
- * a porter_status; outputs are written only on PORTER_OK; the error JSON
- * {"status":N,"kind":"…","message":"…"} only on failure; every char * the library returns is
- * freed with porter_string_free; const char * it returns is static.
+ * Conventions (also in porter-ffi/README.md, "API conventions"):
+ *
+ * Statuses and outputs. Every function that can fail returns a porter_status; PORTER_OK is the
+ * only success. Outputs (`*_out`) are written only on PORTER_OK; the error JSON
+ * {"status":N,"kind":"...","message":"..."} (schema/error.schema.json) only on failure, and only
+ * when error_out is not NULL. Every char * the library returns is freed with porter_string_free;
+ * a const char * it returns is static.
+ *
+ * NULL arguments. A required pointer that is NULL (a handle, a reference, a path, an output) makes
+ * the function return PORTER_NULL_PARAMETER before doing anything, naming the parameter in the
+ * error JSON. NULL is allowed, and means: for config_json, the CLI's configuration; for
+ * options_json, every default (as does the JSON text `null`); for call, no progress and no
+ * cancellation besides timeout_ms and closing the handle; for error_out, no error JSON; for
+ * progress, no progress. The _free functions ignore NULL. porter_call_cancel(NULL),
+ * porter_client_close(NULL) and porter_adapter_close(NULL) return PORTER_NULL_PARAMETER.
+ *
+ * Options and configuration. Options are a JSON object; `null` (or a NULL pointer) means every
+ * default. A key the options or the configuration (DS's types.Config) do not have is refused with
+ * PORTER_INVALID_INPUT naming the key. Messages name options and configuration keys, never
+ * command-line flags.
+ *
+ * Export destination. `output` must not be empty (PORTER_INVALID_INPUT). An existing directory
+ * receives the export; any other existing entry at `output` (a regular file, a link to one, a
+ * dangling link) is replaced only with "overwrite":true, otherwise the call fails with
+ * PORTER_INVALID_INPUT and touches nothing. A destination that does not exist becomes a file
+ * when neither "platforms" nor "all_arch" is given and its last path element contains a dot (the
+ * artifact must then have one layer), otherwise a directory. Inside a directory, exported files
+ * replace files of the same name.
+ *
+ * Threads. Every function may be called from any thread, concurrently. Calls block the calling
+ * thread until their work has stopped. Progress callbacks run on the thread that made the call,
+ * only while the call runs: never after it returned, never after porter_call_free (or the
+ * client's close or free) returned.
+ *
+ * Cancellation, timeouts, close. porter_call_cancel, a call's timeout_ms and closing its client
+ * stop a call: it returns PORTER_CANCELLED (PORTER_TIMED_OUT for the timeout) only after its work
+ * has stopped: downloads abandoned (nothing partial enters the cache), an export stopped and its
+ * staging removed from the destination (nothing appears there afterwards). porter_client_free
+ * (porter_adapter_free, porter_call_free) cancels the calls still running with the handle and
+ * waits until they have returned. A handle must not be freed while another thread is starting a
+ * call with it.
+ *
+ * Results. Results are JSON documents described by JSON Schemas in porter-ffi/schema:
+ * artifact.schema.json (pull, export, push), list.schema.json (list),
+ * prune-report.schema.json, verify-report.schema.json, error.schema.json.
  */
 
 #ifndef PORTER_H
@@ -56,9 +97,14 @@ enum porter_status
    */
   PORTER_RUNTIME_UNAVAILABLE = 5,
   /**
-   * The operation was cancelled through its `porter_call`.
+   * The operation was cancelled: through its `porter_call`, or because its client or adapter
+   * was closed or freed. Its work has stopped.
    */
   PORTER_CANCELLED = 6,
+  /**
+   * The operation did not finish within its `timeout_ms` and was stopped as if cancelled.
+   */
+  PORTER_TIMED_OUT = 7,
   /**
    * Malformed input: reference, platform, options JSON, configuration, flag combination, or
    * a request the artifact cannot satisfy (no manifest for the requested platform).
@@ -150,13 +196,14 @@ typedef struct porter_adapter porter_adapter;
 /**
  * Per-call controls: cancellation and a progress callback. Create with `porter_call_new`, pass
  * to any number of calls (also concurrently), cancel from any thread with `porter_call_cancel`,
- * free with `porter_call_free` once no call using it is running.
+ * free with `porter_call_free`.
  */
 typedef struct porter_call porter_call;
 
 /**
- * A client: the engine on one configuration. Create with `porter_client_new`, free with
- * `porter_client_free`. Safe to use from many threads at once.
+ * A client: the engine on one configuration. Create with `porter_client_new`; stop its calls
+ * with `porter_client_close`; free with `porter_client_free`. Safe to use from many threads at
+ * once.
  */
 typedef struct porter_client porter_client;
 
@@ -191,11 +238,11 @@ typedef struct porter_progress_event {
 } porter_progress_event;
 
 /**
- * Receives progress events while a call runs, on the calling thread or on one of the library's
- * threads, possibly from several threads at once when a `porter_call` serves several calls. It
- * must return quickly, must not unwind (no C++ exceptions, no Go panics), and must not call
- * porter functions other than `porter_call_cancel` (transfers return
- * `PORTER_CALLED_FROM_CALLBACK`).
+ * Receives progress events of a call, on the thread that made the call and only while the call
+ * runs: never after it returned, never after `porter_call_free` returned. A `porter_call` that
+ * serves calls on several threads gets their events concurrently, each on its call's thread.
+ * It must return quickly, must not unwind (no C++ exceptions, no Go panics), and must not start
+ * porter calls (they return `PORTER_CALLED_FROM_CALLBACK`); it may call `porter_call_cancel`.
  */
 typedef void (*porter_progress_callback)(void *userdata, const struct porter_progress_event *event);
 
@@ -204,13 +251,13 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * The library's version (`0.1.0`). Static: do not free.
+ * The library's version (`0.1.0`). Static: do not free. Never NULL.
  */
 const char *porter_version(void);
 
 /**
  * The stable name of `status` (`"ok"`, `"network"`, …; `"unknown"` for a number this library
- * does not know). Static: do not free.
+ * does not know). Static: do not free. Never NULL.
  */
 const char *porter_status_name(uint32_t status);
 
@@ -226,14 +273,17 @@ void porter_string_free(char *s);
 /**
  * Creates a client. `config_json` is DS's configuration as DS hands it to plugins (the JSON
  * encoding of `types.Config`, e.g. `{"Cache":{"Dir":"/tmp/c"},"Registry":{"InsecureRegistries":
- * ["127.0.0.1:5000"]}}`); NULL reads it as the `ds-porter` CLI does (defaults <
- * `~/.config/ds/config.yaml` < `DS_*` environment variables). Opens (creates) the cache.
+ * ["127.0.0.1:5000"]}}`; keys in any case, `null` anywhere; a key `types.Config` does not have is
+ * `PORTER_INVALID_INPUT`, naming it). NULL reads the configuration as the `ds-porter` CLI does
+ * (defaults < `~/.config/ds/config.yaml` < `DS_*` environment variables). Opens (creates) the
+ * cache.
  *
  * On success writes the client to `*client_out`; free it with `porter_client_free`.
+ * `client_out` NULL: `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
- * `config_json` is NULL or a NUL-terminated string; `client_out` is valid for writes;
+ * `config_json` is NULL or a NUL-terminated string; `client_out` is NULL or valid for writes;
  * `error_out` is NULL or valid for writes.
  */
 porter_status porter_client_new(const char *config_json,
@@ -241,33 +291,55 @@ porter_status porter_client_new(const char *config_json,
                                 char **error_out);
 
 /**
- * Frees a client. NULL is ignored. No call using the client may be running.
+ * Closes a client without freeing it: cancels every call running with it and waits until they
+ * have returned (their work stopped, their staging removed, no progress callback pending); calls
+ * started afterwards return `PORTER_CANCELLED` at once. `list` and `cache_prune` are not
+ * cancelled; close waits for them. Called from a progress callback it cancels but cannot wait
+ * (the callback's own call is among those running) and returns at once. `client` NULL:
+ * `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
- * `client` is NULL or a client from `porter_client_new` that has not been freed yet.
+ * `client` is NULL or a live client.
+ */
+porter_status porter_client_close(const struct porter_client *client);
+
+/**
+ * Frees a client: `porter_client_close`, then the handle. NULL is ignored. Once it returns, no
+ * call of this client is running and none of their callbacks is called again (unless called
+ * from a progress callback: see `porter_client_close`).
+ *
+ * # Safety
+ *
+ * `client` is NULL or a client from `porter_client_new` that has not been freed yet, and no
+ * call using it is being started concurrently.
  */
 void porter_client_free(struct porter_client *client);
 
 /**
- * Creates per-call controls. `progress` (may be NULL) receives every transfer event of the
- * calls made with it, with `userdata` passed through untouched. On success writes the handle to
- * `*call_out`; free it with `porter_call_free`.
+ * Creates per-call controls. `progress` (may be NULL: no progress) receives every transfer
+ * event of the calls made with it, with `userdata` passed through untouched. On success writes
+ * the handle to `*call_out`; free it with `porter_call_free`. `call_out` NULL:
+ * `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
- * `progress`, when not NULL, may be called from any thread, concurrently, with `userdata`
- * until `porter_call_free`; `call_out` is valid for writes.
+ * `progress`, when not NULL, may be called with `userdata` from every thread that makes a call
+ * with this handle, concurrently, until `porter_call_free` returns; `call_out` is NULL or valid
+ * for writes.
  */
 porter_status porter_call_new(porter_progress_callback progress,
                               void *userdata,
                               struct porter_call **call_out);
 
 /**
- * Cancels every call running with `call`, from any thread: they return `PORTER_CANCELLED`
- * promptly, their transfers abandoned (nothing partial becomes visible in the cache; an export
- * already under way finishes in the background, each file appearing whole or not at all).
- * Calls started with it afterwards return `PORTER_CANCELLED` at once.
+ * Cancels every call running with `call`, from any thread (also from its progress callback).
+ * Each returns `PORTER_CANCELLED` once its work has stopped: transfers abandoned (nothing
+ * partial becomes visible in the cache), an export under way stopped and its staging removed
+ * from the destination (nothing appears there afterwards). A call that had already finished its
+ * work returns its result. Calls started with it afterwards return `PORTER_CANCELLED` at once.
+ * Progress callbacks of the cancelled calls may still arrive until those calls return.
+ * `call` NULL: `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
@@ -276,26 +348,39 @@ porter_status porter_call_new(porter_progress_callback progress,
 porter_status porter_call_cancel(const struct porter_call *call);
 
 /**
- * Frees per-call controls. NULL is ignored. No call using it may be running.
+ * Frees per-call controls: cancels the calls still running with it and waits until they have
+ * returned, so its progress callback is never called again once this returns (unless called
+ * from that callback, where it cannot wait; see `porter_client_close`). NULL is ignored.
  *
  * # Safety
  *
- * `call` is NULL or a handle from `porter_call_new` that has not been freed yet.
+ * `call` is NULL or a handle from `porter_call_new` that has not been freed yet, and no call
+ * using it is being started concurrently.
  */
 void porter_call_free(struct porter_call *call);
 
 /**
  * Pulls `reference` into the cache and, with `"output"` in the options, exports it.
  *
- * `options_json` (NULL for defaults): `{"platforms":["linux/amd64"],"all_arch":false,
- * "output":"dist","insecure":false,"offline":false}`. On success writes the artifact's
- * `ArtifactResult` JSON (as `ds-porter pull` prints it) to `*result_out`.
+ * `options_json` (NULL or `null` for the defaults): `{"platforms":["linux/amd64"],
+ * "all_arch":false,"output":"dist","overwrite":false,"insecure":false,"offline":false,
+ * "timeout_ms":60000,"retries":2}`. `output` absent: no export; empty: `PORTER_INVALID_INPUT`.
+ * An existing file at `output` (anything but a directory) is replaced only with
+ * `"overwrite":true`; otherwise `PORTER_INVALID_INPUT` and nothing is touched. `timeout_ms`
+ * bounds the whole call (`PORTER_TIMED_OUT`, work stopped as on cancel); `retries` (0–20) is how
+ * often a failed registry request is tried again.
+ *
+ * On success writes the artifact's `ArtifactResult` JSON (schema/artifact.schema.json, as
+ * `ds-porter pull` prints it) to `*result_out`.
+ *
+ * `client`, `reference` or `result_out` NULL: `PORTER_NULL_PARAMETER` (before any work).
+ * `call` NULL: no progress, and only `timeout_ms` and closing the client stop the call.
  *
  * # Safety
  *
- * `client` is a live client; `reference` and `options_json` (nullable) are NUL-terminated;
- * `call` is NULL or a live handle; `result_out` is valid for writes; `error_out` is NULL or
- * valid for writes.
+ * `client` is a live client (or NULL); `reference` and `options_json` are NULL or
+ * NUL-terminated; `call` is NULL or a live handle; `result_out` is NULL or valid for writes;
+ * `error_out` is NULL or valid for writes.
  */
 porter_status porter_client_pull(const struct porter_client *client,
                                  const char *reference,
@@ -308,12 +393,17 @@ porter_status porter_client_pull(const struct porter_client *client,
  * Exports a cached artifact into `output` without touching the network (a digest as pinned, a
  * tag as last pulled); `PORTER_NOT_FOUND` when it is not cached.
  *
- * `options_json` (NULL for defaults): `{"platforms":["linux/amd64"],"all_arch":false}`. On
- * success writes the `ArtifactResult` JSON with `exported_files` to `*result_out`.
+ * `options_json` (NULL or `null` for the defaults): `{"platforms":["linux/amd64"],
+ * "all_arch":false,"overwrite":false,"timeout_ms":60000}`. `output` empty:
+ * `PORTER_INVALID_INPUT`; an existing file there is replaced only with `"overwrite":true`, as
+ * for `porter_client_pull`. On success writes the `ArtifactResult` JSON with `exported_files`
+ * to `*result_out`.
+ *
+ * `client`, `reference`, `output` or `result_out` NULL: `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
- * As `porter_client_pull`; `output` is NUL-terminated.
+ * As `porter_client_pull`; `output` is NULL or NUL-terminated.
  */
 porter_status porter_client_export(const struct porter_client *client,
                                    const char *reference,
@@ -325,14 +415,18 @@ porter_status porter_client_export(const struct porter_client *client,
 
 /**
  * Pushes `source` (a binary, a directory, or a `ds.manifest.yaml` release) to `reference` (a
- * registry reference or `oci:<dir>[:tag]`).
+ * registry reference or `oci:<dir>[:tag]`). Cancelling abandons the upload (the registry keeps
+ * nothing it was not sent in full; the tag moves only at the end).
  *
- * `options_json` (NULL for defaults): `{"manifest":false,"insecure":false,"tag_latest":true}`.
- * On success writes the pushed index's `ArtifactResult` JSON to `*result_out`.
+ * `options_json` (NULL or `null` for the defaults): `{"manifest":false,"insecure":false,
+ * "tag_latest":true,"timeout_ms":60000,"retries":2}`. On success writes the pushed index's
+ * `ArtifactResult` JSON to `*result_out`.
+ *
+ * `client`, `source`, `reference` or `result_out` NULL: `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
- * As `porter_client_pull`; `source` is NUL-terminated.
+ * As `porter_client_pull`; `source` is NULL or NUL-terminated.
  */
 porter_status porter_client_push(const struct porter_client *client,
                                  const char *source,
@@ -343,13 +437,15 @@ porter_status porter_client_push(const struct porter_client *client,
                                  char **error_out);
 
 /**
- * Lists every cached artifact. On success writes a JSON array of `ArtifactResult`s, sorted by
- * id (`[]` for an empty cache), to `*result_out`.
+ * Lists every cached artifact. On success writes a JSON array of `ArtifactResult`s
+ * (schema/list.schema.json), sorted by id (`[]` for an empty cache), to `*result_out`.
+ *
+ * `client` or `result_out` NULL: `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
- * `client` is a live client; `result_out` is valid for writes; `error_out` is NULL or valid
- * for writes.
+ * `client` is NULL or a live client; `result_out` is NULL or valid for writes; `error_out` is
+ * NULL or valid for writes.
  */
 porter_status porter_client_list(const struct porter_client *client,
                                  char **result_out,
@@ -357,11 +453,13 @@ porter_status porter_client_list(const struct porter_client *client,
 
 /**
  * Prunes the cache (least recently used artifacts first; only blobs no remaining artifact
- * needs are deleted), waiting up to a minute for running pulls.
+ * needs are deleted), waiting up to a minute for running pulls. Not cancellable.
  *
- * `options_json` (NULL for the configured `Cache.TTL` and `Cache.MaxSize`):
+ * `options_json` (NULL or `null` for the configured `Cache.TTL` and `Cache.MaxSize`):
  * `{"ttl_seconds":604800,"max_size_bytes":10737418240}`. On success writes the report JSON
- * (`{"removed":[ids],"removed_blobs":n,"freed_bytes":n,"remaining_bytes":n}`) to `*result_out`.
+ * (schema/prune-report.schema.json) to `*result_out`.
+ *
+ * `client` or `result_out` NULL: `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
@@ -376,9 +474,11 @@ porter_status porter_client_cache_prune(const struct porter_client *client,
  * Re-hashes every cached blob and checks cached artifacts are complete; with `"repair":true`
  * deletes damaged blobs and fetches damaged or missing ones again.
  *
- * `options_json` (NULL for defaults): `{"repair":false,"insecure":false}`. On success writes the
- * report JSON (`{"checked":n,"checked_bytes":n,"corrupt":[…],"missing":[…],…}`) to
- * `*result_out`.
+ * `options_json` (NULL or `null` for the defaults): `{"repair":false,"insecure":false,
+ * "timeout_ms":60000,"retries":2}`. On success writes the report JSON
+ * (schema/verify-report.schema.json) to `*result_out`.
+ *
+ * `client` or `result_out` NULL: `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
@@ -391,15 +491,16 @@ porter_status porter_client_cache_verify(const struct porter_client *client,
                                          char **error_out);
 
 /**
- * Opens the adapter. `config_json` as for `porter_client_new`; `options_json` (NULL for
- * defaults): `{"store_path":"…/store.db","plugin_id":"porter","busy_timeout_ms":30000}` (the
- * store defaults to `<Cache.Dir>/porter-adapter/store.db`). On success writes the handle to
- * `*adapter_out`; free it with `porter_adapter_free`.
+ * Opens the adapter. `config_json` as for `porter_client_new`; `options_json` (NULL or `null`
+ * for the defaults): `{"store_path":"…/store.db","plugin_id":"porter","busy_timeout_ms":30000}`
+ * (the store defaults to `<Cache.Dir>/porter-adapter/store.db`). On success writes the handle
+ * to `*adapter_out`; free it with `porter_adapter_free`. `adapter_out` NULL:
+ * `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
- * `config_json` and `options_json` are NULL or NUL-terminated; `adapter_out` is valid for
- * writes; `error_out` is NULL or valid for writes.
+ * `config_json` and `options_json` are NULL or NUL-terminated; `adapter_out` is NULL or valid
+ * for writes; `error_out` is NULL or valid for writes.
  */
 porter_status porter_adapter_new(const char *config_json,
                                  const char *options_json,
@@ -407,11 +508,22 @@ porter_status porter_adapter_new(const char *config_json,
                                  char **error_out);
 
 /**
- * Frees an adapter. NULL is ignored. No call using it may be running.
+ * Closes an adapter without freeing it, as `porter_client_close` closes a client. `adapter`
+ * NULL: `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
- * `adapter` is NULL or a handle from `porter_adapter_new` that has not been freed yet.
+ * `adapter` is NULL or a live adapter.
+ */
+porter_status porter_adapter_close(const struct porter_adapter *adapter);
+
+/**
+ * Frees an adapter: `porter_adapter_close`, then the handle. NULL is ignored.
+ *
+ * # Safety
+ *
+ * `adapter` is NULL or a handle from `porter_adapter_new` that has not been freed yet, and no
+ * call using it is being started concurrently.
  */
 void porter_adapter_free(struct porter_adapter *adapter);
 
@@ -420,13 +532,16 @@ void porter_adapter_free(struct porter_adapter *adapter);
  * table: `pull_installation`, `push_bundle`, `list_installations`,
  * `store_installation_state`, `get_bundle_metadata`, `publish`, `events_since`,
  * `save_installation`, …). Unknown ops and fields are `PORTER_INVALID_INPUT`. On success
- * writes the operation's JSON answer to `*result_out`. `call` cancels (progress is not
- * reported for adapter operations).
+ * writes the operation's JSON answer to `*result_out`. `call` cancels (the operation is
+ * abandoned; progress is not reported for adapter operations).
+ *
+ * `adapter`, `request_json` or `result_out` NULL: `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
- * `adapter` is a live adapter; `request_json` is NUL-terminated; `call` is NULL or a live
- * handle; `result_out` is valid for writes; `error_out` is NULL or valid for writes.
+ * `adapter` is NULL or a live adapter; `request_json` is NULL or NUL-terminated; `call` is NULL
+ * or a live handle; `result_out` is NULL or valid for writes; `error_out` is NULL or valid for
+ * writes.
  */
 porter_status porter_adapter_call(const struct porter_adapter *adapter,
                                   const char *request_json,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use porter_adapter::{AdapterOptions, Installation, PorterAdapter};
-use porter_core::{config, install_crypto_provider};
+use porter_core::install_crypto_provider;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -99,16 +99,12 @@ pub(crate) enum AdapterRequest {
 pub(crate) struct Adapter(Arc<PorterAdapter>);
 
 impl Adapter {
-    /// Opens the adapter on a configuration as [`crate::engine::Engine::open`] reads it.
+    /// Opens the adapter on a configuration as [`crate::engine::settings`] reads it.
     pub(crate) fn open(
         config_json: Option<&str>,
         options_json: Option<&str>,
     ) -> Result<Adapter, Failure> {
-        install_crypto_provider();
-        let settings = match config_json {
-            Some(json) => config::settings_from_host_json(json.as_bytes())?,
-            None => config::load_standalone(None)?,
-        };
+        let settings = crate::engine::settings(config_json)?;
         let open: OpenOptions = crate::options::parse(options_json, "adapter")?;
         let mut options = AdapterOptions {
             store_path: open.store_path,

@@ -10,17 +10,19 @@
 //! operation, and its progress callbacks, on the caller's own thread.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use porter_core::ArtifactResult;
 use porter_core::cache::{BlobProblem, PruneReport, VerifyReport};
 use porter_core::digest::Digest;
 use porter_core::progress::Progress;
+use tokio_util::sync::CancellationToken;
 
 use crate::adapter::Adapter;
 use crate::engine::Engine;
 use crate::options::{ExportOptions, PruneOptions, PullOptions, PushOptions, VerifyOptions};
-use crate::runtime::{Cancel, block_on};
+use crate::runtime::{self, Control, Running};
 use crate::status::{Failure, porter_status};
 
 /// A failure, classified like the C statuses (same names, same meaning).
@@ -48,9 +50,12 @@ pub enum PorterError {
     /// An export would write outside the destination or through a link.
     #[error("{message}")]
     Unsafe { message: String },
-    /// The operation was cancelled.
+    /// The operation was cancelled (or its client closed); its work has stopped.
     #[error("{message}")]
     Cancelled { message: String },
+    /// The operation did not finish within its `timeout_ms` and was stopped.
+    #[error("{message}")]
+    TimedOut { message: String },
     /// An adapter state or metadata entry has expired.
     #[error("{message}")]
     Expired { message: String },
@@ -77,6 +82,7 @@ impl From<Failure> for PorterError {
             PORTER_IO => PorterError::Io { message },
             PORTER_UNSAFE => PorterError::Unsafe { message },
             PORTER_CANCELLED => PorterError::Cancelled { message },
+            PORTER_TIMED_OUT => PorterError::TimedOut { message },
             PORTER_EXPIRED => PorterError::Expired { message },
             PORTER_STORE => PorterError::Store { message },
             PORTER_OK
@@ -238,8 +244,8 @@ pub enum ProgressEvent {
     Done { digest: String, reused: bool },
 }
 
-/// Receives transfer events while a call runs (on the calling thread, or on one of the library's
-/// threads); it must return quickly and must not call the client (transfers fail with
+/// Receives transfer events of a call, on the thread that made the call and only while it runs;
+/// it must return quickly and must not call the client (transfers fail with
 /// `PorterError::Other`). It may call `Cancellation::cancel`.
 #[uniffi::export(with_foreign)]
 pub trait ProgressListener: Send + Sync {
@@ -283,10 +289,10 @@ impl Progress for Listener {
 }
 
 /// Cancels the calls it is passed to, from any thread: they fail with
-/// `PorterError::Cancelled` promptly, their transfers abandoned. Calls started with it after
-/// `cancel()` fail at once.
+/// `PorterError::Cancelled` once their work has stopped (transfers abandoned, an export's
+/// staging removed). Calls started with it after `cancel()` fail at once.
 #[derive(Debug, Default, uniffi::Object)]
-pub struct Cancellation(Cancel);
+pub struct Cancellation(CancellationToken);
 
 #[uniffi::export]
 impl Cancellation {
@@ -309,10 +315,29 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_owned()
 }
 
+/// Runs `work` tracked by `running` and cancelled by `cancellation`.
+fn run<T, Fut>(
+    running: &Arc<Running>,
+    cancellation: Option<&Cancellation>,
+    timeout_ms: Option<u64>,
+    work: impl FnOnce(CancellationToken) -> Fut,
+) -> Result<T, PorterError>
+where
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let control = Control {
+        parent: cancellation.map(|c| &c.0),
+        handles: vec![running],
+        timeout: crate::options::timeout(timeout_ms)?,
+    };
+    Ok(runtime::run(control, work)?)
+}
+
 /// A client: the engine on one configuration, safe to share between threads.
 #[derive(Debug, uniffi::Object)]
 pub struct PorterClient {
     engine: Engine,
+    running: Arc<Running>,
 }
 
 #[uniffi::export]
@@ -324,17 +349,20 @@ impl PorterClient {
     pub fn new(config_json: Option<String>) -> Result<Arc<Self>, PorterError> {
         Ok(Arc::new(PorterClient {
             engine: Engine::open(config_json.as_deref())?,
+            running: Arc::default(),
         }))
+    }
+
+    /// Cancels the calls running with this client and waits until they have returned; later
+    /// calls fail with `PorterError::Cancelled`.
+    pub fn close(&self) {
+        self.running.close();
     }
 
     /// Every cached artifact, sorted by id.
     pub fn list(&self) -> Result<Vec<Artifact>, PorterError> {
-        Ok(self
-            .engine
-            .list()?
-            .into_iter()
-            .map(Artifact::from)
-            .collect())
+        let list = run(&self.running, None, None, |_| async { self.engine.list() })?;
+        Ok(list.into_iter().map(Artifact::from).collect())
     }
 
     /// Pulls `reference` into the cache and, with `options.output`, exports it.
@@ -347,10 +375,14 @@ impl PorterClient {
         cancellation: Option<Arc<Cancellation>>,
     ) -> Result<Artifact, PorterError> {
         let listener = Listener(listener);
-        let work = self
-            .engine
-            .pull(&reference, options.unwrap_or_default(), &listener);
-        Ok(block_on(cancellation.as_deref().map(|c| &c.0), work)?.into())
+        let options = options.unwrap_or_default();
+        let timeout = options.timeout_ms;
+        let engine = &self.engine;
+        let cancellation = cancellation.as_deref();
+        run(&self.running, cancellation, timeout, |token| {
+            engine.pull(&reference, options, &listener, token)
+        })
+        .map(Artifact::from)
     }
 
     /// Exports a cached artifact into `output` without touching the network (a digest as
@@ -365,10 +397,14 @@ impl PorterClient {
         cancellation: Option<Arc<Cancellation>>,
     ) -> Result<Artifact, PorterError> {
         let listener = Listener(listener);
-        let work = self
-            .engine
-            .export(&reference, &output, options.unwrap_or_default(), &listener);
-        Ok(block_on(cancellation.as_deref().map(|c| &c.0), work)?.into())
+        let options = options.unwrap_or_default();
+        let timeout = options.timeout_ms;
+        let engine = &self.engine;
+        let cancellation = cancellation.as_deref();
+        run(&self.running, cancellation, timeout, |token| {
+            engine.export(&reference, &output, options, &listener, token)
+        })
+        .map(Artifact::from)
     }
 
     /// Pushes `source` (a binary, a directory, or a `ds.manifest.yaml` release) to `reference`
@@ -383,17 +419,25 @@ impl PorterClient {
         cancellation: Option<Arc<Cancellation>>,
     ) -> Result<Artifact, PorterError> {
         let listener = Listener(listener);
-        let work = self
-            .engine
-            .push(&source, &reference, options.unwrap_or_default(), &listener);
-        Ok(block_on(cancellation.as_deref().map(|c| &c.0), work)?.into())
+        let options = options.unwrap_or_default();
+        let timeout = options.timeout_ms;
+        let engine = &self.engine;
+        let cancellation = cancellation.as_deref();
+        run(&self.running, cancellation, timeout, |token| {
+            engine.push(&source, &reference, options, &listener, token)
+        })
+        .map(Artifact::from)
     }
 
     /// Prunes the cache by the configured limits or those in `options`. Blocks while running
     /// pulls finish (up to a minute).
     #[uniffi::method(default(options = None))]
     pub fn cache_prune(&self, options: Option<PruneOptions>) -> Result<PruneSummary, PorterError> {
-        Ok(self.engine.prune(options.unwrap_or_default())?.into())
+        let options = options.unwrap_or_default();
+        run(&self.running, None, None, |_| async {
+            self.engine.prune(options)
+        })
+        .map(PruneSummary::from)
     }
 
     /// Re-hashes every cached blob; with `options.repair`, fetches damaged or missing ones again.
@@ -405,8 +449,14 @@ impl PorterClient {
         cancellation: Option<Arc<Cancellation>>,
     ) -> Result<VerifySummary, PorterError> {
         let listener = Listener(listener);
-        let work = self.engine.verify(options.unwrap_or_default(), &listener);
-        Ok(block_on(cancellation.as_deref().map(|c| &c.0), work)?.into())
+        let options = options.unwrap_or_default();
+        let timeout = options.timeout_ms;
+        let engine = &self.engine;
+        let cancellation = cancellation.as_deref();
+        run(&self.running, cancellation, timeout, |token| {
+            engine.verify(options, &listener, token)
+        })
+        .map(VerifySummary::from)
     }
 }
 
@@ -417,6 +467,7 @@ impl PorterClient {
 #[derive(Debug, uniffi::Object)]
 pub struct PorterAdapterClient {
     adapter: Adapter,
+    running: Arc<Running>,
 }
 
 #[uniffi::export]
@@ -430,7 +481,14 @@ impl PorterAdapterClient {
     ) -> Result<Arc<Self>, PorterError> {
         Ok(Arc::new(PorterAdapterClient {
             adapter: Adapter::open(config_json.as_deref(), options_json.as_deref())?,
+            running: Arc::default(),
         }))
+    }
+
+    /// Cancels the operations running with this adapter and waits until they have returned;
+    /// later ones fail with `PorterError::Cancelled`.
+    pub fn close(&self) {
+        self.running.close();
     }
 
     /// Runs one operation; the answer is JSON.
@@ -440,7 +498,9 @@ impl PorterAdapterClient {
         request_json: String,
         cancellation: Option<Arc<Cancellation>>,
     ) -> Result<String, PorterError> {
-        let work = self.adapter.call(&request_json);
-        Ok(block_on(cancellation.as_deref().map(|c| &c.0), work)?)
+        let adapter = &self.adapter;
+        run(&self.running, cancellation.as_deref(), None, |token| {
+            runtime::abandon_on_cancel(token, adapter.call(&request_json))
+        })
     }
 }

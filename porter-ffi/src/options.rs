@@ -1,13 +1,17 @@
 //! Options of each operation, one definition for both surfaces: C callers pass them as a JSON
-//! object (unknown keys are rejected, absent keys take the defaults below), uniffi callers as a
-//! record with the same fields and defaults.
+//! object (`null` or a NULL pointer means every default; unknown keys are refused, naming the
+//! key; absent keys take the defaults below), uniffi callers as a record with the same fields
+//! and defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::status::{Failure, porter_status};
 
 /// Options of `pull`: `{"platforms":["linux/amd64"],"all_arch":false,"output":"dist",
-/// "insecure":false,"offline":false}`.
+/// "overwrite":false,"insecure":false,"offline":false,"timeout_ms":60000,"retries":2}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, uniffi::Record)]
 #[serde(default, deny_unknown_fields)]
 pub struct PullOptions {
@@ -17,19 +21,29 @@ pub struct PullOptions {
     /// Fetch every platform of the index (not together with `platforms`).
     #[uniffi(default = false)]
     pub all_arch: bool,
-    /// Also export into this file or directory (the CLI's `-o`).
+    /// Also export into this file or directory; absent: no export. Never empty.
     #[uniffi(default = None)]
     pub output: Option<String>,
+    /// Replace a file (anything but a directory) that exists at `output`.
+    #[uniffi(default = false)]
+    pub overwrite: bool,
     /// Allow plain HTTP to the reference's registry.
     #[uniffi(default = false)]
     pub insecure: bool,
     /// Serve only from the cache; never touch the network.
     #[uniffi(default = false)]
     pub offline: bool,
+    /// The most time the call may take, in milliseconds; absent: no limit.
+    #[uniffi(default = None)]
+    pub timeout_ms: Option<u64>,
+    /// Retries of a failed registry request (0–20); absent: the configuration's
+    /// (`settings.porter.retries`, 4 by default).
+    #[uniffi(default = None)]
+    pub retries: Option<u32>,
 }
 
 /// Options of `export` (a cached artifact to a destination, without the network):
-/// `{"platforms":[…],"all_arch":false}`.
+/// `{"platforms":[…],"all_arch":false,"overwrite":false,"timeout_ms":60000}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, uniffi::Record)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExportOptions {
@@ -39,15 +53,21 @@ pub struct ExportOptions {
     /// Export every cached platform into per-platform directories.
     #[uniffi(default = false)]
     pub all_arch: bool,
+    /// Replace a file (anything but a directory) that exists at the destination.
+    #[uniffi(default = false)]
+    pub overwrite: bool,
+    /// The most time the call may take, in milliseconds; absent: no limit.
+    #[uniffi(default = None)]
+    pub timeout_ms: Option<u64>,
 }
 
-/// Options of `push`: `{"manifest":false,"insecure":false,"tag_latest":true}`.
+/// Options of `push`: `{"manifest":false,"insecure":false,"tag_latest":true,"timeout_ms":60000,
+/// "retries":2}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, uniffi::Record)]
 #[serde(default, deny_unknown_fields)]
 pub struct PushOptions {
-    /// The source is a `ds.manifest.yaml` release manifest whatever its name (the CLI's
-    /// `--manifest`); otherwise a file is a binary, a `.yaml`/`.yml` file a release manifest and
-    /// a directory a tar+gzip layer.
+    /// The source is a `ds.manifest.yaml` release manifest whatever its name; otherwise a file
+    /// is a binary, a `.yaml`/`.yml` file a release manifest and a directory a tar+gzip layer.
     #[uniffi(default = false)]
     pub manifest: bool,
     /// Allow plain HTTP to the target registry.
@@ -56,6 +76,12 @@ pub struct PushOptions {
     /// Also tag `latest` when the reference names another tag.
     #[uniffi(default = true)]
     pub tag_latest: bool,
+    /// The most time the call may take, in milliseconds; absent: no limit.
+    #[uniffi(default = None)]
+    pub timeout_ms: Option<u64>,
+    /// Retries of a failed registry request (0–20); absent: the configuration's.
+    #[uniffi(default = None)]
+    pub retries: Option<u32>,
 }
 
 impl Default for PushOptions {
@@ -64,6 +90,8 @@ impl Default for PushOptions {
             manifest: false,
             insecure: false,
             tag_latest: true,
+            timeout_ms: None,
+            retries: None,
         }
     }
 }
@@ -81,7 +109,8 @@ pub struct PruneOptions {
     pub max_size_bytes: Option<u64>,
 }
 
-/// Options of `cache_verify`: `{"repair":false,"insecure":false}`.
+/// Options of `cache_verify`: `{"repair":false,"insecure":false,"timeout_ms":60000,
+/// "retries":2}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, uniffi::Record)]
 #[serde(default, deny_unknown_fields)]
 pub struct VerifyOptions {
@@ -91,22 +120,63 @@ pub struct VerifyOptions {
     /// Allow plain HTTP to the registries a repair fetches from.
     #[uniffi(default = false)]
     pub insecure: bool,
+    /// The most time the call may take, in milliseconds; absent: no limit.
+    #[uniffi(default = None)]
+    pub timeout_ms: Option<u64>,
+    /// Retries of a failed registry request (0–20); absent: the configuration's.
+    #[uniffi(default = None)]
+    pub retries: Option<u32>,
 }
 
-/// Parses an options JSON object; `None` (a NULL pointer) means every default.
+/// A call's `timeout_ms` as a duration; 0 is refused (it could never succeed).
+pub(crate) fn timeout(timeout_ms: Option<u64>) -> Result<Option<Duration>, Failure> {
+    match timeout_ms {
+        Some(0) => Err(invalid(
+            "timeout_ms must be at least 1 (leave it out for no limit)",
+        )),
+        other => Ok(other.map(Duration::from_millis)),
+    }
+}
+
+/// The export destination `output`: never empty, and not an existing file (or link to one)
+/// unless `overwrite` says so. A directory receives the export as the engine's rules say.
+pub(crate) fn destination(output: &str, overwrite: bool) -> Result<PathBuf, Failure> {
+    if output.trim().is_empty() {
+        return Err(invalid(
+            "output is empty: name a file or directory to export to (leave output out of pull \
+             options to skip the export)",
+        ));
+    }
+    let path = PathBuf::from(output);
+    let existing = std::fs::symlink_metadata(&path).is_ok();
+    let is_dir = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
+    if existing && !is_dir && !overwrite {
+        return Err(Failure::new(
+            porter_status::PORTER_INVALID_INPUT,
+            format!(
+                "output {output} already exists and is not a directory; set \"overwrite\": true \
+                 to replace it"
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+/// Parses an options JSON object; `None` (a NULL pointer) and `null` mean every default.
 pub(crate) fn parse<T: Default + for<'de> Deserialize<'de>>(
     json: Option<&str>,
     what: &str,
 ) -> Result<T, Failure> {
     match json {
         None => Ok(T::default()),
-        Some(text) => serde_json::from_str(text).map_err(|e| {
-            Failure::new(
-                porter_status::PORTER_INVALID_INPUT,
-                format!("invalid {what} options: {e}"),
-            )
-        }),
+        Some(text) => serde_json::from_str::<Option<T>>(text)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| invalid(&format!("invalid {what} options: {e}"))),
     }
+}
+
+fn invalid(message: &str) -> Failure {
+    Failure::new(porter_status::PORTER_INVALID_INPUT, message)
 }
 
 #[cfg(test)]
@@ -115,10 +185,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn absent_options_are_the_defaults() {
+    fn absent_and_null_options_are_the_defaults() {
         assert_eq!(
             parse::<PullOptions>(None, "pull").unwrap(),
             PullOptions::default()
+        );
+        assert_eq!(
+            parse::<PullOptions>(Some("null"), "pull").unwrap(),
+            PullOptions::default()
+        );
+        assert_eq!(
+            parse::<PushOptions>(Some(" null "), "push").unwrap(),
+            PushOptions::default()
         );
         assert_eq!(
             parse::<PushOptions>(Some("{}"), "push").unwrap(),
@@ -130,25 +208,67 @@ mod tests {
     #[test]
     fn options_parse_every_field() {
         let options: PullOptions = parse(
-            Some(r#"{"platforms":["linux/amd64,linux/arm64"],"output":"d","insecure":true}"#),
+            Some(
+                r#"{"platforms":["linux/amd64,linux/arm64"],"output":"d","insecure":true,
+                    "overwrite":true,"timeout_ms":1500,"retries":0}"#,
+            ),
             "pull",
         )
         .unwrap();
         assert_eq!(options.platforms, ["linux/amd64,linux/arm64"]);
         assert_eq!(options.output.as_deref(), Some("d"));
-        assert!(options.insecure && !options.all_arch && !options.offline);
+        assert!(options.insecure && options.overwrite && !options.all_arch && !options.offline);
+        assert_eq!((options.timeout_ms, options.retries), (Some(1500), Some(0)));
+        assert_eq!(
+            timeout(options.timeout_ms).unwrap(),
+            Some(Duration::from_millis(1500))
+        );
     }
 
     #[test]
     fn unknown_keys_and_bad_json_are_invalid_input() {
-        for text in [
-            r#"{"platform":["linux/amd64"]}"#,
-            "[",
-            r#"{"all_arch":"yes"}"#,
+        for (text, names) in [
+            (r#"{"platform":["linux/amd64"]}"#, "platform"),
+            (r#"{"timeout":5}"#, "timeout"),
+            ("[", "EOF"),
+            (r#"{"all_arch":"yes"}"#, "boolean"),
         ] {
             let err = parse::<PullOptions>(Some(text), "pull").unwrap_err();
             assert_eq!(err.status, porter_status::PORTER_INVALID_INPUT, "{text}");
             assert!(err.message.starts_with("invalid pull options: "), "{err}");
+            assert!(err.message.contains(names), "{err}");
         }
+    }
+
+    #[test]
+    fn a_zero_timeout_is_refused_by_name() {
+        let err = timeout(Some(0)).unwrap_err();
+        assert!(err.message.contains("timeout_ms"), "{err}");
+        assert_eq!(timeout(None).unwrap(), None);
+    }
+
+    #[test]
+    fn an_empty_output_is_refused_and_an_existing_file_kept_unless_overwrite() {
+        let err = destination(" ", false).unwrap_err();
+        assert_eq!(err.status, porter_status::PORTER_INVALID_INPUT);
+        assert!(err.message.starts_with("output is empty"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tool");
+        std::fs::write(&file, "mine").unwrap();
+        let file = file.to_str().unwrap();
+        let err = destination(file, false).unwrap_err();
+        assert!(err.message.contains("\"overwrite\": true"), "{err}");
+        assert_eq!(destination(file, true).unwrap(), PathBuf::from(file));
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("dangling");
+            std::os::unix::fs::symlink(dir.path().join("nothing"), &link).unwrap();
+            assert!(destination(link.to_str().unwrap(), false).is_err());
+        }
+        let existing_dir = dir.path().to_str().unwrap();
+        assert!(destination(existing_dir, false).is_ok());
+        let absent = dir.path().join("new.bin");
+        assert!(destination(absent.to_str().unwrap(), false).is_ok());
     }
 }

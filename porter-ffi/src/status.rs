@@ -31,8 +31,11 @@ pub enum porter_status {
     PORTER_CALLED_FROM_CALLBACK = 4,
     /// The library's tokio runtime could not be started.
     PORTER_RUNTIME_UNAVAILABLE = 5,
-    /// The operation was cancelled through its `porter_call`.
+    /// The operation was cancelled: through its `porter_call`, or because its client or adapter
+    /// was closed or freed. Its work has stopped.
     PORTER_CANCELLED = 6,
+    /// The operation did not finish within its `timeout_ms` and was stopped as if cancelled.
+    PORTER_TIMED_OUT = 7,
     /// Malformed input: reference, platform, options JSON, configuration, flag combination, or
     /// a request the artifact cannot satisfy (no manifest for the requested platform).
     PORTER_INVALID_INPUT = 100,
@@ -59,7 +62,7 @@ pub enum porter_status {
 use porter_status::*;
 
 /// Every status (every variant), in numeric order.
-const ALL: [porter_status; 17] = [
+const ALL: [porter_status; 18] = [
     PORTER_OK,
     PORTER_NULL_PARAMETER,
     PORTER_INVALID_UTF8,
@@ -67,6 +70,7 @@ const ALL: [porter_status; 17] = [
     PORTER_CALLED_FROM_CALLBACK,
     PORTER_RUNTIME_UNAVAILABLE,
     PORTER_CANCELLED,
+    PORTER_TIMED_OUT,
     PORTER_INVALID_INPUT,
     PORTER_NOT_FOUND,
     PORTER_UNAUTHORIZED,
@@ -97,6 +101,7 @@ impl porter_status {
             PORTER_CALLED_FROM_CALLBACK => c"called_from_callback",
             PORTER_RUNTIME_UNAVAILABLE => c"runtime_unavailable",
             PORTER_CANCELLED => c"cancelled",
+            PORTER_TIMED_OUT => c"timed_out",
             PORTER_INVALID_INPUT => c"invalid_input",
             PORTER_NOT_FOUND => c"not_found",
             PORTER_UNAUTHORIZED => c"unauthorized",
@@ -171,13 +176,31 @@ pub(crate) fn status_of_kind(kind: porter_core::ErrorKind) -> porter_status {
 
 impl From<porter_core::Error> for Failure {
     fn from(err: porter_core::Error) -> Self {
-        let status = if matches!(err, porter_core::Error::Cancelled) {
+        let status = if is_cancelled(&err) {
             PORTER_CANCELLED
         } else {
             status_of_kind(err.kind())
         };
-        Failure::new(status, err.to_string())
+        Failure::new(status, message(&err))
     }
+}
+
+fn is_cancelled(err: &porter_core::Error) -> bool {
+    match err {
+        porter_core::Error::Cancelled => true,
+        porter_core::Error::Context { source, .. } => is_cancelled(source),
+        _ => false,
+    }
+}
+
+/// The message of an engine error as this library's callers read it: the error's text, with a
+/// remedy named as the option or configuration key to change, never a command-line flag.
+fn message(err: &porter_core::Error) -> String {
+    // The engine states the plain-HTTP remedy in its text, in the command line's words.
+    err.to_string().replace(
+        "pass --insecure or list it in",
+        "set \"insecure\": true in the options or list it in",
+    )
 }
 
 #[cfg(test)]
@@ -211,6 +234,7 @@ mod tests {
                 (4, "called_from_callback"),
                 (5, "runtime_unavailable"),
                 (6, "cancelled"),
+                (7, "timed_out"),
                 (100, "invalid_input"),
                 (101, "not_found"),
                 (102, "unauthorized"),
@@ -245,6 +269,27 @@ mod tests {
         assert_eq!(
             Failure::from(porter_core::Error::Cancelled).status,
             PORTER_CANCELLED
+        );
+        let wrapped = porter_core::Error::Context {
+            context: "failed to export artifact",
+            source: Box::new(porter_core::Error::Cancelled),
+        };
+        assert_eq!(Failure::from(wrapped).status, PORTER_CANCELLED);
+    }
+
+    #[test]
+    fn messages_name_options_and_settings_never_command_line_flags() {
+        let err = porter_core::Error::Network {
+            registry: "127.0.0.1:1".into(),
+            reason: "connection refused (if this registry only speaks plain HTTP, pass --insecure or list it in Registry.InsecureRegistries)".into(),
+        };
+        let failure = Failure::from(err);
+        assert!(!failure.message.contains("--"), "{failure}");
+        assert!(
+            failure.message.contains(
+                r#"set "insecure": true in the options or list it in Registry.InsecureRegistries"#
+            ),
+            "{failure}"
         );
     }
 }

@@ -1,8 +1,8 @@
 package main
 
-// Benchmark mode (bench/bench.py, case 8): the FFI path of a DS-style pull. Each run opens a
-// client on a fresh cache, pulls one platform of an index and exports it, and closes the client,
-// timed in process; the durations go to stdout as JSON. Set:
+// Benchmark mode (bench/bench.py, case 8): the FFI path of a DS-style pull, through the Go
+// package. Each run opens a client on a fresh cache, pulls one platform of an index and exports
+// it, and closes the client, timed in process; the durations go to stdout as JSON. Set:
 //
 //	PORTER_BENCH_RUNS      how many runs (1–1000)
 //	PORTER_BENCH_REF       the reference to pull
@@ -11,12 +11,15 @@ package main
 //	PORTER_TEST_WORKDIR    an empty directory for the caches and exports
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"example.invalid/delivery-station/ds-porter/porter-ffi/go/porter"
 )
 
 func runBench() {
@@ -30,15 +33,17 @@ func runBench() {
 	millis := make([]float64, 0, runs)
 	for i := 0; i < runs; i++ {
 		dir := filepath.Join(work, fmt.Sprintf("run%d", i))
-		config := fmt.Sprintf(`{"Cache":{"Dir":%q},"Registry":{"InsecureRegistries":[%q]}}`,
-			filepath.Join(dir, "cache"), registry)
-		options := fmt.Sprintf(`{"platforms":[%q],"output":%q}`, platform, filepath.Join(dir, "out"))
+		cfg := porter.Config{
+			Cache:    &porter.CacheConfig{Dir: filepath.Join(dir, "cache")},
+			Registry: &porter.RegistryConfig{InsecureRegistries: []string{registry}},
+		}
+		options := &porter.PullOptions{Platforms: []string{platform}, Output: filepath.Join(dir, "out")}
 		start := time.Now()
-		client, err := NewClient(&config)
+		client, err := porter.Open(cfg)
 		if err != nil {
 			fatal("client", err)
 		}
-		if _, err := client.Pull(ref, options, nil); err != nil {
+		if _, err := client.Pull(context.Background(), ref, options); err != nil {
 			fatal("pull", err)
 		}
 		client.Close()

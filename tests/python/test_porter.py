@@ -95,6 +95,68 @@ class PorterFromPython(unittest.TestCase):
         with self.assertRaises(porter.PorterError.InvalidInput):
             porter.PorterClient("{")
 
+    def test_options_and_configuration_refuse_what_they_do_not_know(self):
+        with self.assertRaises(porter.PorterError.InvalidInput) as typo:
+            porter.PorterClient(json.dumps({"Cache": {"Dir": os.path.join(WORK, "typo")},
+                                            "Registry": {"Mirrors": [], "Insecure": True}}))
+        self.assertIn("unknown key Registry.Insecure", typo.exception.message)
+        client = new_client("rules")
+        with self.assertRaises(porter.PorterError.InvalidInput) as empty:
+            client.pull(TOOL, porter.PullOptions(output=""))
+        self.assertIn("output is empty", empty.exception.message)
+        with self.assertRaises(porter.PorterError.InvalidInput) as also_empty:
+            client.export(TOOL, "")
+        self.assertEqual(empty.exception.message, also_empty.exception.message)
+        with self.assertRaises(porter.PorterError.InvalidInput) as retries:
+            client.pull(TOOL, porter.PullOptions(retries=21))
+        self.assertIn("retries must be at most 20", retries.exception.message)
+
+    def test_an_existing_file_is_replaced_only_with_overwrite(self):
+        client = new_client("overwrite")
+        target = os.path.join(WORK, "py-mine.bin")
+        with open(target, "w") as f:
+            f.write("mine")
+        with self.assertRaises(porter.PorterError.InvalidInput) as refused:
+            client.pull(TOOL, porter.PullOptions(output=target))
+        self.assertIn('"overwrite": true', refused.exception.message)
+        with open(target) as f:
+            self.assertEqual(f.read(), "mine")
+        client.pull(TOOL, porter.PullOptions(output=target, overwrite=True))
+        with open(target) as f:
+            self.assertTrue(f.read().startswith("tool for "))
+
+    def test_a_call_past_its_timeout_is_stopped(self):
+        client = new_client("timeout")
+        with self.assertRaises(porter.PorterError.TimedOut) as late:
+            client.pull(ENV["PORTER_TEST_LARGE"], porter.PullOptions(timeout_ms=20))
+        self.assertIn("timeout_ms (20 ms)", late.exception.message)
+        self.assertEqual(client.list(), [])
+
+    def test_close_cancels_running_calls_and_refuses_new_ones(self):
+        client = new_client("close")
+        first_bytes = threading.Event()
+        outcome = []
+
+        def on_bytes(event):
+            if isinstance(event, porter.ProgressEvent.BYTES):
+                first_bytes.set()
+
+        def pull():
+            try:
+                client.pull(ENV["PORTER_TEST_LARGE"], listener=Events(on_bytes))
+                outcome.append("pulled")
+            except porter.PorterError.Cancelled:
+                outcome.append("cancelled")
+
+        thread = threading.Thread(target=pull)
+        thread.start()
+        self.assertTrue(first_bytes.wait(60))
+        client.close()
+        thread.join(10)
+        self.assertEqual(outcome, ["cancelled"])
+        with self.assertRaises(porter.PorterError.Cancelled):
+            client.list()
+
     def test_concurrent_pulls_from_threads(self):
         client = new_client("concurrent")
         refs = ENV["PORTER_TEST_REFS"].split(",") * 2

@@ -10,6 +10,7 @@ mod decode;
 mod docker;
 mod expand;
 mod host;
+mod known;
 mod porter;
 mod retry;
 mod units;
@@ -24,6 +25,8 @@ pub use host::{
     AuthConfig, CacheConfig, CredentialConfig, HostConfig, LoggingConfig, ProxyConfig,
     RegistryConfig, SignatureConfig,
 };
+pub use known::check_host_json_keys;
+pub use porter::{MAX_RETRIES, with_retries};
 pub use retry::RetryPolicy;
 pub use units::{parse_duration, parse_size};
 

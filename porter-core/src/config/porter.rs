@@ -30,6 +30,20 @@ pub(super) const KEYS: [&str; 9] = [
     "signing_key",
 ];
 
+/// Most retries of a registry request that `settings.porter.retries` (or a front end's
+/// per-call option) may ask for.
+pub const MAX_RETRIES: u32 = 20;
+
+/// `retry` with `retries` retries after a request's first attempt (a mirror gets no more);
+/// `None` above [`MAX_RETRIES`].
+pub fn with_retries(retry: &RetryPolicy, retries: u32) -> Option<RetryPolicy> {
+    (retries <= MAX_RETRIES).then(|| RetryPolicy {
+        attempts: retries + 1,
+        mirror_attempts: retry.mirror_attempts.min(retries + 1),
+        ..retry.clone()
+    })
+}
+
 /// The resolved porter section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct PorterSection {
@@ -128,13 +142,13 @@ pub(super) fn resolve(
                 Value::String(s) => s.trim().parse().ok(),
                 _ => None,
             };
-            match parsed.and_then(|n| u32::try_from(n).ok()) {
-                Some(n) if n <= 20 => {
-                    retry.attempts = n + 1;
-                    retry.mirror_attempts = retry.mirror_attempts.min(n + 1);
-                }
-                _ => {
-                    tracing::warn!(value = %value, "settings.porter.retries: expected a number from 0 to 20")
+            match parsed
+                .and_then(|n| u32::try_from(n).ok())
+                .and_then(|n| with_retries(&retry, n))
+            {
+                Some(limited) => retry = limited,
+                None => {
+                    tracing::warn!(value = %value, "settings.porter.retries: expected a number from 0 to {MAX_RETRIES}")
                 }
             }
         }

@@ -68,6 +68,7 @@ fn plan(destination: PathBuf, subdirs: bool, manifests: Vec<ExportManifest>) -> 
         manifests,
         fallback_name: "tool".to_owned(),
         limits: ExportLimits::default(),
+        cancel: Default::default(),
     }
 }
 
@@ -1521,4 +1522,38 @@ fn a_file_export_removes_temporary_files_of_exited_exports_beside_it() {
     ))
     .unwrap();
     assert_eq!(tree(&fx.path("out")), ["tool.bin"]);
+}
+
+#[test]
+fn a_cancelled_export_returns_cancelled_and_leaves_the_destination_as_it_was() {
+    let fx = Fixture::new();
+    let layer = fx.layer(BINARY, Some("tool"), b"binary");
+    let dest = fx.path("dest");
+    let plan = plan(
+        dest.clone(),
+        true,
+        vec![manifest(Some("linux/amd64"), vec![layer])],
+    );
+    plan.cancel.cancel();
+    assert!(matches!(export(&plan), Err(Error::Cancelled)));
+    assert!(!dest.exists());
+}
+
+#[test]
+fn a_blob_stops_reading_once_its_export_is_cancelled() {
+    let fx = Fixture::new();
+    let layer = fx.layer(BINARY, Some("tool"), &[7u8; 64]);
+    let cancel = CancellationToken::new();
+    let mut blob = open_blob(&layer, &cancel).unwrap();
+    let mut first = [0u8; 16];
+    assert_eq!(blob.read(&mut first).unwrap(), 16);
+    cancel.cancel();
+    let err = blob.read(&mut first).unwrap_err();
+    assert_eq!(err.to_string(), "export cancelled");
+    // A copy in progress fails, and its temporary file goes with it.
+    let mut blob = open_blob(&layer, &cancel).unwrap();
+    let dir = fx.path("out");
+    fs::create_dir_all(&dir).unwrap();
+    assert!(write_atomic(&mut blob, &dir, &dir.join("tool")).is_err());
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
 }

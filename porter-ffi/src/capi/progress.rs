@@ -38,11 +38,11 @@ pub struct porter_progress_event {
     pub title: *const c_char,
 }
 
-/// Receives progress events while a call runs, on the calling thread or on one of the library's
-/// threads, possibly from several threads at once when a `porter_call` serves several calls. It
-/// must return quickly, must not unwind (no C++ exceptions, no Go panics), and must not call
-/// porter functions other than `porter_call_cancel` (transfers return
-/// `PORTER_CALLED_FROM_CALLBACK`).
+/// Receives progress events of a call, on the thread that made the call and only while the call
+/// runs: never after it returned, never after `porter_call_free` returned. A `porter_call` that
+/// serves calls on several threads gets their events concurrently, each on its call's thread.
+/// It must return quickly, must not unwind (no C++ exceptions, no Go panics), and must not start
+/// porter calls (they return `PORTER_CALLED_FROM_CALLBACK`); it may call `porter_call_cancel`.
 #[allow(non_camel_case_types)]
 pub type porter_progress_callback =
     Option<unsafe extern "C" fn(userdata: *mut c_void, event: *const porter_progress_event)>;

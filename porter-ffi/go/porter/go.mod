@@ -1,0 +1,3 @@
+module example.invalid/delivery-station/ds-porter/porter-ffi/go/porter
+
+go 1.22

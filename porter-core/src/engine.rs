@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::artifact::{self, ArtifactResult, Finalizer};
 use crate::cache::{Cache, PrunePolicy, PruneReport, VerifyReport};
+use crate::config::RetryPolicy;
 use crate::config::Settings;
 use crate::error::{EXPORT_FAILED, Error, ErrorKind, PULL_FAILED, Result, blocking};
 use crate::export::{self, ExportLayer, ExportManifest, ExportPlan};
@@ -15,7 +16,7 @@ use crate::manifest::{Node, PlatformRequest};
 use crate::progress::Progress;
 use crate::pull::{self, Pulled};
 use crate::reference::ArtifactRef;
-use crate::registry::{self, CacheOnly, LayoutSource, Remote, RetryPolicy, Served};
+use crate::registry::{self, CacheOnly, LayoutSource, Remote, Served};
 
 /// Blobs downloaded at once.
 const DEFAULT_CONCURRENCY: usize = 4;

@@ -146,6 +146,15 @@ enum porter_status
    * The adapter's metadata store could not be opened, migrated, read or written.
    */
   PORTER_STORE = 109,
+  /**
+   * The cache holds damaged data (a blob that does not match its digest, unreadable
+   * metadata): verify and repair it.
+   */
+  PORTER_CACHE_CORRUPT = 110,
+  /**
+   * A failure inside the engine (a task that panicked, a runtime shutting down).
+   */
+  PORTER_INTERNAL = 111,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -62,6 +62,9 @@ pub enum PorterError {
     /// The adapter's metadata store failed.
     #[error("{message}")]
     Store { message: String },
+    /// The cache holds damaged data: verify and repair it.
+    #[error("{message}")]
+    CacheCorrupt { message: String },
     /// Anything else, including a panic inside the library.
     #[error("{message}")]
     Other { message: String },
@@ -85,7 +88,9 @@ impl From<Failure> for PorterError {
             PORTER_TIMED_OUT => PorterError::TimedOut { message },
             PORTER_EXPIRED => PorterError::Expired { message },
             PORTER_STORE => PorterError::Store { message },
+            PORTER_CACHE_CORRUPT => PorterError::CacheCorrupt { message },
             PORTER_OK
+            | PORTER_INTERNAL
             | PORTER_PANIC
             | PORTER_CALLED_FROM_CALLBACK
             | PORTER_RUNTIME_UNAVAILABLE

@@ -57,12 +57,17 @@ pub enum porter_status {
     PORTER_EXPIRED = 108,
     /// The adapter's metadata store could not be opened, migrated, read or written.
     PORTER_STORE = 109,
+    /// The cache holds damaged data (a blob that does not match its digest, unreadable
+    /// metadata): verify and repair it.
+    PORTER_CACHE_CORRUPT = 110,
+    /// A failure inside the engine (a task that panicked, a runtime shutting down).
+    PORTER_INTERNAL = 111,
 }
 
 use porter_status::*;
 
 /// Every status (every variant), in numeric order.
-const ALL: [porter_status; 18] = [
+const ALL: [porter_status; 20] = [
     PORTER_OK,
     PORTER_NULL_PARAMETER,
     PORTER_INVALID_UTF8,
@@ -81,6 +86,8 @@ const ALL: [porter_status; 18] = [
     PORTER_OTHER,
     PORTER_EXPIRED,
     PORTER_STORE,
+    PORTER_CACHE_CORRUPT,
+    PORTER_INTERNAL,
 ];
 
 impl porter_status {
@@ -112,6 +119,8 @@ impl porter_status {
             PORTER_OTHER => c"other",
             PORTER_EXPIRED => c"expired",
             PORTER_STORE => c"store",
+            PORTER_CACHE_CORRUPT => c"cache_corrupt",
+            PORTER_INTERNAL => c"internal",
         }
     }
 
@@ -168,6 +177,9 @@ pub(crate) fn status_of_kind(kind: porter_core::ErrorKind) -> porter_status {
         ErrorKind::Integrity => PORTER_INTEGRITY,
         ErrorKind::Io => PORTER_IO,
         ErrorKind::Unsafe => PORTER_UNSAFE,
+        ErrorKind::Cancelled => PORTER_CANCELLED,
+        ErrorKind::CacheCorrupt => PORTER_CACHE_CORRUPT,
+        ErrorKind::Internal => PORTER_INTERNAL,
         // `ErrorKind` is non-exhaustive: a kind added later is `other` until it gets a number
         // of its own.
         _ => PORTER_OTHER,
@@ -176,31 +188,43 @@ pub(crate) fn status_of_kind(kind: porter_core::ErrorKind) -> porter_status {
 
 impl From<porter_core::Error> for Failure {
     fn from(err: porter_core::Error) -> Self {
-        let status = if is_cancelled(&err) {
-            PORTER_CANCELLED
-        } else {
-            status_of_kind(err.kind())
-        };
-        Failure::new(status, message(&err))
+        Failure::new(status_of_kind(err.kind()), message(&err))
     }
 }
 
-fn is_cancelled(err: &porter_core::Error) -> bool {
-    match err {
-        porter_core::Error::Cancelled => true,
-        porter_core::Error::Context { source, .. } => is_cancelled(source),
-        _ => false,
+/// The message of an engine error as this library's callers read it: the error's text, then the
+/// engine's hint named as the option or configuration key to change, never a command-line flag.
+pub(crate) fn message(err: &porter_core::Error) -> String {
+    match err.hint().map(|hint| hint_text(&hint)) {
+        Some(hint) if !hint.is_empty() => format!("{err} (hint: {hint})"),
+        _ => err.to_string(),
     }
 }
 
-/// The message of an engine error as this library's callers read it: the error's text, with a
-/// remedy named as the option or configuration key to change, never a command-line flag.
-fn message(err: &porter_core::Error) -> String {
-    // The engine states the plain-HTTP remedy in its text, in the command line's words.
-    err.to_string().replace(
-        "pass --insecure or list it in",
-        "set \"insecure\": true in the options or list it in",
-    )
+/// A hint in this library's terms.
+fn hint_text(hint: &porter_core::error::Hint) -> String {
+    use porter_core::error::Hint;
+    match hint {
+        Hint::PlainHttp { host } => format!(
+            "{host} answered in plain HTTP: if it only speaks plain HTTP, set \"insecure\": true \
+             in the options or list it in Registry.InsecureRegistries"
+        ),
+        Hint::PrivateCa { host } => format!(
+            "to trust the CA that signed {host}'s certificate, set settings.porter.ca_file in the \
+             configuration or put it in ~/.config/ds/certs.d/{host}/ca.crt"
+        ),
+        Hint::Credentials { host } => format!(
+            "check the credentials for {host} (Auth.Credentials in the configuration, or docker's \
+             config.json)"
+        ),
+        Hint::RepairCache => {
+            "verify and repair the cache (porter_client_cache_verify with \"repair\": true)".into()
+        }
+        Hint::NothingCached => {
+            "the content did not match its digest or size; nothing was cached".into()
+        }
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -245,6 +269,8 @@ mod tests {
                 (107, "other"),
                 (108, "expired"),
                 (109, "store"),
+                (110, "cache_corrupt"),
+                (111, "internal"),
             ]
         );
     }
@@ -281,7 +307,9 @@ mod tests {
     fn messages_name_options_and_settings_never_command_line_flags() {
         let err = porter_core::Error::Network {
             registry: "127.0.0.1:1".into(),
-            reason: "connection refused (if this registry only speaks plain HTTP, pass --insecure or list it in Registry.InsecureRegistries)".into(),
+            reason: "manifest 1.0 request: the server answered the TLS handshake in plain HTTP"
+                .into(),
+            cause: porter_core::error::NetworkCause::PlainHttpAnswer,
         };
         let failure = Failure::from(err);
         assert!(!failure.message.contains("--"), "{failure}");

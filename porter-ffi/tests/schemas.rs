@@ -80,6 +80,19 @@ fn artifact(full: bool) -> ArtifactResult {
             Vec::new()
         },
         offline: full,
+        downloaded_bytes: full.then_some(7),
+        total_size: full.then_some(500),
+        first_cached_at: full.then(|| porter_core::artifact::ZERO_TIME.into()),
+        signatures: if full {
+            vec![porter_core::signature::SignatureCheck {
+                platform: "linux/amd64".into(),
+                scheme: "ds".into(),
+                verified: true,
+                key_id: "ab".repeat(32),
+            }]
+        } else {
+            Vec::new()
+        },
     }
 }
 

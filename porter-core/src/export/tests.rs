@@ -1551,9 +1551,9 @@ fn a_blob_stops_reading_once_its_export_is_cancelled() {
     let err = blob.read(&mut first).unwrap_err();
     assert_eq!(err.to_string(), "export cancelled");
     // A copy in progress fails, and its temporary file goes with it.
-    let mut blob = open_blob(&layer, &cancel).unwrap();
+    let blob = open_blob(&layer, &cancel).unwrap();
     let dir = fx.path("out");
     fs::create_dir_all(&dir).unwrap();
-    assert!(write_atomic(&mut blob, &dir, &dir.join("tool")).is_err());
+    assert!(write_atomic(blob, &dir, &dir.join("tool")).is_err());
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
 }

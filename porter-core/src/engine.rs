@@ -248,8 +248,35 @@ impl Porter {
     /// Pulls an artifact into the cache and, when `request.output` is set, exports it.
     ///
     /// Pull failures read `failed to copy artifact: …`, export failures
-    /// `failed to export artifact: …`, as DS users know them.
+    /// `failed to export artifact: …`, as DS users know them. A cached blob that no longer
+    /// matches its digest is taken out of the cache; online it is fetched again, once, and the
+    /// export repeated; offline the pull fails naming it.
     pub async fn pull(
+        &self,
+        request: &PullRequest,
+        progress: &dyn Progress,
+    ) -> Result<PullOutcome> {
+        let err = match self.pull_once(request, progress).await {
+            Err(err) => err,
+            done => return done,
+        };
+        let Error::CorruptBlob { digest, .. } = err.root() else {
+            return Err(err);
+        };
+        let cache = self.cache.clone();
+        let damaged = digest.clone();
+        blocking("removing a damaged blob", move || {
+            cache.quarantine(&damaged)
+        })
+        .await?;
+        if self.settings.offline || request.offline {
+            return Err(err);
+        }
+        tracing::warn!("{err}; fetching it again");
+        self.pull_once(request, progress).await
+    }
+
+    async fn pull_once(
         &self,
         request: &PullRequest,
         progress: &dyn Progress,

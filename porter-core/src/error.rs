@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 
+use crate::digest::Digest;
+
 /// A stable classification of failures, shared by every front end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -227,6 +229,14 @@ pub enum Error {
     #[error("the cache is damaged: {what}: {reason}")]
     CacheCorrupt { what: String, reason: String },
 
+    /// A cached blob no longer hashes to its digest (it was changed on disk).
+    #[error("cached blob {digest} ({}) is damaged: its content hashes to {found}", path.display())]
+    CorruptBlob {
+        digest: Digest,
+        path: PathBuf,
+        found: String,
+    },
+
     /// A failure inside the engine (a task panicked, the runtime shut down).
     #[error("internal error: {0}")]
     Internal(String),
@@ -266,7 +276,7 @@ impl Error {
                 ErrorKind::NotFound
             }
             Error::Network { .. } => ErrorKind::Network,
-            Error::CacheCorrupt { .. } => ErrorKind::CacheCorrupt,
+            Error::CacheCorrupt { .. } | Error::CorruptBlob { .. } => ErrorKind::CacheCorrupt,
             Error::Internal(_) => ErrorKind::Internal,
             Error::DigestMismatch { .. }
             | Error::SizeMismatch { .. }
@@ -305,7 +315,7 @@ impl Error {
             } => Some(Hint::PlainHttp {
                 host: registry.clone(),
             }),
-            Error::CacheCorrupt { .. } => Some(Hint::RepairCache),
+            Error::CacheCorrupt { .. } | Error::CorruptBlob { .. } => Some(Hint::RepairCache),
             Error::Endpoints { source, .. } => source.hint(),
             Error::Context { context, source } => source.hint().or_else(|| {
                 (*context == PULL_FAILED && source.kind() == ErrorKind::Integrity)

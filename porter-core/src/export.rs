@@ -597,13 +597,9 @@ impl VerifiedBlob<'_> {
         if found == self.layer.digest {
             return Ok(());
         }
-        Err(Error::DigestMismatch {
-            context: format!(
-                "cached blob {} ({}); the cache is corrupt, verify and repair it",
-                self.layer.digest,
-                self.layer.blob_path.display()
-            ),
-            expected: self.layer.digest.to_string(),
+        Err(Error::CorruptBlob {
+            digest: self.layer.digest.clone(),
+            path: self.layer.blob_path.clone(),
             found: found.to_string(),
         })
     }

@@ -111,6 +111,13 @@ pub(crate) async fn pull<S: Source>(
             .await?;
             // Chosen (or refused) before any leaf manifest, config or layer is fetched.
             for leaf in manifest::select(&leaves, request)? {
+                tracing::debug!(
+                    "platform {} chosen: manifest {}",
+                    leaf.platform
+                        .as_ref()
+                        .map_or_else(|| "unknown".to_owned(), ToString::to_string),
+                    leaf.descriptor.digest
+                );
                 let fetched = manifests
                     .iter()
                     .find(|(s, _): &&(Selected, Manifest)| {
@@ -176,9 +183,11 @@ async fn fetch_blob<S: Source>(
     progress: &dyn Progress,
 ) -> Result<u64> {
     if cache.has_blob(&desc.digest, desc.size) {
+        tracing::debug!("cache hit: blob {} ({} bytes)", desc.digest, desc.size);
         progress.blob_done(&desc.digest, true);
         return Ok(0);
     }
+    tracing::debug!("cache miss: blob {} ({} bytes)", desc.digest, desc.size);
     progress.blob_started(&desc.digest, desc.size, title.as_deref());
     source.fetch_blob(&desc, cache, progress).await?;
     progress.blob_done(&desc.digest, false);

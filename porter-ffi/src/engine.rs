@@ -180,6 +180,13 @@ fn pull_request(
     if reference.trim().is_empty() {
         return Err(Error::InvalidInput("artifact reference required".into()).into());
     }
+    // Named in this library's terms: the options, not the command line's flags.
+    if all_arch && !platforms.is_empty() {
+        return Err(Error::InvalidInput(
+            "the options all_arch and platforms cannot be combined".into(),
+        )
+        .into());
+    }
     let platforms = PlatformRequest::from_flags(platforms, all_arch)?;
     Ok(PullRequest::new(reference, platforms)?)
 }

@@ -80,6 +80,8 @@ pub struct Ui {
     pub progress: bool,
     /// Use ANSI colours.
     pub color: bool,
+    /// Warnings only on stderr (`-q`).
+    pub quiet: bool,
 }
 
 impl Ui {
@@ -91,6 +93,7 @@ impl Ui {
         Ui {
             progress: terminal && !quiet,
             color: terminal && !no_color,
+            quiet,
         }
     }
 }

@@ -6,14 +6,39 @@ use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use porter_core::digest::Digest;
-use porter_core::progress::{NoProgress, Progress};
+use porter_core::progress::{NoProgress, Progress, Wait};
 
-/// Bars when `enabled` (see `output::Ui`), else nothing.
-pub fn reporter(enabled: bool) -> Box<dyn Progress> {
-    if enabled {
-        Box::new(Bars::default())
-    } else {
-        Box::new(NoProgress)
+/// Bars when `enabled` (see `output::Ui`); otherwise only waits for another pull are reported,
+/// one line each on stderr, unless `quiet`.
+pub fn reporter(enabled: bool, quiet: bool) -> Box<dyn Progress> {
+    match (enabled, quiet) {
+        (true, _) => Box::new(Bars::default()),
+        (false, false) => Box::new(Lines),
+        (false, true) => Box::new(NoProgress),
+    }
+}
+
+/// One line saying why a pull waits for another one, or stops waiting.
+pub fn waiting_text(digest: &Digest, wait: Wait) -> String {
+    let holder = |pid: Option<u32>| pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    match wait {
+        Wait::Started { holder: pid } => {
+            format!("waiting for another pull of {digest}{}", holder(pid))
+        }
+        Wait::GaveUp { holder: pid } => format!(
+            "another pull of {digest}{} made no progress; downloading it here",
+            holder(pid)
+        ),
+        _ => String::new(),
+    }
+}
+
+/// Without bars: only the waits, as lines.
+struct Lines;
+
+impl Progress for Lines {
+    fn blob_waiting(&self, digest: &Digest, wait: Wait) {
+        eprintln!("{}", waiting_text(digest, wait));
     }
 }
 
@@ -55,5 +80,9 @@ impl Progress for Bars {
         if let Some(bar) = self.bars.lock().ok().and_then(|mut b| b.remove(digest)) {
             bar.finish_and_clear();
         }
+    }
+
+    fn blob_waiting(&self, digest: &Digest, wait: Wait) {
+        let _ = self.multi.println(waiting_text(digest, wait));
     }
 }

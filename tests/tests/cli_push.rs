@@ -759,3 +759,30 @@ fn transient_upload_failures_are_retried_and_permanent_ones_fail_at_once() {
         "403 is not retried"
     );
 }
+
+#[test]
+fn a_push_to_a_wrong_digest_fails_before_anything_is_uploaded() {
+    let reg = Registry::start();
+    let user = User::new();
+    write(&user.path().join("tool"), b"#!/bin/sh\necho tool\n");
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let mark = reg.mark();
+    let err = user
+        .run(&[
+            "push",
+            "tool",
+            &format!("{}@{wrong}", reg.reference("demo/pinned")),
+            "--insecure",
+        ])
+        .fails();
+    assert!(
+        err.contains(&wrong) && err.contains("nothing was uploaded"),
+        "{err}"
+    );
+    let writes: Vec<_> = reg
+        .requests_since(&mark)
+        .into_iter()
+        .filter(|r| r.method != "GET" && r.method != "HEAD")
+        .collect();
+    assert!(writes.is_empty(), "uploads were made: {writes:?}");
+}

@@ -1,7 +1,8 @@
 //! Every byte that leaves the cache is verified: an export hashes the blob it copies or unpacks
 //! in the same pass and refuses a mismatch before anything is visible at the destination. A
-//! cached blob changed on disk (same size, so the pull trusts it as cached) makes the export
-//! fail naming the blob; `cache verify --repair` then fixes the cache and the export works.
+//! cached blob changed on disk (same size, so the pull trusts it as cached) is taken out of the
+//! cache: online it is fetched again and the export repeated; offline the pull fails naming it
+//! and suggesting `cache verify --repair`.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -21,7 +22,7 @@ fn corrupt(cache: &Path, digest: &str) {
 }
 
 #[test]
-fn a_corrupt_cached_layer_fails_the_export_naming_the_blob_and_writes_nothing() {
+fn a_corrupt_cached_layer_is_fetched_again_online_and_refused_offline() {
     let reg = Registry::start();
     let published = block_on(publish_single(
         &reg,
@@ -30,34 +31,62 @@ fn a_corrupt_cached_layer_fails_the_export_naming_the_blob_and_writes_nothing() 
         &[],
     ));
     let reference = reg.reference("demo/app:1.0");
+    let by_digest = format!("{}@{}", reg.reference("demo/app"), published.digest);
     let user = User::new();
     user.run(&["pull", &reference, "--insecure"]).ok();
     let layer = &published.layers[0].digest;
-    corrupt(&user.cache(), layer);
 
-    for output in ["out", "app.bin"] {
+    // Offline, by tag and by digest: refused before anything is written, naming the blob, and
+    // the damaged blob is out of the cache.
+    for (target, output) in [(&reference, "out"), (&by_digest, "app.bin")] {
+        corrupt(&user.cache(), layer);
         let err = user
-            .run(&["pull", &reference, "--insecure", "-o", output])
+            .run(&["pull", target, "--offline", "-o", output])
             .fails();
         assert!(
-            err.contains(&format!(
-                "failed to export artifact: digest mismatch for cached blob {layer} ("
-            )) && err.contains("the cache is corrupt"),
+            err.contains(&format!("cached blob {layer} (")) && err.contains("is damaged"),
+            "{err}"
+        );
+        assert!(
+            err.contains("hint: run `ds-porter cache verify --repair`"),
             "{err}"
         );
         assert!(!user.path().join(output).exists(), "{output} was written");
+        assert!(
+            !user
+                .cache()
+                .join("blobs/sha256")
+                .join(layer.trim_start_matches("sha256:"))
+                .exists(),
+            "the damaged blob stayed in the cache"
+        );
+        user.run(&["cache", "verify", "--repair", "--insecure"])
+            .stdout();
     }
 
-    let repaired = user
-        .run(&["cache", "verify", "--repair", "--insecure"])
-        .stdout();
-    assert!(repaired.contains(layer.as_str()), "{repaired}");
-    user.run(&["pull", &reference, "--insecure", "-o", "out"])
-        .ok();
-    assert_eq!(
-        std::fs::read(user.path().join("out/app")).unwrap(),
-        b"the real binary"
-    );
+    // Online, by tag and by digest: the blob is fetched again, once, and the export is right.
+    for (target, output) in [(&reference, "out"), (&by_digest, "app.bin")] {
+        corrupt(&user.cache(), layer);
+        let mark = reg.mark();
+        let run = user.run(&["pull", target, "--insecure", "-o", output]);
+        assert!(
+            run.stderr().contains("fetching it again"),
+            "{}",
+            run.stderr()
+        );
+        run.ok();
+        let exported = if output == "out" { "out/app" } else { output };
+        assert_eq!(
+            std::fs::read(user.path().join(exported)).unwrap(),
+            b"the real binary"
+        );
+        let gets = reg
+            .blob_gets_since(&mark)
+            .into_iter()
+            .filter(|g| &g.digest == layer)
+            .count();
+        assert_eq!(gets, 1, "the layer is fetched again once");
+    }
 }
 
 #[test]
@@ -85,10 +114,10 @@ fn a_corrupt_cached_archive_fails_every_platform_of_the_export() {
     let archive = &index.platform("linux/amd64").manifest.layers[0].digest;
     corrupt(&user.cache(), archive);
     let err = user
-        .run(&["pull", &reference, "--insecure", "--all-arch", "-o", "out"])
+        .run(&["pull", &reference, "--offline", "--all-arch", "-o", "out"])
         .fails();
     assert!(
-        err.contains(&format!("digest mismatch for cached blob {archive} (")),
+        err.contains(&format!("cached blob {archive} (")) && err.contains("is damaged"),
         "{err}"
     );
     assert!(!user.path().join("out").exists(), "nothing is left");

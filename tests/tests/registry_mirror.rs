@@ -5,7 +5,10 @@
 #![allow(clippy::unwrap_used)]
 
 use porter_e2e::cli::User;
-use porter_e2e::{Fault, FaultProxy, LayerSpec, Published, Registry, block_on, publish_single};
+use porter_e2e::{
+    FakeRegistry, Fault, FaultProxy, LayerSpec, Published, Registry, Reply, block_on,
+    publish_single,
+};
 
 fn publish(reg: &Registry) -> Published {
     block_on(publish_single(
@@ -164,4 +167,93 @@ fn short_references_resolve_against_the_default_registry() {
     assert!(err.contains("names no registry"), "{err}");
     assert!(reg.requests_since(&mark).is_empty(), "{err}");
     assert_eq!(two["digest"], published.digest.as_str());
+}
+
+#[test]
+fn a_mirror_answering_a_tag_with_something_that_is_not_a_manifest_is_skipped() {
+    let upstream = Registry::start();
+    let published = publish(&upstream);
+    let reference = upstream.reference("demo/app:1.0");
+    // A captive portal, an error document served with 200, a body that contradicts its type, and
+    // a redirect to another host: each mirror is skipped with one warning, for tag and digest
+    // pulls alike.
+    let other = FakeRegistry::start();
+    let cases: Vec<(Reply, &str)> = vec![
+        (
+            Reply::ok(
+                "text/html",
+                "<!DOCTYPE html><html><body>Log in</body></html>",
+            ),
+            "not a registry response",
+        ),
+        (
+            Reply::ok("application/json", r#"{"errors":[{"code":"DENIED"}]}"#),
+            "neither an index nor a manifest",
+        ),
+        (
+            Reply::ok(
+                "application/vnd.oci.image.index.v1+json",
+                r#"{"schemaVersion":2,"layers":[]}"#,
+            ),
+            "contradicts its content",
+        ),
+        (
+            Reply::redirect(&other.url("/elsewhere")),
+            "redirected to another host",
+        ),
+    ];
+    for (reply, reason) in cases {
+        let mirror = FakeRegistry::start();
+        mirror.route("/v2/demo/app/manifests/*", reply);
+        let env = mirrors(&[format!("http://{}", mirror.host())]);
+        let by_digest = format!("{}@{}", upstream.reference("demo/app"), published.digest);
+        for target in [&reference, &by_digest] {
+            let user = User::new();
+            let run = user.run_with(
+                &["pull", target, "--insecure"],
+                &[("DS_REGISTRY_MIRRORS", &env)],
+            );
+            let stderr = run.stderr();
+            let result = run.ok();
+            assert_eq!(result["digest"], published.digest.as_str(), "{stderr}");
+            let skipped: Vec<&str> = stderr
+                .lines()
+                .filter(|l| l.contains(&format!("mirror {} skipped", mirror.host())))
+                .collect();
+            assert_eq!(skipped.len(), 1, "{stderr}");
+            // By digest, the bytes are checked against the digest first.
+            let expected = if target == &reference {
+                reason
+            } else if reason.contains("redirected") {
+                reason
+            } else {
+                "digest mismatch"
+            };
+            assert!(skipped[0].contains(expected), "{expected}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn when_every_endpoint_fails_the_error_lists_each_mirror_and_why() {
+    let upstream = Registry::start();
+    let reference = upstream.reference("demo/missing:1.0");
+    let mirror = FakeRegistry::start();
+    mirror.route(
+        "/v2/demo/missing/manifests/*",
+        Reply::ok("text/html", "<html>portal</html>"),
+    );
+    let env = mirrors(&[format!("http://{}", mirror.host())]);
+    let err = User::new()
+        .run_with(
+            &["pull", &reference, "--insecure"],
+            &[("DS_REGISTRY_MIRRORS", &env)],
+        )
+        .fails();
+    assert!(err.contains("HTTP 404"), "{err}");
+    assert!(
+        err.contains(&format!("mirrors skipped: mirror {}", mirror.host()))
+            && err.contains("not a registry response"),
+        "{err}"
+    );
 }

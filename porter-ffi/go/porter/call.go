@@ -31,6 +31,12 @@ const (
 	ProgressBytes ProgressKind = C.PORTER_PROGRESS_BYTES
 	// ProgressDone: the blob is complete and verified; Reused when nothing was transferred.
 	ProgressDone ProgressKind = C.PORTER_PROGRESS_DONE
+	// ProgressWaiting: another pull is downloading the blob; this call waits for it. Holder is
+	// that process's id (0 when unknown).
+	ProgressWaiting ProgressKind = C.PORTER_PROGRESS_WAITING
+	// ProgressWaitAbandoned: the other pull made no progress within the attempt timeout; this
+	// call downloads the blob itself.
+	ProgressWaitAbandoned ProgressKind = C.PORTER_PROGRESS_WAIT_ABANDONED
 )
 
 // ProgressEvent is one transfer event of a call.
@@ -41,6 +47,7 @@ type ProgressEvent struct {
 	Bytes  uint64 // ProgressBytes: bytes since the previous event
 	Reused bool   // ProgressDone: the blob was already there
 	Title  string // ProgressStarted: the layer's title, when it has one
+	Holder uint32 // ProgressWaiting, ProgressWaitAbandoned: the holding process, 0 when unknown
 }
 
 // ProgressFunc receives a call's progress events. It runs on the goroutine that made the call,
@@ -78,6 +85,7 @@ func porterGoProgress(userdata unsafe.Pointer, event *C.porter_progress_event) {
 		Size:   uint64(event.size),
 		Bytes:  uint64(event.bytes),
 		Reused: bool(event.reused),
+		Holder: uint32(event.holder),
 	}
 	if event.title != nil {
 		ev.Title = C.GoString(event.title)

@@ -35,6 +35,8 @@ const (
 	KindOther              Kind = C.PORTER_OTHER
 	KindExpired            Kind = C.PORTER_EXPIRED
 	KindStore              Kind = C.PORTER_STORE
+	KindCacheCorrupt       Kind = C.PORTER_CACHE_CORRUPT
+	KindInternal           Kind = C.PORTER_INTERNAL
 )
 
 // String is the kind's stable name ("not_found", "network", …; "unknown" for a number this

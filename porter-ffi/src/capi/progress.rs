@@ -3,7 +3,7 @@
 use std::ffi::{CString, c_char, c_void};
 
 use porter_core::digest::Digest;
-use porter_core::progress::Progress;
+use porter_core::progress::{Progress, Wait};
 
 /// What a progress event reports.
 #[allow(non_camel_case_types)]
@@ -17,6 +17,12 @@ pub enum porter_progress_kind {
     /// The blob is complete and verified; `reused` when it was already there (in the cache for
     /// a pull, in the registry for a push) and nothing was transferred.
     PORTER_PROGRESS_DONE = 3,
+    /// Another pull (another process, or another call of this one) is downloading the blob; this
+    /// call waits for it. `holder` is that process's id (0 when unknown).
+    PORTER_PROGRESS_WAITING = 4,
+    /// The other pull made no progress within the attempt timeout; this call downloads the blob
+    /// itself. `holder` as for `PORTER_PROGRESS_WAITING`.
+    PORTER_PROGRESS_WAIT_ABANDONED = 5,
 }
 
 /// One progress event. The pointers are valid only during the callback; copy what you keep.
@@ -36,6 +42,9 @@ pub struct porter_progress_event {
     pub reused: bool,
     /// `PORTER_PROGRESS_STARTED`: the layer title when known; otherwise NULL.
     pub title: *const c_char,
+    /// `PORTER_PROGRESS_WAITING`, `PORTER_PROGRESS_WAIT_ABANDONED`: the process id of the pull
+    /// holding the blob, 0 when unknown; otherwise 0.
+    pub holder: u32,
 }
 
 /// Receives progress events of a call, on the thread that made the call and only while the call
@@ -75,6 +84,7 @@ impl CallbackProgress {
             bytes: fields.bytes,
             reused: fields.reused,
             title: title.as_ref().map_or(std::ptr::null(), |t| t.as_ptr()),
+            holder: fields.holder,
         };
         // SAFETY: the callback was supplied for exactly this use; `event` and the strings it
         // points to outlive the call.
@@ -88,6 +98,7 @@ struct Fields<'a> {
     bytes: u64,
     reused: bool,
     title: Option<&'a str>,
+    holder: u32,
 }
 
 impl Progress for CallbackProgress {
@@ -118,5 +129,20 @@ impl Progress for CallbackProgress {
             ..Fields::default()
         };
         self.emit(porter_progress_kind::PORTER_PROGRESS_DONE, digest, fields);
+    }
+
+    fn blob_waiting(&self, digest: &Digest, wait: Wait) {
+        let (kind, holder) = match wait {
+            Wait::Started { holder } => (porter_progress_kind::PORTER_PROGRESS_WAITING, holder),
+            Wait::GaveUp { holder } => {
+                (porter_progress_kind::PORTER_PROGRESS_WAIT_ABANDONED, holder)
+            }
+            _ => return,
+        };
+        let fields = Fields {
+            holder: holder.unwrap_or(0),
+            ..Fields::default()
+        };
+        self.emit(kind, digest, fields);
     }
 }

@@ -95,7 +95,7 @@ impl EngineCommand for CacheArgs {
 
 /// Prints the report; a cache that is not clean afterwards fails the command.
 fn verify(porter: &Porter, repair: bool, insecure: bool, ui: Ui) -> Result<String, Failure> {
-    let progress = progress_bar::reporter(ui.progress);
+    let progress = progress_bar::reporter(ui.progress, ui.quiet);
     let report = runtime()?.block_on(porter.verify_cache(repair, insecure, progress.as_ref()))?;
     drop(progress);
     if report.is_clean() {

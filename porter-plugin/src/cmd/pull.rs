@@ -117,7 +117,7 @@ impl EngineCommand for PullArgs {
 
     /// Pulls (and exports) one artifact and returns its `ArtifactResult`.
     fn run(porter: &Porter, request: PullRequest, ui: Ui) -> Result<String, Failure> {
-        let progress = progress_bar::reporter(ui.progress);
+        let progress = progress_bar::reporter(ui.progress, ui.quiet);
         let outcome = until_signal(porter.pull(&request, progress.as_ref()))?;
         drop(progress);
         for f in &outcome.finalizers {

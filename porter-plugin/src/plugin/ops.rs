@@ -8,7 +8,7 @@ use std::sync::Arc;
 use porter_core::artifact::{self, ArtifactResult};
 use porter_core::config::Settings;
 use porter_core::digest::Digest;
-use porter_core::progress::Progress;
+use porter_core::progress::{Progress, Wait};
 use porter_core::{Finalizer, Porter};
 
 use super::args::{PluginArgs, cleaned};
@@ -315,6 +315,9 @@ impl Progress for LogProgress {
     }
     fn blob_done(&self, digest: &Digest, reused: bool) {
         tracing::debug!(%digest, reused, "blob complete");
+    }
+    fn blob_waiting(&self, digest: &Digest, wait: Wait) {
+        tracing::info!("{}", crate::progress_bar::waiting_text(digest, wait));
     }
 }
 

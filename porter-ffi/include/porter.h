@@ -185,6 +185,16 @@ enum porter_progress_kind
    * a pull, in the registry for a push) and nothing was transferred.
    */
   PORTER_PROGRESS_DONE = 3,
+  /**
+   * Another pull (another process, or another call of this one) is downloading the blob; this
+   * call waits for it. `holder` is that process's id (0 when unknown).
+   */
+  PORTER_PROGRESS_WAITING = 4,
+  /**
+   * The other pull made no progress within the attempt timeout; this call downloads the blob
+   * itself. `holder` as for `PORTER_PROGRESS_WAITING`.
+   */
+  PORTER_PROGRESS_WAIT_ABANDONED = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -244,6 +254,11 @@ typedef struct porter_progress_event {
    * `PORTER_PROGRESS_STARTED`: the layer title when known; otherwise NULL.
    */
   const char *title;
+  /**
+   * `PORTER_PROGRESS_WAITING`, `PORTER_PROGRESS_WAIT_ABANDONED`: the process id of the pull
+   * holding the blob, 0 when unknown; otherwise 0.
+   */
+  uint32_t holder;
 } porter_progress_event;
 
 /**

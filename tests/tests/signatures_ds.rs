@@ -579,7 +579,11 @@ fn keys_are_written_in_dss_formats_and_never_overwritten() {
     // Any other size is a command-line mistake (exit 2), refused before a key is made.
     let run = user.run(&["key", "generate", "--bits", "1024", "--out", "small"]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
-    assert!(run.stderr().contains("possible values: 2048, 4096"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("possible values: 2048, 4096"),
+        "{}",
+        run.stderr()
+    );
     assert!(!user.path().join("small").exists());
 
     // A passphrase-protected key is refused by name, before anything is uploaded.

@@ -81,7 +81,7 @@ pub struct ArtifactResult {
         skip_serializing_if = "Vec::is_empty",
         deserialize_with = "null_default"
     )]
-    pub signatures: Vec<crate::signature::SignatureCheck>,
+    pub signatures: Vec<SignatureCheck>,
 }
 
 impl Default for ArtifactResult {
@@ -518,4 +518,20 @@ mod tests {
         ]);
         assert_eq!(finalizers(&m)[0].args, ["/abs/out", "k=v", "=x"]);
     }
+}
+
+/// How one platform of a pulled artifact fared against the signature policy; the result JSON's
+/// `signatures` entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureCheck {
+    /// `os/arch[/variant]`, or `unknown` for a manifest without a platform.
+    pub platform: String,
+    /// `ds` (layer annotations) or `cosign` (a `sha256-<hex>.sig` signature manifest).
+    pub scheme: String,
+    /// Whether a trusted key verified it; `false` only for an unsigned artifact a permissive
+    /// policy let through.
+    pub verified: bool,
+    /// The id of the key that verified it (for `ds`, the key of the first layer).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key_id: String,
 }

@@ -39,7 +39,7 @@ pub struct PullRequest {
     /// Serve only from the cache, never touching the network (also `Settings::offline`).
     pub offline: bool,
     /// Cosign keys and strictness beyond the configured signature policy.
-    pub signatures: crate::signature::SignatureRequest,
+    pub signatures: SignatureRequest,
     /// Stops the pull: transfers are abandoned, an export under way stops and removes what it
     /// staged, and [`Porter::pull`] returns [`Error::Cancelled`] once that work has stopped.
     pub cancel: CancellationToken,
@@ -59,6 +59,15 @@ impl PullRequest {
             cancel: CancellationToken::new(),
         })
     }
+}
+
+/// What a pull asks of signature checking beyond the configured policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignatureRequest {
+    /// Cosign public keys in addition to `settings.porter.signature.cosign_keys`.
+    pub cosign_keys: Vec<PathBuf>,
+    /// Fail when no policy applies to the artifact (`verify`), rather than checking nothing.
+    pub required: bool,
 }
 
 /// A pull's outcome: the result JSON and the finalizers DS should run.
@@ -260,11 +269,11 @@ impl Porter {
             Err(err) => err,
             done => return done,
         };
-        let Error::CorruptBlob { digest, .. } = err.root() else {
-            return Err(err);
+        let damaged = match err.root() {
+            Error::CorruptBlob { digest, .. } => digest.parse::<crate::digest::Digest>()?,
+            _ => return Err(err),
         };
         let cache = self.cache.clone();
-        let damaged = digest.clone();
         blocking("removing a damaged blob", move || {
             cache.quarantine(&damaged)
         })

@@ -6,8 +6,6 @@
 
 use std::path::PathBuf;
 
-use crate::digest::Digest;
-
 /// A stable classification of failures, shared by every front end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -219,7 +217,7 @@ pub enum Error {
 
     /// Signing failed, or a signature check refused the artifact.
     #[error(transparent)]
-    Signature(#[from] crate::signature::SignatureError),
+    Signature(#[from] SignatureError),
 
     /// The operation was cancelled.
     #[error("operation cancelled")]
@@ -232,7 +230,7 @@ pub enum Error {
     /// A cached blob no longer hashes to its digest (it was changed on disk).
     #[error("cached blob {digest} ({}) is damaged: its content hashes to {found}", path.display())]
     CorruptBlob {
-        digest: Digest,
+        digest: String,
         path: PathBuf,
         found: String,
     },
@@ -364,3 +362,81 @@ where
 
 /// Result alias of the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why signing or a signature check failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// A key file could not be used.
+    #[error("key {}: {reason}", path.display())]
+    Key { path: PathBuf, reason: String },
+
+    /// Strict mode without a single trusted key (DS refuses to create its verifier then).
+    #[error(
+        "signature mode is strict for {policy} but no trusted public key was loaded (set its public keys or trust store)"
+    )]
+    NoTrustedKeys { policy: &'static str },
+
+    /// A layer of a platform failed DS's check.
+    #[error(
+        "signature check failed for {reference}: layer {layer} of platform {platform}{}: {reason}",
+        key_id.as_deref().map(|k| format!(" (key id {k})")).unwrap_or_default()
+    )]
+    Layer {
+        reference: String,
+        platform: String,
+        layer: String,
+        key_id: Option<String>,
+        reason: String,
+    },
+
+    /// The artifact's cosign signature is missing or does not verify.
+    #[error("cosign signature check failed for {reference} ({digest}): {reason}")]
+    Cosign {
+        reference: String,
+        digest: String,
+        reason: String,
+    },
+
+    /// Nothing could be checked because no policy applies (`verify` with signatures disabled).
+    #[error(
+        "signature verification is disabled for {reference}: {policy} has mode disabled and no cosign key is configured"
+    )]
+    Disabled {
+        reference: String,
+        policy: &'static str,
+    },
+
+    /// `verify`: the policy accepted the artifact, but these platforms carry no signature a
+    /// trusted key verified (a permissive policy with `AllowUnsigned` lets that through on pull).
+    #[error("{reference} is not verified: platform(s) {} are not signed", platforms.join(", "))]
+    Unverified {
+        reference: String,
+        platforms: Vec<String>,
+    },
+
+    /// Producing a signature or a key failed.
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+impl SignatureError {
+    pub(crate) fn key(path: &std::path::Path, reason: String) -> Self {
+        SignatureError::Key {
+            path: path.to_path_buf(),
+            reason,
+        }
+    }
+
+    /// Whether the problem is the caller's input (a key or the configuration) rather than the
+    /// artifact.
+    pub fn is_input_problem(&self) -> bool {
+        matches!(
+            self,
+            SignatureError::Key { .. }
+                | SignatureError::NoTrustedKeys { .. }
+                | SignatureError::Disabled { .. }
+                | SignatureError::Sign(_)
+        )
+    }
+}

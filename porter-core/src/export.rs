@@ -598,7 +598,7 @@ impl VerifiedBlob<'_> {
             return Ok(());
         }
         Err(Error::CorruptBlob {
-            digest: self.layer.digest.clone(),
+            digest: self.layer.digest.to_string(),
             path: self.layer.blob_path.clone(),
             found: found.to_string(),
         })

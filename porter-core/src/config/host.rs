@@ -18,8 +18,8 @@ use super::{
     Credential, CredentialSecret, LoggingSettings, ProxySettings, Secret, Settings,
     normalize_registry_host, redact_userinfo, same_registry,
 };
+use crate::config::{Mode, SignaturePolicy, SignatureSettings};
 use crate::error::{Error, Result};
-use crate::signature::{Mode, SignaturePolicy, SignatureSettings};
 
 /// Source name used in errors about the host-config JSON.
 const HOST_JSON: &str = "host config JSON";

@@ -13,6 +13,7 @@ mod host;
 mod known;
 mod porter;
 mod retry;
+mod signature;
 mod units;
 
 use std::fmt;
@@ -28,6 +29,7 @@ pub use host::{
 pub use known::check_host_json_keys;
 pub use porter::{MAX_RETRIES, with_retries};
 pub use retry::RetryPolicy;
+pub use signature::{Mode, SignaturePolicy, SignatureSettings};
 pub use units::{parse_duration, parse_size};
 
 use crate::error::Result;
@@ -192,7 +194,7 @@ pub struct Settings {
     pub export_limits: ExportLimits,
     /// Signature verification on pull: DS's `Plugins.Signature` for DS plugins,
     /// `settings.porter.signature` for everything else.
-    pub signature: crate::signature::SignatureSettings,
+    pub signature: SignatureSettings,
     /// The RSA key pushes sign layers with (`settings.porter.signing_key`).
     pub signing_key: Option<PathBuf>,
 }

@@ -13,9 +13,9 @@ use serde_json::{Map, Value};
 use super::expand::{EnvLookup, expand_path};
 use super::units::{parse_duration, parse_size};
 use crate::config::RetryPolicy;
+use crate::config::{Mode, SignaturePolicy};
 use crate::error::{Error, Result};
 use crate::export::ExportLimits;
-use crate::signature::{Mode, SignaturePolicy};
 
 /// Keys of the `porter` settings section.
 pub(super) const KEYS: [&str; 9] = [

@@ -1284,7 +1284,7 @@ fn corrupt(mut layer: ExportLayer) -> ExportLayer {
 
 fn assert_corrupt_blob(result: Result<Vec<String>>, layer_digest: &Digest) {
     match result {
-        Err(Error::CorruptBlob { digest, .. }) => assert_eq!(&digest, layer_digest),
+        Err(Error::CorruptBlob { digest, .. }) => assert_eq!(digest, layer_digest.to_string()),
         other => panic!("expected a corrupt blob, got {other:?}"),
     }
 }

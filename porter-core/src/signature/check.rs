@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::cosign::{self, Expected};
 use super::policy::{self, Mode, Verifier};
 use super::{PublicKey, SignatureCheck, SignatureError, ds};
-use crate::engine::{Origin, Porter, PullRequest};
+use crate::engine::{Origin, Porter, PullRequest, SignatureRequest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{self, Manifest, Node};
 use crate::platform::Platform;
@@ -16,15 +16,6 @@ use crate::progress::Progress;
 use crate::pull::Pulled;
 use crate::reference::{ArtifactRef, LayoutRef, RegistryRef};
 use crate::registry::{LayoutSource, Remote, Source};
-
-/// What a pull asks of signature checking beyond the configured policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SignatureRequest {
-    /// Cosign public keys in addition to `settings.porter.signature.cosign_keys`.
-    pub cosign_keys: Vec<PathBuf>,
-    /// Fail when no policy applies to the artifact (`verify`), rather than checking nothing.
-    pub required: bool,
-}
 
 /// The report of [`Porter::verify`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -3,9 +3,9 @@
 //! keys) for everything else.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use super::{PublicKey, SignatureError};
+use crate::config::{Mode, SignaturePolicy};
 use crate::manifest::{Descriptor, Manifest};
 
 /// Artifact types of DS plugins (`…plugin.index.v1+json`, `…plugin.v1+binary`).
@@ -14,70 +14,6 @@ const PLUGIN_TYPE_PREFIX: &str = "application/vnd.delivery-station.plugin.";
 /// Most files a trust store walk reads, and how deep it descends.
 const MAX_TRUST_STORE_FILES: usize = 10_000;
 const MAX_TRUST_STORE_DEPTH: usize = 16;
-
-/// `Plugins.Signature.Mode`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Mode {
-    /// Nothing is checked (also an empty mode).
-    #[default]
-    Disabled,
-    /// Unsigned layers pass with a warning when `AllowUnsigned`; present signatures must verify.
-    Permissive,
-    /// Every layer must carry a signature a trusted key verifies.
-    Strict,
-}
-
-impl FromStr for Mode {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "" | "disabled" => Ok(Mode::Disabled),
-            "permissive" => Ok(Mode::Permissive),
-            "strict" => Ok(Mode::Strict),
-            _ => Err(format!(
-                "unknown signature mode {:?}; expected disabled, permissive or strict",
-                text.trim()
-            )),
-        }
-    }
-}
-
-/// One signature policy (`Plugins.Signature`, or `settings.porter.signature`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SignaturePolicy {
-    /// What is enforced.
-    pub mode: Mode,
-    /// Public key files (`~/` is the home directory).
-    pub public_keys: Vec<PathBuf>,
-    /// A directory whose `*.pem` and `*.pub` files (recursively) are trusted keys.
-    pub trust_store: Option<PathBuf>,
-    /// Permissive mode lets unsigned layers through (with a warning) only when this is set.
-    pub allow_unsigned: bool,
-}
-
-/// Both policies and the cosign keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SignatureSettings {
-    /// DS's `Plugins.Signature`: artifacts whose type is `application/vnd.delivery-station.plugin.*`.
-    pub plugins: SignaturePolicy,
-    /// `settings.porter.signature`: every other artifact (default disabled).
-    pub artifacts: SignaturePolicy,
-    /// `settings.porter.signature.cosign_keys`: when set, every pulled artifact must carry a
-    /// cosign signature that one of these keys verifies.
-    pub cosign_keys: Vec<PathBuf>,
-}
-
-impl SignatureSettings {
-    /// The policy for an artifact, and the name errors use for it.
-    pub fn policy_for(&self, plugin: bool) -> (&SignaturePolicy, &'static str) {
-        if plugin {
-            (&self.plugins, "Plugins.Signature")
-        } else {
-            (&self.artifacts, "settings.porter.signature")
-        }
-    }
-}
 
 /// Whether an artifact is a DS plugin: its root, a selected manifest or a layer has a
 /// `application/vnd.delivery-station.plugin.*` type.

@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use super::cosign::{self, Expected};
-use super::policy::{self, Mode, Verifier};
+use super::policy::{self, Verifier};
 use super::{PublicKey, SignatureCheck, SignatureError, ds};
-use crate::engine::{Origin, Porter, PullRequest, SignatureRequest};
+use crate::config::Mode;
+use crate::engine::{Origin, Porter, PullRequest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{self, Manifest, Node};
 use crate::platform::Platform;

@@ -22,10 +22,6 @@ pub mod ds;
 mod keys;
 mod policy;
 
-use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
-
 pub use crate::artifact::SignatureCheck;
 pub use crate::config::{Mode, SignaturePolicy, SignatureSettings};
 pub use crate::engine::SignatureRequest;

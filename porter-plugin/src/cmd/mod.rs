@@ -36,16 +36,26 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::io("failed to start the async runtime", "", e))
 }
 
-/// Runs `work` on a fresh runtime until it ends or SIGINT/SIGTERM arrives. On a signal the work
-/// is dropped, which removes a pull's staging and abandons its transfers (partial downloads
-/// stay for the next pull); its writer threads get half a second to flush and let go, then the
-/// process exits 130 (SIGINT) or 143 (SIGTERM).
-pub(crate) fn until_signal<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+/// Runs `work` on a fresh runtime until it ends or SIGINT/SIGTERM arrives. On a signal,
+/// `stop` asks the work to stop (a pull's export stops between two reads and removes what it
+/// staged), the work gets a second to do so, then it is dropped (a pull's staging goes with it,
+/// its partial downloads stay for the next pull), its writer threads get half a second to flush
+/// and let go, and the process exits 130 (SIGINT) or 143 (SIGTERM).
+pub(crate) fn until_signal<T>(
+    work: impl Future<Output = Result<T, Error>>,
+    stop: impl FnOnce(),
+) -> Result<T, Error> {
     let rt = runtime()?;
     let ended = rt.block_on(async {
+        let work = std::pin::pin!(work);
+        let mut work = work;
         tokio::select! {
-            result = work => Ok(result),
-            code = signalled() => Err(code),
+            result = &mut work => Ok(result),
+            code = signalled() => {
+                stop();
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), &mut work).await;
+                Err(code)
+            }
         }
     });
     match ended {

@@ -118,7 +118,9 @@ impl EngineCommand for PullArgs {
     /// Pulls (and exports) one artifact and returns its `ArtifactResult`.
     fn run(porter: &Porter, request: PullRequest, ui: Ui) -> Result<String, Failure> {
         let progress = progress_bar::reporter(ui.progress, ui.quiet);
-        let outcome = until_signal(porter.pull(&request, progress.as_ref()))?;
+        let outcome = until_signal(porter.pull(&request, progress.as_ref()), || {
+            request.cancel.cancel()
+        })?;
         drop(progress);
         for f in &outcome.finalizers {
             tracing::info!(name = %f.name, operation = %f.operation, args = ?f.args, "artifact requests a finalizer");

@@ -78,7 +78,7 @@ impl EngineCommand for PushArgs {
     /// Pushes and returns the `ArtifactResult` of the index it created.
     fn run(porter: &Porter, request: PushRequest, ui: Ui) -> Result<String, Failure> {
         let progress = progress_bar::reporter(ui.progress, ui.quiet);
-        let result = until_signal(porter.push(&request, progress.as_ref()))?;
+        let result = until_signal(porter.push(&request, progress.as_ref()), || {})?;
         Ok(json_line(&result))
     }
 }

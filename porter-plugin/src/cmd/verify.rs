@@ -57,7 +57,9 @@ impl EngineCommand for VerifyArgs {
 
     fn run(porter: &Porter, request: PullRequest, ui: Ui) -> Result<String, Failure> {
         let progress = progress_bar::reporter(ui.progress, ui.quiet);
-        let report = until_signal(porter.verify(&request, progress.as_ref()))?;
+        let report = until_signal(porter.verify(&request, progress.as_ref()), || {
+            request.cancel.cancel()
+        })?;
         Ok(json_line(&report))
     }
 }

@@ -95,6 +95,32 @@ class PorterFromPython(unittest.TestCase):
         with self.assertRaises(porter.PorterError.InvalidInput):
             porter.PorterClient("{")
 
+    def test_a_damaged_cached_blob_is_refused_offline_and_fetched_again_online(self):
+        client = new_client("damaged")
+        client.pull(TOOL, porter.PullOptions(platforms=["linux/amd64"]))
+        blobs = os.path.join(WORK, "damaged", "porter", "blobs", "sha256")
+        damaged = []
+        for name in os.listdir(blobs):
+            path = os.path.join(blobs, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            if data.startswith(b"tool for"):
+                with open(path, "wb") as f:
+                    f.write(data[:-1] + bytes([data[-1] ^ 1]))
+                damaged.append("sha256:" + name)
+        self.assertEqual(len(damaged), 1)
+        out = os.path.join(WORK, "py-damaged")
+        with self.assertRaises(porter.PorterError.CacheCorrupt) as refused:
+            client.pull(TOOL, porter.PullOptions(platforms=["linux/amd64"], output=out,
+                                                 offline=True))
+        self.assertIn(damaged[0], refused.exception.message)
+        self.assertIn("is damaged", refused.exception.message)
+        self.assertNotIn("--", refused.exception.message)
+        self.assertFalse(os.path.exists(os.path.join(out, "linux", "amd64", "tool")))
+        client.pull(TOOL, porter.PullOptions(platforms=["linux/amd64"], output=out))
+        with open(os.path.join(out, "linux", "amd64", "tool"), "rb") as f:
+            self.assertEqual(f.read(), b"tool for linux/amd64\n")
+
     def test_options_and_configuration_refuse_what_they_do_not_know(self):
         with self.assertRaises(porter.PorterError.InvalidInput) as typo:
             porter.PorterClient(json.dumps({"Cache": {"Dir": os.path.join(WORK, "typo")},

@@ -1520,3 +1520,64 @@ fn a_hanging_credential_helper_fails_its_own_pull_and_stalls_nothing_else() {
     );
     assert_clean_exit(&report);
 }
+
+#[test]
+fn a_damaged_cached_blob_is_refused_offline_and_fetched_again_online_through_the_host() {
+    let (reg, fx) = registry();
+    let app = reg.reference("demo/app:1.0");
+    let layer = &fx.app.layers[0].digest;
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("cache");
+    let first = Launch::new();
+    let config = json!({"Cache": {"Dir": cache}}).to_string();
+    let report = first
+        .config(&config)
+        .execute("pull", &[&format!("arg0={app}"), "insecure=true"])
+        .run();
+    assert_eq!(execute(&report)["exit_code"], 0, "{report:#}");
+    let blob = cache
+        .join("porter/blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let original = std::fs::read(&blob).unwrap();
+    let mut bytes = original.clone();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&blob, &bytes).unwrap();
+
+    // Offline: refused, naming the blob, with the repair hint in DS's terms; nothing exported.
+    let offline = Launch::new();
+    let out = home.path().join("offline-out");
+    let report = offline
+        .env("DS_OFFLINE", "1")
+        .config(&config)
+        .execute(
+            "pull",
+            &[&format!("arg0={app}"), &format!("o={}", out.display())],
+        )
+        .run();
+    let error = execute(&report)["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains(&format!("cached blob {layer}")) && error.contains("is damaged"),
+        "{report:#}"
+    );
+    assert!(error.contains("cache verify --repair"), "{report:#}");
+    assert!(!out.join("app").exists());
+
+    // Online: fetched again and exported.
+    std::fs::write(&blob, &bytes).unwrap();
+    let online = Launch::new();
+    let out = home.path().join("online-out");
+    let report = online
+        .config(&config)
+        .execute(
+            "pull",
+            &[
+                &format!("arg0={app}"),
+                "insecure=true",
+                &format!("o={}", out.display()),
+            ],
+        )
+        .run();
+    assert_eq!(execute(&report)["exit_code"], 0, "{report:#}");
+    assert_eq!(std::fs::read(out.join("app")).unwrap(), original);
+}

@@ -36,6 +36,14 @@ fn command_line_mistakes_exit_2_before_any_request() {
             r#"invalid platform "linux", expected os/arch or os/arch/variant"#,
         ),
         (&["pull", "UPPER/x:1"], r#"invalid reference "UPPER/x:1""#),
+        (
+            &["pull", "oci-archive:foo.tar"],
+            "the oci-archive transport is not supported; an OCI image layout directory is oci:<dir>",
+        ),
+        (
+            &["pull", "127.0.0.1:5700"],
+            "127.0.0.1:5700 names a registry but no repository",
+        ),
         (&["pull"], "<REFERENCE>"),
         (&["push", "tool"], "<REFERENCE>"),
         (
@@ -154,4 +162,22 @@ fn a_missing_config_file_is_named() {
         "{err}"
     );
     assert!(!err.contains("entity not found"), "{err}");
+}
+
+#[test]
+fn insecure_never_applies_to_a_registry_the_reference_does_not_name() {
+    let reg = Registry::start();
+    let user = User::new();
+    let mark = reg.mark();
+    let err = user
+        .run_with(
+            &["pull", "tool:1.0", "--insecure"],
+            &[("DS_REGISTRY_DEFAULT", &format!("{}/demo", reg.host()))],
+        )
+        .fails();
+    assert!(
+        err.contains("names no registry") && err.contains(&format!("{}/demo/tool:1.0", reg.host())),
+        "{err}"
+    );
+    assert!(reg.requests_since(&mark).is_empty());
 }

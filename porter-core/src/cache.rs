@@ -22,6 +22,7 @@ mod index;
 mod layout;
 mod lease;
 mod prune;
+mod records;
 mod staging;
 mod verify;
 mod writer;
@@ -39,6 +40,7 @@ use entries::Entries;
 pub(crate) use layout::OciLayout;
 use lease::{Claim, Paths};
 pub use prune::{PrunePolicy, PruneReport};
+pub(crate) use records::{FileStamp, Recorded, Records, stamp_time};
 pub(crate) use staging::Staging;
 pub use verify::{BlobProblem, VerifyReport};
 pub(crate) use writer::BlobDownload;
@@ -90,6 +92,11 @@ impl Cache {
 
     pub(crate) fn layout(&self) -> &OciLayout {
         &self.layout
+    }
+
+    /// The push records kept beside the layout (file digests, blob locations).
+    pub(crate) fn records(&self) -> Records {
+        Records::new(&self.layout)
     }
 
     fn ingest_dir(&self) -> PathBuf {

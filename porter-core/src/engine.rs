@@ -460,6 +460,7 @@ impl Porter {
                             Served::Mirror(host) => Origin::Mirror(host),
                             Served::Upstream => Origin::Registry,
                         };
+                        self.remember_locations(r, &pulled);
                         (pulled, origin)
                     }
                     Err(err) if err.kind() == ErrorKind::Network => {
@@ -505,6 +506,25 @@ impl Porter {
             );
         }
         Ok((pulled, origin))
+    }
+
+    /// Records that the repository `r` names holds what a pull from it fetched or found (a push
+    /// to another repository of its registry then mounts those blobs).
+    fn remember_locations(&self, r: &crate::reference::RegistryRef, pulled: &Pulled) {
+        let mut digests = vec![&pulled.root.digest];
+        if let Node::Manifest(m) = &pulled.node {
+            digests.push(&m.config.digest);
+            digests.extend(m.layers.iter().map(|l| &l.digest));
+        }
+        for (selected, manifest) in &pulled.manifests {
+            digests.push(&selected.descriptor.digest);
+            digests.push(&manifest.config.digest);
+            digests.extend(manifest.layers.iter().map(|l| &l.digest));
+        }
+        let name = format!("{}/{}", r.registry, r.repository);
+        if let Err(e) = self.cache.records().remember_locations(&name, digests) {
+            tracing::debug!("blob locations not recorded: {e}");
+        }
     }
 
     /// Pulls from the cache alone: a digest reference as pinned, a tag as `index.json` last

@@ -11,19 +11,23 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 
-use crate::cache::OciLayout;
+use crate::cache::{OciLayout, Records};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::{Descriptor, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST};
 use crate::progress::Progress;
-use crate::registry::{Remote, UploadBody};
+use crate::registry::{Endpoint, Remote, UploadBody};
 
 /// The OCI empty config (`{}`).
 pub(crate) const EMPTY_CONFIG: &[u8] = b"{}";
 /// Most repositories a blob mount is tried from before uploading.
 const MAX_MOUNT_SOURCES: usize = 3;
+/// Blobs uploaded at once.
+const PARALLEL_UPLOADS: usize = 4;
 
 /// Where content is published.
 pub(crate) enum Target {
@@ -218,12 +222,49 @@ pub(crate) fn identifiers(
     Ok(out)
 }
 
-/// Publishes `publication` to `target`. `mount_from` lists other repositories of the target's
-/// registry that may hold the blobs.
+/// What a publish knows about where blobs already are.
+#[derive(Default)]
+pub(crate) struct Known {
+    /// Other repositories of the target's registry that may hold the blobs.
+    pub mount_from: Vec<String>,
+    /// The cache's records: where each blob was seen, updated with where it now is.
+    pub records: Option<Records>,
+}
+
+impl Known {
+    /// Repositories of `registry` other than `repository` to mount `digest` from: the ones the
+    /// records name for it first, then the general candidates.
+    fn sources(&self, registry: &str, repository: &str, digest: &Digest) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let recorded = self
+            .records
+            .as_ref()
+            .map(|r| r.locations(digest))
+            .unwrap_or_default();
+        for name in recorded {
+            if let Some((host, repo)) = name.split_once('/')
+                && crate::config::same_registry(host, registry)
+                && repo != repository
+                && !out.iter().any(|r| r == repo)
+            {
+                out.push(repo.to_owned());
+            }
+        }
+        for repo in &self.mount_from {
+            if repo != repository && !out.contains(repo) {
+                out.push(repo.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Publishes `publication` to `target`. Blobs go up several at once; a registry repository
+/// that already has one (HEAD) or can mount it from another repository is not sent it.
 pub(crate) async fn publish(
     target: &Target,
     publication: &Publication,
-    mount_from: &[String],
+    known: &Known,
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut seen = HashSet::new();
@@ -235,28 +276,15 @@ pub(crate) async fn publish(
     match target {
         Target::Registry(remote) => {
             let endpoint = remote.upstream();
-            for blob in blobs {
-                if endpoint.has_blob(&blob.digest).await? {
-                    tracing::debug!(digest = %blob.digest, "blob already in the registry");
-                    progress.blob_done(&blob.digest, true);
-                    continue;
-                }
-                if mount(remote, mount_from, &blob.digest).await {
-                    progress.blob_done(&blob.digest, true);
-                    continue;
-                }
-                let (body, title) = match &blob.source {
-                    BlobSource::Memory(bytes) => (UploadBody::Memory(bytes.clone()), None),
-                    BlobSource::File(path) => (
-                        UploadBody::File(path),
-                        path.file_name().and_then(|n| n.to_str()),
-                    ),
-                };
-                progress.blob_started(&blob.digest, blob.size, title);
-                endpoint.upload(body, &blob.digest, blob.size).await?;
-                progress.blob_progress(&blob.digest, blob.size);
-                progress.blob_done(&blob.digest, false);
-            }
+            let reference = remote.reference();
+            let tasks: Vec<BoxFuture<'_, Result<()>>> = blobs
+                .iter()
+                .map(|blob| publish_blob(remote, known, blob, progress).boxed())
+                .collect();
+            futures_util::stream::iter(tasks)
+                .buffer_unordered(PARALLEL_UPLOADS)
+                .try_collect::<Vec<()>>()
+                .await?;
             for doc in publication.manifests.iter().chain([&publication.root]) {
                 if doc.digest == publication.root.digest {
                     continue;
@@ -273,6 +301,13 @@ pub(crate) async fn publish(
                         publication.root.media_type,
                     )
                     .await?;
+            }
+            if let Some(records) = &known.records {
+                let name = format!("{}/{}", reference.registry, reference.repository);
+                let digests = blobs.iter().map(|b| &b.digest);
+                if let Err(e) = records.remember_locations(&name, digests) {
+                    tracing::debug!("blob locations not recorded: {e}");
+                }
             }
         }
         Target::Layout(layout) => {
@@ -304,6 +339,104 @@ pub(crate) async fn publish(
         }
     }
     Ok(())
+}
+
+/// Puts one blob in the target repository: nothing when it is there, a mount when another
+/// repository of the registry has it, else an upload.
+async fn publish_blob(
+    remote: &Remote,
+    known: &Known,
+    blob: &Blob,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let endpoint = remote.upstream();
+    if endpoint.has_blob(&blob.digest).await? {
+        tracing::debug!(digest = %blob.digest, "blob already in the registry");
+        progress.blob_done(&blob.digest, true);
+        return Ok(());
+    }
+    let reference = remote.reference();
+    let sources = known.sources(&reference.registry, &reference.repository, &blob.digest);
+    if mount(remote, &sources, &blob.digest).await {
+        progress.blob_done(&blob.digest, true);
+        return Ok(());
+    }
+    upload_known(endpoint, blob, progress).await
+}
+
+/// Uploads a blob whose digest is known: small ones and memory in one `PUT`; a file in one pass
+/// through an upload session when chunks are asked for or the registry refuses one `PUT` of it
+/// as too large.
+async fn upload_known(endpoint: &Endpoint, blob: &Blob, progress: &dyn Progress) -> Result<()> {
+    let chunk = endpoint.conn().chunk_size();
+    match &blob.source {
+        BlobSource::Memory(bytes) => {
+            progress.blob_started(&blob.digest, blob.size, None);
+            endpoint
+                .upload(UploadBody::Memory(bytes.clone()), &blob.digest, blob.size)
+                .await?;
+        }
+        BlobSource::File(path) => {
+            let title = path.file_name().and_then(|n| n.to_str());
+            progress.blob_started(&blob.digest, blob.size, title);
+            let whole = match chunk {
+                Some(_) => None,
+                None => Some(
+                    endpoint
+                        .upload(UploadBody::File(path), &blob.digest, blob.size)
+                        .await,
+                ),
+            };
+            match whole {
+                Some(Ok(())) => {}
+                Some(Err(Error::Registry { status: 413, .. })) | None => {
+                    endpoint
+                        .upload_file(path, blob.size, chunk, Some(&blob.digest), &|_| {})
+                        .await?;
+                }
+                Some(Err(e)) => return Err(e),
+            }
+        }
+    }
+    progress.blob_progress(&blob.digest, blob.size);
+    progress.blob_done(&blob.digest, false);
+    Ok(())
+}
+
+/// Uploads files whose digests are not known yet, each read once (hashed as it goes out),
+/// several at once; returns their digests in order. What they are part of is published after.
+pub(crate) async fn upload_new_files(
+    remote: &Remote,
+    files: &[(PathBuf, u64)],
+    progress: &dyn Progress,
+) -> Result<Vec<Digest>> {
+    let endpoint = remote.upstream();
+    let chunk = endpoint.conn().chunk_size();
+    let tasks: Vec<BoxFuture<'_, Result<Digest>>> = files
+        .iter()
+        .map(|(path, size)| upload_new_file(endpoint, path, *size, chunk, progress).boxed())
+        .collect();
+    futures_util::stream::iter(tasks)
+        .buffered(PARALLEL_UPLOADS)
+        .try_collect()
+        .await
+}
+
+async fn upload_new_file(
+    endpoint: &Endpoint,
+    path: &std::path::Path,
+    size: u64,
+    chunk: Option<u64>,
+    progress: &dyn Progress,
+) -> Result<Digest> {
+    let digest = endpoint
+        .upload_file(path, size, chunk, None, &|_| {})
+        .await?;
+    let title = path.file_name().and_then(|n| n.to_str());
+    progress.blob_started(&digest, size, title);
+    progress.blob_progress(&digest, size);
+    progress.blob_done(&digest, false);
+    Ok(digest)
 }
 
 /// Tries to mount `digest` from each candidate repository; `true` once one succeeds. A mount

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::artifact::{ArtifactResult, ZERO_TIME};
-use crate::cache::OciLayout;
+use crate::cache::{FileStamp, OciLayout, Recorded, Records, stamp_time};
 use crate::digest::Digest;
 use crate::engine::Porter;
 use crate::error::{Error, Result, blocking};
@@ -62,6 +62,8 @@ pub struct PushRequest {
     pub sign_key: Option<PathBuf>,
     /// Also push a cosign signature of the index made with this key.
     pub cosign_key: Option<PathBuf>,
+    /// Upload in chunks of this many bytes (else `settings.porter.chunk_size`).
+    pub chunk_size: Option<u64>,
 }
 
 impl PushRequest {
@@ -78,6 +80,7 @@ impl PushRequest {
             tag_latest: true,
             sign_key: None,
             cosign_key: None,
+            chunk_size: None,
         })
     }
 
@@ -85,6 +88,39 @@ impl PushRequest {
     fn explicit_identifier(&self) -> bool {
         let last = self.original.rsplit('/').next().unwrap_or_default();
         last.contains(':') || last.contains('@')
+    }
+}
+
+/// A layer whose digest may not be known yet (a file to hash while it is uploaded).
+struct Prepared {
+    entry: ReleaseEntry,
+    file: PathBuf,
+    digest: Option<Digest>,
+    size: u64,
+    title: String,
+    /// The file's stamp and when it was taken, to remember its digest by.
+    stamp: Option<(FileStamp, i128)>,
+    _temp: Option<tempfile::TempPath>,
+}
+
+impl Prepared {
+    /// The layer, once its digest is known.
+    fn known(self) -> Result<Layer> {
+        let digest = self.digest.clone().ok_or_else(|| {
+            Error::Internal(format!("no digest computed for {}", self.file.display()))
+        })?;
+        Ok(self.with_digest(digest))
+    }
+
+    fn with_digest(self, digest: Digest) -> Layer {
+        Layer {
+            entry: self.entry,
+            file: self.file,
+            digest,
+            size: self.size,
+            title: self.title,
+            _temp: self._temp,
+        }
     }
 }
 
@@ -121,16 +157,36 @@ impl Porter {
         let release = blocking("reading the release", move || load_release(&source)).await?;
         let epoch = source_date_epoch()?;
         let created = created_annotation(epoch);
-        let entries = release.entries.clone();
-        let layers: Vec<Layer> = blocking("preparing the layers", move || {
-            entries
-                .into_iter()
-                .map(|e| prepare_layer(e, epoch))
-                .collect()
-        })
-        .await?;
         let keys = self.push_keys(request, &release).await?;
-
+        let mut settings = self.settings().clone();
+        if let Some(chunk) = request.chunk_size {
+            settings.chunk_size = Some(chunk);
+        }
+        let entries = release.entries.clone();
+        let records = self.cache().records();
+        // A file whose digest is not known yet is hashed while it is uploaded (one pass), unless
+        // a pinned digest must be checked first or the target is a layout.
+        let stream_new = matches!(&target, ArtifactRef::Registry(r) if r.digest.is_none());
+        let prepared: Vec<Prepared> = {
+            let records = records.clone();
+            blocking("preparing the layers", move || {
+                entries
+                    .into_iter()
+                    .map(|e| prepare_layer(e, epoch, &records, stream_new))
+                    .collect()
+            })
+            .await?
+        };
+        let layers = match &target {
+            ArtifactRef::Registry(r) if prepared.iter().any(|p| p.digest.is_none()) => {
+                let remote = Remote::upstream_only(&settings, r, request.insecure);
+                upload_unhashed(&remote, prepared, &records, progress).await?
+            }
+            _ => prepared
+                .into_iter()
+                .map(Prepared::known)
+                .collect::<Result<_>>()?,
+        };
         let built: Vec<Built> = layers
             .iter()
             .map(|l| build_manifest(l, &created, keys.layers.as_ref()))
@@ -163,7 +219,7 @@ impl Porter {
         // A cosign signature names the repository (a layout has none: its directory).
         let (destination, mount_from, signed_name) = match &target {
             ArtifactRef::Registry(r) => (
-                Target::Registry(Remote::upstream_only(self.settings(), r, request.insecure)),
+                Target::Registry(Remote::upstream_only(&settings, r, request.insecure)),
                 self.mount_sources(r),
                 format!("{}/{}", r.registry, r.repository),
             ),
@@ -173,12 +229,16 @@ impl Porter {
                 l.dir.display().to_string(),
             ),
         };
+        let known = publish::Known {
+            mount_from,
+            records: Some(records),
+        };
         // Made before anything is uploaded, so a key that cannot sign fails the push at once.
         let cosign = match &keys.cosign {
             Some(key) => Some(cosign::sign(key, &signed_name, &index.digest)?),
             None => None,
         };
-        publish::publish(&destination, &publication, &mount_from, progress).await?;
+        publish::publish(&destination, &publication, &known, progress).await?;
         if let Some(sig) = cosign {
             let signature = Publication {
                 blobs: vec![
@@ -194,7 +254,7 @@ impl Porter {
                 },
                 identifiers: vec![sig.tag.clone()],
             };
-            publish::publish(&destination, &signature, &[], progress).await?;
+            publish::publish(&destination, &signature, &known, progress).await?;
             tracing::info!(tag = %sig.tag, key_id = %sig.key_id, "pushed the cosign signature");
         }
         for m in &built {
@@ -372,8 +432,19 @@ fn created_annotation(epoch: Option<i64>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Hashes a file, or archives a directory into a temp file, giving the layer to upload.
-fn prepare_layer(entry: ReleaseEntry, epoch: Option<i64>) -> Result<Layer> {
+/// Files at least this big whose digest is unknown are hashed while they are uploaded; smaller
+/// ones are hashed first and sent in one request.
+const STREAM_MIN: u64 = 1024 * 1024;
+
+/// Archives a directory into a temp file, or finds a file's digest: from the cache's record when
+/// the file has not changed since, else by hashing it, unless `stream_new` leaves that to the
+/// upload.
+fn prepare_layer(
+    entry: ReleaseEntry,
+    epoch: Option<i64>,
+    records: &Records,
+    stream_new: bool,
+) -> Result<Prepared> {
     let name = entry
         .path
         .file_name()
@@ -382,28 +453,112 @@ fn prepare_layer(entry: ReleaseEntry, epoch: Option<i64>) -> Result<Layer> {
         .unwrap_or_else(|| "artifact".into());
     if entry.is_dir {
         let (temp, digest, size) = archive_dir(&entry.path, epoch.unwrap_or(0).max(0) as u64)?;
-        return Ok(Layer {
+        return Ok(Prepared {
             file: temp.to_path_buf(),
-            digest,
+            digest: Some(digest),
             size,
             title: format!("{name}.tar.gz"),
             entry,
+            stamp: None,
             _temp: Some(temp),
         });
     }
-    let mut file =
-        File::open(&entry.path).map_err(|e| Error::io("failed to open", &entry.path, e))?;
-    let mut hasher = HashWriter::new(io::sink());
-    io::copy(&mut file, &mut hasher).map_err(|e| Error::io("failed to read", &entry.path, e))?;
-    let (digest, size) = hasher.finish();
-    Ok(Layer {
-        file: entry.path.clone(),
-        digest,
+    let path = std::fs::canonicalize(&entry.path)
+        .map_err(|e| Error::io("failed to open", &entry.path, e))?;
+    let mut file = File::open(&path).map_err(|e| Error::io("failed to open", &entry.path, e))?;
+    let taken = stamp_time();
+    let metadata = file
+        .metadata()
+        .map_err(|e| Error::io("failed to read", &entry.path, e))?;
+    let stamp = FileStamp::of(&metadata);
+    let size = metadata.len();
+    let mut prepared = Prepared {
+        file: path.clone(),
+        digest: None,
         size,
         title: name,
         entry,
+        stamp: stamp.map(|s| (s, taken)),
         _temp: None,
-    })
+    };
+    let recorded = stamp.map_or(Recorded::Unknown, |s| records.file_digest(&path, &s));
+    if let Recorded::Trusted(digest) = recorded {
+        tracing::debug!(file = %path.display(), %digest, "digest from the cache's record (file unchanged)");
+        prepared.digest = Some(digest);
+        return Ok(prepared);
+    }
+    // A file pushed before is hashed first: the registry may have it, or a mount may.
+    if stream_new && size >= STREAM_MIN && recorded == Recorded::Unknown {
+        return Ok(prepared);
+    }
+    let mut hasher = HashWriter::new(io::sink());
+    io::copy(&mut file, &mut hasher)
+        .map_err(|e| Error::io("failed to read", &prepared.entry.path, e))?;
+    let (digest, hashed) = hasher.finish();
+    if hashed != size {
+        return Err(changed(&prepared.entry.path));
+    }
+    remember(records, &prepared, &digest)?;
+    prepared.digest = Some(digest);
+    Ok(prepared)
+}
+
+/// The error for a file that changed while it was read.
+fn changed(path: &Path) -> Error {
+    Error::InvalidInput(format!(
+        "{} changed while it was read; push it again once it is written",
+        path.display()
+    ))
+}
+
+/// Records the digest of a file read whole, when it did not change while it was read (it is
+/// refused otherwise).
+fn remember(records: &Records, prepared: &Prepared, digest: &Digest) -> Result<()> {
+    let Some((before, taken)) = prepared.stamp else {
+        return Ok(());
+    };
+    let after = std::fs::metadata(&prepared.file)
+        .ok()
+        .as_ref()
+        .and_then(FileStamp::of);
+    if after != Some(before) {
+        return Err(changed(&prepared.entry.path));
+    }
+    if let Err(e) = records.remember_file(&prepared.file, &before, digest, taken) {
+        tracing::debug!("file digest not recorded: {e}");
+    }
+    Ok(())
+}
+
+/// Uploads the files whose digest is unknown, hashing them on the way (each path once), and
+/// returns every layer with its digest.
+async fn upload_unhashed(
+    remote: &Remote,
+    prepared: Vec<Prepared>,
+    records: &Records,
+    progress: &dyn Progress,
+) -> Result<Vec<Layer>> {
+    let mut files: Vec<(PathBuf, u64)> = Vec::new();
+    for p in prepared.iter().filter(|p| p.digest.is_none()) {
+        if !files.iter().any(|(f, _)| *f == p.file) {
+            files.push((p.file.clone(), p.size));
+        }
+    }
+    let digests = publish::upload_new_files(remote, &files, progress).await?;
+    let mut layers = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        let digest = match &p.digest {
+            Some(d) => d.clone(),
+            None => {
+                let i = files.iter().position(|(f, _)| *f == p.file).unwrap_or(0);
+                let digest = digests[i].clone();
+                remember(records, &p, &digest)?;
+                digest
+            }
+        };
+        layers.push(p.with_digest(digest));
+    }
+    Ok(layers)
 }
 
 fn build_manifest(layer: &Layer, created: &str, signing_key: Option<&SigningKey>) -> Result<Built> {

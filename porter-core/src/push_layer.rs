@@ -145,7 +145,11 @@ impl Porter {
             root: manifest.clone(),
             identifiers,
         };
-        publish::publish(&destination, &publication, &[], progress).await?;
+        let known = publish::Known {
+            mount_from: Vec::new(),
+            records: Some(self.cache().records()),
+        };
+        publish::publish(&destination, &publication, &known, progress).await?;
         tracing::info!(reference = %target, digest = %manifest_digest, "pushed");
 
         let mut metadata = request.annotations.clone();

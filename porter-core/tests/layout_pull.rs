@@ -84,6 +84,7 @@ fn settings(cache: &Path) -> Settings {
         export_limits: Default::default(),
         signature: Default::default(),
         signing_key: None,
+        chunk_size: None,
     }
 }
 

@@ -65,6 +65,8 @@ pub struct PushInput<'a> {
     pub sign_key: Option<PathBuf>,
     /// `--cosign-key`: the key a cosign signature of the index is made with.
     pub cosign_key: Option<PathBuf>,
+    /// `--chunk-size`: upload in chunks of this size (`8MiB`, `65536`).
+    pub chunk_size: Option<String>,
 }
 
 /// Picks source and reference from the positionals (further ones are ignored, as DS's plugin
@@ -85,5 +87,16 @@ pub fn push(input: PushInput<'_>) -> Result<PushRequest, Error> {
     request.tag_latest = !input.no_latest;
     request.sign_key = input.sign_key;
     request.cosign_key = input.cosign_key;
+    if let Some(text) = input.chunk_size {
+        let size = porter_core::config::parse_size(&text)
+            .ok()
+            .filter(|s| *s >= porter_core::config::MIN_CHUNK_SIZE)
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "invalid chunk size {text:?}: expected a size of at least 64KiB, such as 8MiB"
+                ))
+            })?;
+        request.chunk_size = Some(size);
+    }
     Ok(request)
 }

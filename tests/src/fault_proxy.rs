@@ -40,6 +40,12 @@ pub enum Fault {
     StallAfter(usize),
     /// Close the connection without answering.
     Reset,
+    /// Answer `413 Payload Too Large` when the request body is longer than this (forward it
+    /// otherwise): a registry or proxy limiting request bodies.
+    BodyLimit(usize),
+    /// Read the request body, forward nothing, and close the connection without answering: a
+    /// connection dropped mid-upload.
+    DropRequest,
 }
 
 /// A request the proxy saw.
@@ -51,6 +57,10 @@ pub struct ProxiedRequest {
     pub path: String,
     /// The `Range` header, if any.
     pub range: Option<String>,
+    /// The `Content-Range` header, if any.
+    pub content_range: Option<String>,
+    /// Bytes of request body received.
+    pub body_len: usize,
     /// The fault applied, if any.
     pub fault: Option<Fault>,
     /// Status sent back (0 when the connection was reset first).
@@ -60,6 +70,8 @@ pub struct ProxiedRequest {
 #[derive(Debug)]
 struct Rule {
     pattern: String,
+    /// When set, only requests whose `Content-Range` starts with this match.
+    content_range: Option<String>,
     remaining: usize,
     fault: Fault,
 }
@@ -118,6 +130,18 @@ impl FaultProxy {
     pub fn inject(&self, pattern: &str, times: usize, fault: Fault) {
         self.state().rules.push(Rule {
             pattern: pattern.to_owned(),
+            content_range: None,
+            remaining: times,
+            fault,
+        });
+    }
+
+    /// Like [`FaultProxy::inject`], for requests whose `Content-Range` also starts with
+    /// `content_range` (one chunk of an upload).
+    pub fn inject_chunk(&self, pattern: &str, content_range: &str, times: usize, fault: Fault) {
+        self.state().rules.push(Rule {
+            pattern: pattern.to_owned(),
+            content_range: Some(content_range.to_owned()),
             remaining: times,
             fault,
         });
@@ -156,21 +180,35 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> io::Res
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    let range = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("range"))
-        .map(|(_, v)| v.clone());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let range = header("range");
+    let content_range = header("content-range");
 
     let fault = {
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-        let rule = state
-            .rules
-            .iter_mut()
-            .find(|r| r.remaining > 0 && path.contains(&r.pattern));
+        let rule = state.rules.iter_mut().find(|r| {
+            r.remaining > 0
+                && path.contains(&r.pattern)
+                && r.content_range.as_deref().is_none_or(|want| {
+                    content_range
+                        .as_deref()
+                        .is_some_and(|c| c.starts_with(want))
+                })
+        });
         rule.map(|r| {
             r.remaining -= 1;
             r.fault.clone()
         })
+    };
+    // A body within the limit is forwarded untouched.
+    let fault = match fault {
+        Some(Fault::BodyLimit(limit)) if body.len() <= limit => None,
+        other => other,
     };
     let record = |status: u16| {
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -178,14 +216,26 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> io::Res
             method: method.clone(),
             path: path.clone(),
             range: range.clone(),
+            content_range: content_range.clone(),
+            body_len: body.len(),
             fault: fault.clone(),
             status,
         });
     };
 
     match &fault {
-        Some(Fault::Reset) => {
+        Some(Fault::Reset) | Some(Fault::DropRequest) => {
             record(0);
+            return client.shutdown(Shutdown::Both);
+        }
+        Some(Fault::BodyLimit(_)) => {
+            record(413);
+            let body = r#"{"errors":[{"code":"SIZE_INVALID","message":"request body too large"}]}"#;
+            let response = format!(
+                "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            client.write_all(response.as_bytes())?;
             return client.shutdown(Shutdown::Both);
         }
         Some(Fault::Status { code, retry_after }) => {

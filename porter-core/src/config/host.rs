@@ -575,6 +575,7 @@ impl HostConfig {
             export_limits: porter.export_limits,
             signature,
             signing_key: porter.signing_key,
+            chunk_size: porter.chunk_size,
         })
     }
 
@@ -869,6 +870,7 @@ mod tests {
                     ..SignatureSettings::default()
                 },
                 signing_key: None,
+                chunk_size: None,
             }
         );
     }

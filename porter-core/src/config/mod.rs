@@ -27,7 +27,7 @@ pub use host::{
     RegistryConfig, SignatureConfig,
 };
 pub use known::check_host_json_keys;
-pub use porter::{MAX_RETRIES, with_retries};
+pub use porter::{MAX_RETRIES, MIN_CHUNK_SIZE, with_retries};
 pub use retry::RetryPolicy;
 pub use signature::{Mode, SignaturePolicy, SignatureSettings};
 pub use units::{parse_duration, parse_size};
@@ -197,6 +197,9 @@ pub struct Settings {
     pub signature: SignatureSettings,
     /// The RSA key pushes sign layers with (`settings.porter.signing_key`).
     pub signing_key: Option<PathBuf>,
+    /// Uploads go in chunks of this many bytes (`settings.porter.chunk_size`); `None`: one
+    /// request per blob, falling back to chunks when the registry refuses a large body.
+    pub chunk_size: Option<u64>,
 }
 
 /// Log levels hclog (and so DS's plugin logger) accepts.

@@ -18,10 +18,11 @@ use crate::error::{Error, Result};
 use crate::export::ExportLimits;
 
 /// Keys of the `porter` settings section.
-pub(super) const KEYS: [&str; 9] = [
+pub(super) const KEYS: [&str; 10] = [
     "block_private_redirects",
     "ca_file",
     "certs_dir",
+    "chunk_size",
     "export_max_bytes",
     "export_max_entries",
     "offline",
@@ -29,6 +30,9 @@ pub(super) const KEYS: [&str; 9] = [
     "retries",
     "signing_key",
 ];
+
+/// Smallest chunk an upload is split into (`settings.porter.chunk_size`, `push --chunk-size`).
+pub const MIN_CHUNK_SIZE: u64 = 64 * 1024;
 
 /// Most retries of a registry request that `settings.porter.retries` (or a front end's
 /// per-call option) may ask for.
@@ -54,6 +58,7 @@ pub(super) struct PorterSection {
     pub block_private_redirects: Option<bool>,
     pub export_limits: ExportLimits,
     pub signing_key: Option<PathBuf>,
+    pub chunk_size: Option<u64>,
 }
 
 /// `certs.d` directories searched when `certs_dir` is not set.
@@ -194,8 +199,26 @@ pub(super) fn resolve(
             None
         }
     };
+    let chunk_size = match get("chunk_size").filter(|v| !v.is_null()) {
+        None => None,
+        Some(value) => {
+            let parsed = match value {
+                Value::Number(n) => n.as_u64().ok_or_else(String::new),
+                Value::String(s) => parse_size(s),
+                _ => Err(String::new()),
+            };
+            match parsed {
+                Ok(bytes) if bytes >= MIN_CHUNK_SIZE => Some(bytes),
+                _ => {
+                    tracing::warn!(value = %value, "settings.porter.chunk_size: expected a size of at least 64KiB, such as 8MiB");
+                    None
+                }
+            }
+        }
+    };
     PorterSection {
         block_private_redirects,
+        chunk_size,
         ca_files: paths("ca_file").unwrap_or_default(),
         certs_dirs: paths("certs_dir").unwrap_or_else(|| default_certs_dirs(home)),
         offline,

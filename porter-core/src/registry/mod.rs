@@ -17,6 +17,7 @@ mod mirror;
 mod offline;
 mod remote;
 mod tls;
+mod upload;
 
 use std::future::Future;
 
@@ -28,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{self, Descriptor};
 use crate::progress::Progress;
 
-pub(crate) use endpoint::UploadBody;
+pub(crate) use endpoint::{Endpoint, UploadBody};
 pub(crate) use layout::LayoutSource;
 pub(crate) use offline::CacheOnly;
 pub(crate) use remote::{Remote, Served};

@@ -118,6 +118,11 @@ impl Remote {
         }
     }
 
+    /// The repository this remote names.
+    pub(crate) fn reference(&self) -> &RegistryRef {
+        &self.reference
+    }
+
     /// The registry the reference names.
     pub(crate) fn upstream(&self) -> &Endpoint {
         // `build` always pushes the upstream last.

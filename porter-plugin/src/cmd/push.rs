@@ -48,6 +48,13 @@ pub struct PushArgs {
     /// COSIGN_PASSWORD, or an unencrypted PKCS#8 key).
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub cosign_key: Option<PathBuf>,
+
+    /// Upload in chunks of this size (e.g. 8MiB; at least 64KiB, and never below the
+    /// registry's OCI-Chunk-Min-Length), for registries or proxies that limit request bodies.
+    /// Default: settings.porter.chunk_size, else one request per blob, falling back to chunks
+    /// when the registry refuses a body as too large.
+    #[arg(long, value_name = "SIZE")]
+    pub chunk_size: Option<String>,
 }
 
 impl EngineCommand for PushArgs {
@@ -72,6 +79,7 @@ impl EngineCommand for PushArgs {
             no_latest: self.no_latest,
             sign_key: self.sign_key.clone(),
             cosign_key: self.cosign_key.clone(),
+            chunk_size: self.chunk_size.clone(),
         })
     }
 

@@ -191,7 +191,7 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
 }
 
 /// `push`: `arg0=<path> arg1=<ref>`, or `manifest=<file> arg0=<ref>` (ds-contract §7.9), with
-/// `insecure`, `no-latest`, `sign-key` and `cosign-key`. The result is JSON in every mode.
+/// `insecure`, `no-latest`, `sign-key`, `cosign-key` and `chunk-size`. The result is JSON in every mode.
 async fn push(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     let request = request::push(request::PushInput {
         positionals: &args.cleaned_positionals(),
@@ -204,6 +204,7 @@ async fn push(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
         no_latest: args.bool("no-latest").unwrap_or(false),
         sign_key: key_arg(args, "sign-key"),
         cosign_key: key_arg(args, "cosign-key"),
+        chunk_size: args.first_any(&["chunk-size"]).map(str::to_owned),
     })
     .map_err(|e| e.to_string())?;
     tracing::info!(reference = %request.original, "pushing artifact");

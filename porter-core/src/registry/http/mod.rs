@@ -161,6 +161,11 @@ impl Connection {
         Retrier::new(&self.policy, self.attempts)
     }
 
+    /// The chunk size uploads are split into, if any (`settings.porter.chunk_size`).
+    pub(crate) fn chunk_size(&self) -> Option<u64> {
+        self.settings.chunk_size
+    }
+
     /// The attempt timeout.
     pub(crate) fn attempt_timeout(&self) -> Duration {
         self.policy.attempt_timeout

@@ -88,7 +88,8 @@ class Registry:
             time.sleep(0.01)
 
     def traffic_since(self, mark):
-        """(bytes sent in blob GET responses, number of blob GETs, number of upload requests)."""
+        """(bytes sent in blob GET responses, number of blob GETs, number of upload requests that
+        carry bytes: PATCH and PUT of an upload session; mounts and session openings excluded)."""
         self.sync()
         with open(self.log_path, "rb") as f:
             f.seek(mark)
@@ -99,7 +100,7 @@ class Registry:
             if method == "GET" and "/blobs/sha256:" in path:
                 sent += int(size)
                 gets += 1
-            if "/blobs/uploads" in path:
+            if "/blobs/uploads" in path and method in ("PATCH", "PUT"):
                 uploads += 1
         return sent, gets, uploads
 
@@ -390,10 +391,14 @@ def main():
                 f.write("\n".join(yaml).replace("linux/p0", "linux/amd64").replace("linux/p1", "linux/arm64")
                         .replace("linux/p2", "darwin/amd64").replace("linux/p3", "darwin/arm64") + "\n")
 
-            def porter_push():
+            def porter_push(*extra):
+                # A fresh cache each time: nothing remembered about the files or the registry.
                 counter[0] += 1
-                return run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), f"{host}/push/p{counter[0]}:1", "--insecure"],
-                           env=porter_env(os.path.join(work, "push-cache")))
+                cold = os.path.join(work, "push-cold", "cache")
+                shutil.rmtree(os.path.dirname(cold), ignore_errors=True)
+                os.makedirs(os.path.dirname(cold))
+                return run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), f"{host}/push/p{counter[0]}:1", "--insecure", *extra],
+                           env=porter_env(cold))
 
             def skopeo_push():
                 counter[0] += 1
@@ -413,15 +418,114 @@ def main():
                 return time.perf_counter() - start, peak
 
             fns = {"ds-porter": porter_push, "skopeo copy oci: docker://": skopeo_push, "curl -T (monolithic, sequential)": curl_push}
+            if baseline:
+                def baseline_push():
+                    counter[0] += 1
+                    cold = os.path.join(work, "push-cold-baseline", "cache")
+                    shutil.rmtree(os.path.dirname(cold), ignore_errors=True)
+                    os.makedirs(os.path.dirname(cold))
+                    return run([baseline, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), f"{host}/push/b{counter[0]}:1", "--insecure"],
+                               env=porter_env(cold))
+                fns["ds-porter (baseline)"] = baseline_push
             out = alternate(runs, fns)
             for name, vals in out.items():
                 res.add("5. push 1 GiB (4 × 256 MiB)", name, [v[0] for v in vals], [v[1] for v in vals], big_total)
+
+            # 5c: into a new repository of a registry that already holds the blobs in another
+            # repository: ds-porter's cache pushed them there before (as skopeo's blob-info
+            # cache knows from its own pushes above).
+            seen_cache = os.path.join(work, "push-seen", "cache")
+            os.makedirs(os.path.dirname(seen_cache), exist_ok=True)
+            run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), f"{host}/push/seen:1", "--insecure"],
+                env=porter_env(seen_cache))
+
+            def porter_mount():
+                counter[0] += 1
+                return run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), f"{host}/push/m{counter[0]}:1", "--insecure"],
+                           env=porter_env(seen_cache))
+
+            m = reg.mark()
+            out = alternate(runs, {"ds-porter": porter_mount, "skopeo copy oci: docker:// (blob-info cache)": skopeo_push})
+            uploaded = reg.traffic_since(m)[2]
+            for name, vals in out.items():
+                res.add("5c. push 1 GiB into another repository of a registry holding the blobs", name,
+                        [v[0] for v in vals], [v[1] for v in vals], 0,
+                        note=f"({uploaded} blob uploads by either tool)" if name == "ds-porter" else "")
+
+            # 5d: chunked uploads, 4 MiB chunks, cold cache.
+            out = alternate(runs, {"ds-porter": lambda: porter_push("--chunk-size", "4MiB"),
+                                   "ds-porter (one request per blob)": porter_push})
+            for name, vals in out.items():
+                res.add("5d. push 1 GiB in 4 MiB chunks", name, [v[0] for v in vals], [v[1] for v in vals], big_total)
             repush_ref = f"{host}/push/again:1"
             run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), repush_ref, "--insecure"], env=porter_env(os.path.join(work, "push-cache")))
             m = reg.mark()
-            w, rss = run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), repush_ref, "--insecure"], env=porter_env(os.path.join(work, "push-cache")))
+            walls, rsss = [], []
+            for _ in range(runs):
+                w, rss = run([PORTER, "push", "--manifest", os.path.join(rel, "ds.manifest.yaml"), repush_ref, "--insecure"], env=porter_env(os.path.join(work, "push-cache")))
+                walls.append(w)
+                rsss.append(rss)
             uploads = reg.traffic_since(m)[2]
-            res.add("5b. re-push unchanged", "ds-porter", [w], [rss], 0, note=f"({uploads} upload requests)")
+            res.add("5b. re-push unchanged", "ds-porter", walls, rsss, 0, note=f"({uploads} upload requests)")
+
+        if want("13"):
+            # Case 13: what verification costs on export. The 1 GiB artifact is cached; a warm
+            # re-export reads every cached blob, hashes it and writes it out in one pass. Peers:
+            # the hash alone (sha256sum) and the copy alone (cp) of the same four blobs.
+            big = f"{host}/bench/big:1"
+            vcache = os.path.join(work, "verify", "cache")
+            os.makedirs(os.path.dirname(vcache), exist_ok=True)
+            run([PORTER, "pull", big, "--insecure"], env=porter_env(vcache))
+            cached = [os.path.join(vcache, "porter", "blobs", "sha256", l["digest"][7:]) for l in layers]
+
+            def porter_export():
+                d = fresh("vx")
+                return run([PORTER, "pull", big, "--insecure", "--offline", "-o", os.path.join(d, "out")], env=porter_env(vcache))
+
+            def cp_blobs():
+                d = fresh("cp")
+                return run(["cp", *cached, d])
+
+            out = alternate(runs, {"ds-porter": porter_export,
+                                   "sha256sum of the cached blobs": lambda: run(["sha256sum", *cached]),
+                                   "cp of the cached blobs": cp_blobs})
+            for name, vals in out.items():
+                res.add("13. warm export of 1 GiB, every byte verified", name, [v[0] for v in vals], [v[1] for v in vals], big_total)
+
+        if want("14"):
+            # Case 14: what signature verification costs: one platform of six, signed with DS's
+            # scheme, pulled and exported with the policy strict (the key trusted) and disabled.
+            keydir = os.path.join(work, "keys")
+            subprocess.run([PORTER, "key", "generate", "--out", keydir], check=True, env=env0, stdout=subprocess.DEVNULL)
+            signed = f"{host}/bench/signed:1"
+            subprocess.run([PORTER, "push", "--manifest", os.path.join(plat_dir, "ds.manifest.yaml"), signed, "--insecure",
+                            "--sign-key", os.path.join(keydir, "ds-signing-key.pem")], check=True, env=env0, stdout=subprocess.DEVNULL)
+            configs = {}
+            for mode in ("strict", "disabled"):
+                policy = {"mode": mode}
+                if mode == "strict":
+                    policy["public_keys"] = [os.path.join(keydir, "ds-signing-key.pub")]
+                configs[mode] = os.path.join(work, f"{mode}.yaml")
+                with open(configs[mode], "w") as f:
+                    json.dump({"settings": {"porter": {"signature": policy}}}, f)
+
+            def signed_one(mode):
+                d = fresh("sig")
+                return run([PORTER, "pull", signed, "--insecure", "--platform", "linux/arm64", "--config", configs[mode],
+                            "-o", os.path.join(d, "out")], env=porter_env(os.path.join(d, "cache")))
+
+            out = alternate(runs, {"ds-porter": lambda: signed_one("strict"),
+                                   "ds-porter, signatures disabled": lambda: signed_one("disabled")})
+            # The check itself, as the engine times it.
+            d = fresh("sigdebug")
+            proc = subprocess.run([PORTER, "pull", signed, "--insecure", "--platform", "linux/arm64", "--config", configs["strict"],
+                                   "--log-level", "debug", "-o", os.path.join(d, "out")], env=porter_env(os.path.join(d, "cache")),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+            m = re.search(r"elapsed_us=(\d+)", proc.stderr.decode(errors="replace"))
+            note = f"(check: {int(m.group(1)) / 1000:.2f} ms)" if m else ""
+            for name, vals in out.items():
+                res.add("14. 1 of 6 platforms, DS signature checked (strict)", name, [v[0] for v in vals], [v[1] for v in vals],
+                        None, note=note if name == "ds-porter" else "")
 
         if want("6"):
             # Case 6: plugin round trips through the go-plugin host.

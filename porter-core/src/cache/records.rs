@@ -263,19 +263,13 @@ impl Records {
         name: &str,
         change: impl FnOnce(&mut T),
     ) -> Result<()> {
-        fs::create_dir_all(&self.dir)
-            .map_err(|e| Error::io("failed to create cache directory", &self.dir, e))?;
+        super::layout::create_dir_all(&self.dir, "failed to create cache directory")?;
         let _lock = self.layout.lock()?;
         let mut record: T = self.load(name);
         change(&mut record);
         let bytes = serde_json::to_vec(&record)
             .map_err(|e| Error::Internal(format!("cannot encode the {name} record: {e}")))?;
-        let target = self.dir.join(name);
-        let temp = tempfile::NamedTempFile::new_in(&self.dir)
-            .map_err(|e| Error::io("failed to create temp file in", &self.dir, e))?;
-        fs::write(temp.path(), &bytes).map_err(|e| Error::io("failed to write", temp.path(), e))?;
-        temp.persist(&target)
-            .map_err(|e| Error::io("failed to replace", &target, e.error))?;
+        super::layout::write_atomic(&self.dir.join(name), &bytes)?;
         Ok(())
     }
 }

@@ -79,6 +79,9 @@ pub struct PullOutcome {
     pub finalizers: Vec<Finalizer>,
     /// Where the artifact's manifests and blobs came from.
     pub origin: Origin,
+    /// The leaf manifests the platform request selected, in index order (the root itself when
+    /// it is a single manifest).
+    pub selected: Vec<crate::manifest::Selected>,
 }
 
 /// Where a pull got what it needed.
@@ -153,7 +156,58 @@ impl Porter {
             ttl: self.settings.cache_ttl,
             max_size: self.settings.cache_max_size,
             keep: None,
+            remove: Vec::new(),
         }
+    }
+
+    /// Removes the cached artifacts `names` names (each an id, a digest, or a reference as
+    /// pulled) and every blob no remaining artifact references, under the prune lock. A name
+    /// that matches nothing fails the whole removal before anything is removed. Blocking.
+    pub fn remove_cached(&self, names: &[String]) -> Result<PruneReport> {
+        if names.is_empty() {
+            return Err(Error::InvalidInput(
+                "name at least one cached artifact to remove (an id, digest or reference)".into(),
+            ));
+        }
+        let cached = self.cache.list()?;
+        let mut ids: Vec<String> = Vec::new();
+        let mut unknown = Vec::new();
+        for name in names {
+            let name = name.trim();
+            let resolved = self
+                .resolve(name, false)
+                .ok()
+                .map(|r| r.cache_name())
+                .unwrap_or_default();
+            let found: Vec<&ArtifactResult> = cached
+                .iter()
+                .filter(|a| {
+                    a.id == name
+                        || a.digest == name
+                        || a.reference == name
+                        || (!resolved.is_empty() && a.reference == resolved)
+                })
+                .collect();
+            if found.is_empty() {
+                unknown.push(name.to_owned());
+            }
+            for artifact in found {
+                if !ids.contains(&artifact.id) {
+                    ids.push(artifact.id.clone());
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(Error::NotFound {
+                what: "cached artifact",
+                reference: format!("{} (nothing was removed)", unknown.join(", ")),
+            });
+        }
+        let policy = PrunePolicy {
+            remove: ids,
+            ..PrunePolicy::default()
+        };
+        self.cache.prune(&policy, PRUNE_WAIT)
     }
 
     /// Re-hashes every cached blob and checks cached artifacts are complete; with `repair`,
@@ -377,6 +431,7 @@ impl Porter {
             result,
             finalizers,
             origin,
+            selected: pulled.manifests.iter().map(|(s, _)| s.clone()).collect(),
         })
     }
 

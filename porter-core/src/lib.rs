@@ -9,12 +9,14 @@
 pub mod artifact;
 pub mod cache;
 pub mod config;
+mod copy;
 pub mod destination;
 pub mod digest;
 pub mod display;
 mod engine;
 pub mod error;
 pub mod export;
+pub mod inspect;
 mod leftovers;
 pub mod manifest;
 pub mod manifest_file;
@@ -32,8 +34,10 @@ mod yaml;
 
 pub use artifact::{ArtifactResult, Finalizer, PluginInfo};
 pub use config::RetryPolicy;
+pub use copy::{CopyOutcome, CopyRequest};
 pub use engine::{Origin, Porter, PullOutcome, PullRequest};
 pub use error::{Error, ErrorKind, Result};
+pub use inspect::{InspectRequest, Inspection};
 pub use manifest::PlatformRequest;
 pub use push::{PushRequest, PushSource};
 pub use registry::install_crypto_provider;

@@ -259,6 +259,43 @@ impl Known {
     }
 }
 
+/// How a blob came to be in the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// The target had it.
+    Present,
+    /// Mounted from another repository of the registry.
+    Mounted,
+    /// Sent.
+    Sent,
+}
+
+/// What a publish did with the blobs (each counted once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Published {
+    /// Blobs sent to the target.
+    pub sent: usize,
+    /// Bytes of the blobs sent.
+    pub sent_bytes: u64,
+    /// Blobs the target already had.
+    pub present: usize,
+    /// Blobs mounted from another repository of the same registry.
+    pub mounted: usize,
+}
+
+impl Published {
+    fn count(&mut self, placement: Placement, size: u64) {
+        match placement {
+            Placement::Present => self.present += 1,
+            Placement::Mounted => self.mounted += 1,
+            Placement::Sent => {
+                self.sent += 1;
+                self.sent_bytes += size;
+            }
+        }
+    }
+}
+
 /// Publishes `publication` to `target`. Blobs go up several at once; a registry repository
 /// that already has one (HEAD) or can mount it from another repository is not sent it.
 pub(crate) async fn publish(
@@ -266,7 +303,8 @@ pub(crate) async fn publish(
     publication: &Publication,
     known: &Known,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<Published> {
+    let mut published = Published::default();
     let mut seen = HashSet::new();
     let blobs: Vec<&Blob> = publication
         .blobs
@@ -277,14 +315,21 @@ pub(crate) async fn publish(
         Target::Registry(remote) => {
             let endpoint = remote.upstream();
             let reference = remote.reference();
-            let tasks: Vec<BoxFuture<'_, Result<()>>> = blobs
+            let tasks: Vec<BoxFuture<'_, Result<(Placement, u64)>>> = blobs
                 .iter()
-                .map(|blob| publish_blob(remote, known, blob, progress).boxed())
+                .map(|blob| {
+                    publish_blob(remote, known, blob, progress)
+                        .map(|placed| placed.map(|p| (p, blob.size)))
+                        .boxed()
+                })
                 .collect();
-            futures_util::stream::iter(tasks)
+            let placed = futures_util::stream::iter(tasks)
                 .buffer_unordered(PARALLEL_UPLOADS)
-                .try_collect::<Vec<()>>()
+                .try_collect::<Vec<(Placement, u64)>>()
                 .await?;
+            for (placement, size) in placed {
+                published.count(placement, size);
+            }
             for doc in publication.manifests.iter().chain([&publication.root]) {
                 if doc.digest == publication.root.digest {
                     continue;
@@ -322,6 +367,12 @@ pub(crate) async fn publish(
                     }
                 };
                 progress.blob_done(&blob.digest, !copied);
+                let placement = if copied {
+                    Placement::Sent
+                } else {
+                    Placement::Present
+                };
+                published.count(placement, blob.size);
             }
             for doc in publication.manifests.iter().chain([&publication.root]) {
                 layout.put_blob(&doc.digest, &doc.bytes)?;
@@ -338,7 +389,7 @@ pub(crate) async fn publish(
             }
         }
     }
-    Ok(())
+    Ok(published)
 }
 
 /// Puts one blob in the target repository: nothing when it is there, a mount when another
@@ -348,20 +399,21 @@ async fn publish_blob(
     known: &Known,
     blob: &Blob,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<Placement> {
     let endpoint = remote.upstream();
     if endpoint.has_blob(&blob.digest).await? {
         tracing::debug!(digest = %blob.digest, "blob already in the registry");
         progress.blob_done(&blob.digest, true);
-        return Ok(());
+        return Ok(Placement::Present);
     }
     let reference = remote.reference();
     let sources = known.sources(&reference.registry, &reference.repository, &blob.digest);
     if mount(remote, &sources, &blob.digest).await {
         progress.blob_done(&blob.digest, true);
-        return Ok(());
+        return Ok(Placement::Mounted);
     }
-    upload_known(endpoint, blob, progress).await
+    upload_known(endpoint, blob, progress).await?;
+    Ok(Placement::Sent)
 }
 
 /// Uploads a blob whose digest is known: small ones and memory in one `PUT`; a file in one pass

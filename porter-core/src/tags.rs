@@ -126,3 +126,176 @@ impl Porter {
         ))
     }
 }
+
+/// A semantic-version constraint on tags: `>=1.2, <2`, `^1.2`, `~1.2.3`, `1.x`, alternatives
+/// joined by `||`. Comparators may also be separated by spaces (`>=1.2 <2`), as DS writes
+/// them. A tag counts when it parses as a full semantic version (`1.2.3`, `1.2.3-rc.1`), with
+/// or without a leading `v`; pre-releases match only a comparator that names a pre-release of
+/// the same `major.minor.patch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemverConstraint {
+    text: String,
+    alternatives: Vec<semver::VersionReq>,
+}
+
+impl SemverConstraint {
+    /// Parses a constraint; an invalid one is an error naming it.
+    pub fn parse(text: &str) -> Result<Self> {
+        let invalid = |reason: String| {
+            Error::InvalidInput(format!("invalid version constraint {text:?}: {reason}"))
+        };
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(invalid("it is empty".into()));
+        }
+        let mut alternatives = Vec::new();
+        for alternative in trimmed.split("||") {
+            let normalized = comma_separated(alternative);
+            if normalized.is_empty() {
+                return Err(invalid("an alternative of `||` is empty".into()));
+            }
+            let req = semver::VersionReq::parse(&normalized).map_err(|e| invalid(e.to_string()))?;
+            alternatives.push(req);
+        }
+        Ok(SemverConstraint {
+            text: trimmed.to_owned(),
+            alternatives,
+        })
+    }
+
+    /// The constraint as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether `tag` is a semantic version this constraint accepts.
+    pub fn matches(&self, tag: &str) -> bool {
+        version_of(tag).is_some_and(|v| self.alternatives.iter().any(|r| r.matches(&v)))
+    }
+
+    /// The tags this constraint accepts, lowest version first (equal versions by tag).
+    pub fn select(&self, tags: &[String]) -> Vec<String> {
+        let mut matched: Vec<(semver::Version, &String)> = tags
+            .iter()
+            .filter_map(|t| version_of(t).map(|v| (v, t)))
+            .filter(|(v, _)| self.alternatives.iter().any(|r| r.matches(v)))
+            .collect();
+        matched.sort();
+        matched.into_iter().map(|(_, t)| t.clone()).collect()
+    }
+}
+
+impl std::fmt::Display for SemverConstraint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// `tag` as a semantic version (a leading `v` allowed), when it is one.
+pub fn version_of(tag: &str) -> Option<semver::Version> {
+    let bare = tag.strip_prefix('v').unwrap_or(tag);
+    semver::Version::parse(bare).ok()
+}
+
+/// Comparators separated by spaces joined with commas: `>= 1.2 <2` → `>=1.2, <2`. An operator
+/// standing alone is joined to the version after it.
+fn comma_separated(text: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut pending_op = String::new();
+    for token in text.split(|c: char| c.is_whitespace() || c == ',') {
+        if token.is_empty() {
+            continue;
+        }
+        if token.chars().all(|c| "<>=~^!".contains(c)) {
+            pending_op.push_str(token);
+            continue;
+        }
+        let token = token.strip_prefix('v').unwrap_or(token);
+        let token = match token.find(|c: char| !"<>=~^".contains(c)) {
+            Some(i) if token[i..].starts_with('v') => format!("{}{}", &token[..i], &token[i + 1..]),
+            _ => token.to_owned(),
+        };
+        parts.push(format!("{}{token}", std::mem::take(&mut pending_op)));
+    }
+    if !pending_op.is_empty() {
+        parts.push(pending_op);
+    }
+    parts.join(", ")
+}
+
+impl Porter {
+    /// The highest tag of `request.repository` that `constraint` accepts, with how many tags
+    /// were listed; an error naming the constraint when none does.
+    pub async fn highest_tag(
+        &self,
+        request: &TagListRequest,
+        constraint: &SemverConstraint,
+    ) -> Result<String> {
+        let tags = self.list_tags(request).await?;
+        let matched = constraint.select(&tags);
+        match matched.last() {
+            Some(tag) => Ok(tag.clone()),
+            None => {
+                let versions = tags.iter().filter(|t| version_of(t).is_some()).count();
+                Err(Error::NotFound {
+                    what: "a tag satisfying the version constraint",
+                    reference: format!(
+                        "{} ({:?}; {} tags, {versions} of them semantic versions)",
+                        request.repository,
+                        constraint.as_str(),
+                        tags.len()
+                    ),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(list: &[&str]) -> Vec<String> {
+        list.iter().map(|t| (*t).to_owned()).collect()
+    }
+
+    #[test]
+    fn constraints_select_semantic_versions_in_version_order() {
+        let all = tags(&[
+            "latest",
+            "1.10.0",
+            "v1.2.0",
+            "1.2.3",
+            "1.9.1-rc.1",
+            "1.2",
+            "2.0.0",
+            "v1.3.0-beta",
+            "main",
+            "1.2.10",
+        ]);
+        let cases: &[(&str, &[&str])] = &[
+            (">=1.2, <2", &["v1.2.0", "1.2.3", "1.2.10", "1.10.0"]),
+            (">=1.2 <2", &["v1.2.0", "1.2.3", "1.2.10", "1.10.0"]),
+            (">= v1.2 < 2", &["v1.2.0", "1.2.3", "1.2.10", "1.10.0"]),
+            ("^1.2", &["v1.2.0", "1.2.3", "1.2.10", "1.10.0"]),
+            ("~1.2.3", &["1.2.3", "1.2.10"]),
+            ("1.2.x", &["v1.2.0", "1.2.3", "1.2.10"]),
+            (">=1.9.1-rc.1, <1.10", &["1.9.1-rc.1"]),
+            ("^2 || ~1.2.3", &["1.2.3", "1.2.10", "2.0.0"]),
+            ("*", &["v1.2.0", "1.2.3", "1.2.10", "1.10.0", "2.0.0"]),
+            (">=3", &[]),
+        ];
+        for (constraint, want) in cases {
+            let c = SemverConstraint::parse(constraint).unwrap();
+            assert_eq!(c.select(&all), tags(want), "{constraint}");
+        }
+    }
+
+    #[test]
+    fn invalid_constraints_are_errors_naming_them() {
+        for bad in ["", "  ", ">=x.y", "^1.2 ||", "1.2.3.4"] {
+            let err = SemverConstraint::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("invalid version constraint"), "{bad}: {err}");
+        }
+    }
+}

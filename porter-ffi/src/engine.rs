@@ -148,6 +148,7 @@ impl Engine {
                 .or(configured.ttl),
             max_size: options.max_size_bytes.or(configured.max_size),
             keep: None,
+            remove: Vec::new(),
         };
         Ok(self.0.prune(&policy)?)
     }

@@ -15,10 +15,13 @@ use porter_core::{Error, Porter};
 
 use crate::cmd::cache::CacheArgs;
 use crate::cmd::completions::CompletionsArgs;
+use crate::cmd::copy::CopyArgs;
+use crate::cmd::inspect::InspectArgs;
 use crate::cmd::key::KeyCommand;
 use crate::cmd::list::ListArgs;
 use crate::cmd::pull::PullArgs;
 use crate::cmd::push::PushArgs;
+use crate::cmd::tags::TagsArgs;
 use crate::cmd::verify::VerifyArgs;
 use crate::cmd::{self, EngineCommand};
 use crate::logging::{self, Level};
@@ -87,9 +90,15 @@ pub enum Command {
     Pull(PullArgs),
     /// Push a binary, a directory or a ds.manifest.yaml release.
     Push(PushArgs),
+    /// Show an artifact's platforms, layers, sizes and annotations without downloading layers.
+    Inspect(InspectArgs),
+    /// List a repository's tags, optionally only the versions a constraint accepts.
+    Tags(TagsArgs),
+    /// Copy an artifact between registries and OCI layouts.
+    Copy(CopyArgs),
     /// List cached artifacts as JSON.
     List(ListArgs),
-    /// Prune or verify the cache.
+    /// Prune, verify or remove cache entries.
     Cache(CacheArgs),
     /// Check an artifact's signatures against the policy without exporting.
     Verify(VerifyArgs),
@@ -125,6 +134,9 @@ pub fn run() -> ExitCode {
         Command::Completions(args) => cmd::completions::run(args, &mut Cli::command()),
         Command::Pull(args) => with_engine(&cli.global, args),
         Command::Push(args) => with_engine(&cli.global, args),
+        Command::Inspect(args) => with_engine(&cli.global, args),
+        Command::Tags(args) => with_engine(&cli.global, args),
+        Command::Copy(args) => with_engine(&cli.global, args),
         Command::List(args) => with_engine(&cli.global, args),
         Command::Cache(args) => with_engine(&cli.global, args),
         Command::Verify(args) => with_engine(&cli.global, args),

@@ -4,7 +4,11 @@
 
 use std::path::PathBuf;
 
-use porter_core::{Error, PlatformRequest, PullRequest, PushRequest, PushSource, destination};
+use porter_core::tags::{SemverConstraint, TagListRequest};
+use porter_core::{
+    CopyRequest, Error, InspectRequest, PlatformRequest, PullRequest, PushRequest, PushSource,
+    destination,
+};
 
 /// A pull as either front end received it.
 #[derive(Debug, Default)]
@@ -47,6 +51,111 @@ pub fn pull(input: PullInput<'_>) -> Result<PullRequest, Error> {
     request.output = input.output;
     request.offline = input.offline;
     request.signatures.cosign_keys = input.cosign_keys;
+    Ok(request)
+}
+
+/// An inspection: the reference must be one, before any I/O.
+pub fn inspect(reference: &str, insecure: bool, offline: bool) -> Result<InspectRequest, Error> {
+    let reference = reference.trim();
+    if reference.is_empty() {
+        return Err(Error::InvalidInput("artifact reference required".into()));
+    }
+    reference.parse::<porter_core::reference::ArtifactRef>()?;
+    let mut request = InspectRequest::new(reference);
+    request.insecure = insecure;
+    request.offline = offline;
+    Ok(request)
+}
+
+/// A tag listing, narrowed by a version constraint when one is given.
+#[derive(Debug, Clone)]
+pub struct TagsRequest {
+    /// The listing.
+    pub listing: TagListRequest,
+    /// `--semver`: keep the tags that are versions accepted by this, in version order.
+    pub constraint: Option<SemverConstraint>,
+    /// `--latest`: only the highest version (needs a constraint, or takes every version).
+    pub latest: bool,
+}
+
+impl TagsRequest {
+    /// The tags to print from a listing: all of them sorted, or the versions the constraint
+    /// accepts in version order (only the highest with `latest`).
+    pub fn select(&self, mut tags: Vec<String>) -> Vec<String> {
+        let constraint = match (&self.constraint, self.latest) {
+            (Some(c), _) => Some(c.clone()),
+            (None, true) => SemverConstraint::parse("*").ok(),
+            (None, false) => None,
+        };
+        let Some(constraint) = constraint else {
+            tags.sort();
+            tags.dedup();
+            return tags;
+        };
+        let mut matched = constraint.select(&tags);
+        if self.latest {
+            matched = matched.pop().into_iter().collect();
+        }
+        matched
+    }
+}
+
+/// Checks a repository name (no tag or digest) and parses the constraint, before any I/O.
+pub fn tags(
+    repository: &str,
+    insecure: bool,
+    semver: Option<&str>,
+    latest: bool,
+) -> Result<TagsRequest, Error> {
+    let repository = repository.trim();
+    if repository.is_empty() {
+        return Err(Error::InvalidInput("repository required".into()));
+    }
+    let mut listing = TagListRequest::new(repository);
+    listing.insecure = insecure;
+    let constraint = semver.map(SemverConstraint::parse).transpose()?;
+    Ok(TagsRequest {
+        listing,
+        constraint,
+        latest,
+    })
+}
+
+/// A copy as either front end received it.
+#[derive(Debug, Default)]
+pub struct CopyInput<'a> {
+    /// Source reference.
+    pub source: &'a str,
+    /// Destination reference.
+    pub destination: &'a str,
+    /// `--platform` values (each may be a comma list); none copies every platform.
+    pub platforms: &'a [String],
+    /// `--all-arch` (the default, spelled out).
+    pub all_arch: bool,
+    /// `--insecure`: plain HTTP to the registries source and destination name.
+    pub insecure: bool,
+}
+
+/// Parses both references and the platforms, before any I/O.
+pub fn copy(input: CopyInput<'_>) -> Result<CopyRequest, Error> {
+    let (source, destination) = (input.source.trim(), input.destination.trim());
+    if source.is_empty() || destination.is_empty() {
+        return Err(Error::InvalidInput(
+            "source and destination references required".into(),
+        ));
+    }
+    if input.all_arch && !input.platforms.is_empty() {
+        return Err(Error::InvalidInput(
+            "--all-arch cannot be combined with --platform".into(),
+        ));
+    }
+    source.parse::<porter_core::reference::ArtifactRef>()?;
+    destination.parse::<porter_core::reference::ArtifactRef>()?;
+    let mut request = CopyRequest::new(source, destination);
+    if !input.platforms.is_empty() {
+        request.platforms = PlatformRequest::from_flags(input.platforms, false)?;
+    }
+    request.insecure = input.insecure;
     Ok(request)
 }
 

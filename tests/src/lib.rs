@@ -37,6 +37,7 @@ mod publish;
 mod registry;
 pub mod signing;
 mod standard;
+pub mod tag_server;
 mod tls;
 mod tls_front;
 

@@ -179,6 +179,10 @@ fn cases_05_07_to_10_discovery_rpcs_through_go_plugin() {
             "list",
             "execute-plugin",
             "verify",
+            "inspect",
+            "tags",
+            "copy",
+            "cache",
             "version"
         ]
     );
@@ -198,6 +202,10 @@ fn cases_05_07_to_10_discovery_rpcs_through_go_plugin() {
             "list",
             "execute-plugin",
             "verify",
+            "inspect",
+            "tags",
+            "copy",
+            "cache",
             "version"
         ])
     );
@@ -735,6 +743,105 @@ fn pull_list_and_execute_plugin_through_the_host_against_the_registry() {
         args.contains(&"a=b") && args.contains(&format!("artifact-id={id}").as_str()),
         "{args:?}"
     );
+}
+
+/// The stdout of each Execute of a launch, as JSON, asserting each succeeded.
+fn json_results(report: &Value) -> Vec<Value> {
+    executes(report)
+        .iter()
+        .map(|ex| {
+            assert_eq!(
+                (ex["exit_code"].as_i64(), ex["error"].as_str()),
+                (Some(0), Some("")),
+                "{report:#}"
+            );
+            serde_json::from_str(ex["stdout"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn inspect_tags_copy_and_cache_are_operations_through_the_host() {
+    let (reg, fx) = registry();
+    let tool = reg.reference("demo/tool:1.0");
+    let launch = Launch::new();
+    let layout = launch.dir().join("airgap");
+    let layout_ref = format!("oci:{}", layout.display());
+    let launch = launch
+        .cache_config()
+        .execute("inspect", &[&format!("arg0={tool}"), "insecure=true"])
+        .execute(
+            "tags",
+            &[
+                &format!("arg0={}", reg.reference("demo/tool")),
+                "insecure=true",
+            ],
+        )
+        .execute(
+            "copy",
+            &[
+                &format!("arg0={tool}"),
+                &format!("arg1={layout_ref}"),
+                "platform=linux/arm64",
+                "insecure=true",
+            ],
+        )
+        .execute("list", &[])
+        .execute("cache", &["arg0=rm", &format!("arg1={tool}")])
+        .execute("cache", &["arg0=verify"])
+        .execute("cache", &["arg0=prune", "max-size=0"]);
+    let report = launch.run();
+    let results = json_results(&report);
+    let [inspected, tags, copied, listed, removed, verified, pruned] = results.as_slice() else {
+        panic!("{report:#}")
+    };
+    assert_eq!(inspected["digest"], fx.tool.digest.as_str());
+    assert_eq!(inspected["platforms"].as_array().unwrap().len(), 3);
+    assert_eq!(tags["tags"], json!(["1.0"]));
+    assert_eq!(copied["subset"], true);
+    assert_eq!(copied["platforms"], json!(["linux/arm64"]));
+    assert_eq!(copied["destination"], format!("{layout_ref}:1.0"));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(removed["removed"], json!([fx.tool.id()]));
+    assert_eq!(verified["corrupt"], json!([]));
+    assert_eq!(pruned["removed"], json!([]));
+
+    // The copy is a layout DS can pull from.
+    let launch = Launch::new().cache_config().execute(
+        "pull",
+        &[
+            &format!("arg0={layout_ref}:1.0"),
+            "platform=linux/arm64",
+            "o=out",
+        ],
+    );
+    assert_ok(&launch.run());
+    assert_eq!(
+        std::fs::read(launch.dir().join("out/linux/arm64/tool")).unwrap(),
+        StandardFixtures::tool_contents("linux/arm64")
+    );
+
+    // Errors come back as DS errors.
+    let launch = Launch::new()
+        .cache_config()
+        .execute("cache", &["arg0=rm", "arg1=nothing-like-this"]);
+    assert_error(
+        &launch.run(),
+        "cached artifact not found: nothing-like-this",
+    );
+    let launch = Launch::new()
+        .cache_config()
+        .execute("cache", &["arg0=shrink"]);
+    assert_error(&launch.run(), "unknown cache action");
+    let launch = Launch::new().cache_config().execute(
+        "tags",
+        &[
+            &format!("arg0={}", reg.reference("demo/tool")),
+            "insecure=true",
+            "semver=>=x",
+        ],
+    );
+    assert_error(&launch.run(), "invalid version constraint");
 }
 
 #[test]

@@ -54,6 +54,8 @@ pub struct PrunePolicy {
     pub max_size: Option<u64>,
     /// Never remove this artifact (the one a pull just served).
     pub keep: Option<String>,
+    /// Remove these artifacts (by id) whatever their age and the cache's size.
+    pub remove: Vec<String>,
 }
 
 /// What a prune removed.
@@ -130,6 +132,7 @@ impl Cache {
             ttl,
             max_size,
             keep: keep.map(str::to_owned),
+            remove: Vec::new(),
         };
         self.prune_locked(&policy).map(Some)
     }
@@ -185,7 +188,8 @@ impl Cache {
             let expired = policy.ttl.is_some_and(|ttl| age(now, entry.used) > ttl);
             // A limit of 0 empties the cache, also of entries whose blobs are already gone.
             let oversized = policy.max_size.is_some_and(|max| max == 0 || total > max);
-            if !expired && !oversized {
+            let named = policy.remove.contains(&entry.id);
+            if !expired && !oversized && !named {
                 continue;
             }
             for hex in &per_entry[index] {

@@ -1,5 +1,5 @@
-//! `ds-porter cache prune` and `ds-porter cache verify`: cache hygiene from the command line.
-//! Both print a JSON report on stdout and are safe while other ds-porter processes pull.
+//! `ds-porter cache prune`, `cache verify` and `cache rm`: cache hygiene from the command line.
+//! Each prints a JSON report on stdout and are safe while other ds-porter processes pull.
 
 use std::time::Duration;
 
@@ -26,6 +26,17 @@ pub enum CacheCommand {
     Prune(PruneArgs),
     /// Re-hash every cached blob and check every cached artifact is complete.
     Verify(VerifyArgs),
+    /// Remove the named artifacts (id, digest or reference, as `list` shows them) and every
+    /// blob no remaining artifact references. A name that matches nothing removes nothing.
+    Rm(RmArgs),
+}
+
+/// Arguments of `cache rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Artifacts to remove: ids, digests or references.
+    #[arg(value_name = "ID|REF", required = true)]
+    pub names: Vec<String>,
 }
 
 /// Arguments of `cache prune`.
@@ -62,6 +73,8 @@ pub enum CacheRequest {
     },
     /// Verify, and repair when asked.
     Verify { repair: bool, insecure: bool },
+    /// Remove these artifacts.
+    Rm { names: Vec<String> },
 }
 
 impl EngineCommand for CacheArgs {
@@ -77,6 +90,16 @@ impl EngineCommand for CacheArgs {
                 repair: args.repair,
                 insecure: args.insecure,
             },
+            CacheCommand::Rm(args) => {
+                if args.names.iter().any(|n| n.trim().is_empty()) {
+                    return Err(Error::InvalidInput(
+                        "an empty name cannot name a cached artifact".into(),
+                    ));
+                }
+                CacheRequest::Rm {
+                    names: args.names.clone(),
+                }
+            }
         })
     }
 
@@ -89,6 +112,7 @@ impl EngineCommand for CacheArgs {
                 Ok(json_line(&porter.prune(&policy)?))
             }
             CacheRequest::Verify { repair, insecure } => verify(porter, repair, insecure, ui),
+            CacheRequest::Rm { names } => Ok(json_line(&porter.remove_cached(&names)?)),
         }
     }
 }

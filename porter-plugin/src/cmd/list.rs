@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use porter_core::{ArtifactResult, Error, Porter};
 
 use super::EngineCommand;
-use crate::output::{Failure, Ui, json_line};
+use crate::output::{Failure, Ui, columns, human_size, json_line, short_digest};
 
 /// Arguments of `list`.
 #[derive(Debug, Args)]
@@ -63,58 +63,5 @@ fn table(entries: &[ArtifactResult]) -> String {
             ]
         })
         .collect();
-    let mut widths = HEADERS.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let header = HEADERS.map(str::to_owned);
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-/// Bytes in binary units, one decimal (`558 B`, `1.9 KiB`, `20.0 MiB`).
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// `sha256:` and the first 12 hex digits.
-fn short_digest(digest: &str) -> &str {
-    digest.get(..19).unwrap_or(digest)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_in_binary_units() {
-        assert_eq!(human_size(558), "558 B");
-        assert_eq!(human_size(1974), "1.9 KiB");
-        assert_eq!(human_size(20 << 20), "20.0 MiB");
-        assert_eq!(human_size(3 << 40), "3.0 TiB");
-    }
+    columns(HEADERS, &rows)
 }

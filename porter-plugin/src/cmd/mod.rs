@@ -5,10 +5,13 @@
 
 pub mod cache;
 pub mod completions;
+pub mod copy;
+pub mod inspect;
 pub mod key;
 pub mod list;
 pub mod pull;
 pub mod push;
+pub mod tags;
 pub mod verify;
 pub mod version;
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use porter_core::tags::{SemverConstraint, TagListRequest};
 use porter_core::{Error, Porter, PullRequest};
 
 use super::{EngineCommand, until_signal};
@@ -58,6 +59,18 @@ pub struct PullArgs {
     /// cosign public key (PEM) that must verify the artifact's cosign signature; repeatable.
     #[arg(long = "cosign-key", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub cosign_keys: Vec<PathBuf>,
+
+    /// Pull the highest tag of REFERENCE (a repository, no tag) that is a semantic version
+    /// satisfying this constraint (see `ds-porter tags --help`); prints the tag it chose.
+    #[arg(long, value_name = "CONSTRAINT", conflicts_with = "offline")]
+    pub semver: Option<String>,
+}
+
+/// A validated `pull`: the request, and the constraint that picks its tag when one was given.
+#[derive(Debug)]
+pub struct Pull {
+    request: PullRequest,
+    semver: Option<SemverConstraint>,
 }
 
 /// Platforms shells offer to complete after `--platform` (any `os/arch[/variant]` is accepted).
@@ -101,10 +114,24 @@ impl clap::builder::TypedValueParser for PlatformValue {
 }
 
 impl EngineCommand for PullArgs {
-    type Request = PullRequest;
+    type Request = Pull;
 
-    fn request(&self) -> Result<PullRequest, Error> {
-        request::pull(request::PullInput {
+    fn request(&self) -> Result<Pull, Error> {
+        let semver = match &self.semver {
+            Some(text) => {
+                let last = self.reference.rsplit('/').next().unwrap_or_default();
+                if last.contains(':') || last.contains('@') || self.reference.starts_with("oci:") {
+                    return Err(Error::InvalidInput(format!(
+                        "--semver picks the tag: name a registry repository without a tag or \
+                         digest, not {:?}",
+                        self.reference
+                    )));
+                }
+                Some(SemverConstraint::parse(text)?)
+            }
+            None => None,
+        };
+        let request = request::pull(request::PullInput {
             reference: &self.reference,
             platforms: &self.platforms,
             all_arch: self.all_arch,
@@ -112,11 +139,28 @@ impl EngineCommand for PullArgs {
             insecure: self.insecure,
             offline: self.offline,
             cosign_keys: self.cosign_keys.clone(),
-        })
+        })?;
+        Ok(Pull { request, semver })
     }
 
     /// Pulls (and exports) one artifact and returns its `ArtifactResult`.
-    fn run(porter: &Porter, request: PullRequest, ui: Ui) -> Result<String, Failure> {
+    fn run(porter: &Porter, pull: Pull, ui: Ui) -> Result<String, Failure> {
+        let Pull {
+            mut request,
+            semver,
+        } = pull;
+        if let Some(constraint) = semver {
+            let mut listing = TagListRequest::new(&request.original);
+            listing.insecure = request.insecure;
+            let tag = until_signal(porter.highest_tag(&listing, &constraint), || {})?;
+            let chosen = format!("{}:{tag}", request.original);
+            request.reference = chosen.parse()?;
+            request.original = chosen;
+            tracing::info!(constraint = %constraint, %tag, "chose the highest matching tag");
+            if !ui.quiet {
+                eprintln!("--semver {constraint}: pulling {}", request.original);
+            }
+        }
         let progress = progress_bar::reporter(ui.progress, ui.quiet);
         let outcome = until_signal(porter.pull(&request, progress.as_ref()), || {
             request.cancel.cancel()
@@ -179,7 +223,8 @@ mod tests {
             "windows/amd64",
         ])
         .request()
-        .unwrap();
+        .unwrap()
+        .request;
         let PlatformRequest::Only(list) = req.platforms else {
             panic!()
         };

@@ -1,5 +1,5 @@
 //! The operations DS runs through `Execute`: `pull`, `push`, `list`, `execute-plugin`, `verify`,
-//! `help`, `version`. Each returns what DS shows: stdout, finalizers,
+//! `inspect`, `tags`, `copy`, `cache`, `help`, `version`. Each returns what DS shows: stdout, finalizers,
 //! or an error string (ds-contract §6.4, §7).
 
 use std::path::PathBuf;
@@ -73,7 +73,9 @@ impl Output {
 /// Operations that need the host's configuration.
 pub fn needs_config(operation: &str, args: &PluginArgs) -> bool {
     match operation {
-        "list" | "execute-plugin" | "push" | "verify" => true,
+        "list" | "execute-plugin" | "push" | "verify" | "inspect" | "tags" | "copy" | "cache" => {
+            true
+        }
         "pull" => args.bool_any(&["help", "h"]) != Some(true),
         _ => false,
     }
@@ -111,7 +113,167 @@ pub async fn run_with_config(
         "list" => list(porter).await,
         "execute-plugin" => execute_plugin(&porter, args),
         "verify" => verify(&porter, args).await,
+        "inspect" => inspect(&porter, args).await,
+        "tags" => tags(&porter, args).await,
+        "copy" => copy(&porter, args).await,
+        "cache" => cache(porter, args).await,
         other => Err(format!("unknown operation: {other}")),
+    }
+}
+
+/// The text of a result as DS shows it, within what DS accepts from a plugin.
+fn json_stdout(value: &impl serde::Serialize) -> Result<Output, String> {
+    let mut stdout = serde_json::to_string(value).map_err(|e| e.to_string())?;
+    stdout.push('\n');
+    if stdout.len() > MAX_STDOUT {
+        return Err(format!(
+            "the result is {} bytes, above the 4 MiB DS accepts from a plugin; run ds-porter \
+             directly instead",
+            stdout.len()
+        ));
+    }
+    Ok(Output::stdout(stdout))
+}
+
+/// `inspect <ref>` (`insecure`, `offline`, `raw=true` for the root document as served).
+async fn inspect(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
+    let request = request::inspect(
+        args.first_any(&["ref", "artifact", "arg0"])
+            .unwrap_or_default(),
+        args.bool("insecure").unwrap_or(false),
+        args.bool("offline").unwrap_or(false),
+    )
+    .map_err(|e| e.to_string())?;
+    let found = porter
+        .inspect(&request)
+        .await
+        .map_err(|e| crate::hints::plugin_error(&e))?;
+    if args.bool("raw").unwrap_or(false) {
+        return Ok(Output::stdout(
+            String::from_utf8_lossy(&found.raw).into_owned(),
+        ));
+    }
+    json_stdout(&found)
+}
+
+/// `tags <repository>` (`semver=<constraint>`, `latest=true`, `insecure`): the tags as
+/// `{"repository","constraint","tags"}`.
+async fn tags(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
+    let request = request::tags(
+        args.first_any(&["repository", "repo", "arg0"])
+            .unwrap_or_default(),
+        args.bool("insecure").unwrap_or(false),
+        args.first_any(&["semver", "constraint"]),
+        args.bool("latest").unwrap_or(false),
+    )
+    .map_err(|e| e.to_string())?;
+    let listed = porter
+        .list_tags(&request.listing)
+        .await
+        .map_err(|e| crate::hints::plugin_error(&e))?;
+    let selected = request.select(listed);
+    if request.latest && selected.is_empty() {
+        return Err(format!(
+            "no tag of {} satisfies {}",
+            request.listing.repository,
+            request
+                .constraint
+                .as_ref()
+                .map_or("any version", |c| c.as_str())
+        ));
+    }
+    json_stdout(&serde_json::json!({
+        "repository": request.listing.repository,
+        "constraint": request.constraint.as_ref().map(|c| c.as_str()),
+        "tags": selected,
+    }))
+}
+
+/// `copy <source> <destination>` (`platform=` repeatable, `all-arch`, `insecure`).
+async fn copy(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
+    let mut platforms = cleaned(args.all("platform"));
+    platforms.extend(cleaned(args.all("platforms")));
+    let positionals = args.cleaned_positionals();
+    let request = request::copy(request::CopyInput {
+        source: args
+            .first_any(&["source", "src"])
+            .or(positionals.first().map(String::as_str))
+            .unwrap_or_default(),
+        destination: args
+            .first_any(&["destination", "dst"])
+            .or(positionals.get(1).map(String::as_str))
+            .unwrap_or_default(),
+        platforms: &platforms,
+        all_arch: args.bool("all-arch").unwrap_or(false),
+        insecure: args.bool("insecure").unwrap_or(false),
+    })
+    .map_err(|e| e.to_string())?;
+    tracing::info!(from = %request.source, to = %request.destination, "copying artifact");
+    let outcome = porter
+        .copy(&request, &LogProgress)
+        .await
+        .map_err(|e| crate::hints::plugin_error(&e))?;
+    json_stdout(&outcome)
+}
+
+/// `cache prune` (`max-size=`, `ttl=`), `cache verify` (`repair=true`, `insecure`) and
+/// `cache rm <id|ref>…`: the JSON report.
+async fn cache(porter: Arc<Porter>, args: &PluginArgs) -> Result<Output, String> {
+    let positionals = args.cleaned_positionals();
+    let (action, rest) = match positionals.split_first() {
+        Some((action, rest)) => (action.as_str(), rest.to_vec()),
+        None => return Err("cache needs an action: prune, verify or rm".into()),
+    };
+    match action {
+        "prune" => {
+            let mut policy = porter.prune_policy();
+            if let Some(size) = args.first("max-size") {
+                policy.max_size = Some(
+                    porter_core::config::parse_size(size)
+                        .map_err(|e| format!("invalid max-size {size:?}: {e}"))?,
+                );
+            }
+            if let Some(ttl) = args.first("ttl") {
+                policy.ttl = Some(
+                    porter_core::config::parse_duration(ttl)
+                        .map_err(|e| format!("invalid ttl {ttl:?}: {e}"))?,
+                );
+            }
+            let report = tokio::task::spawn_blocking(move || porter.prune(&policy))
+                .await
+                .map_err(|e| format!("cache prune failed: {e}"))?
+                .map_err(|e| crate::hints::plugin_error(&e))?;
+            json_stdout(&report)
+        }
+        "verify" => {
+            let repair = args.bool("repair").unwrap_or(false);
+            let insecure = args.bool("insecure").unwrap_or(false);
+            let report = porter
+                .verify_cache(repair, insecure, &LogProgress)
+                .await
+                .map_err(|e| crate::hints::plugin_error(&e))?;
+            if !report.is_clean() {
+                return Err(format!(
+                    "{} cached blobs are damaged or missing: {}",
+                    report.corrupt.len() + report.missing.len(),
+                    serde_json::to_string(&report).unwrap_or_default()
+                ));
+            }
+            json_stdout(&report)
+        }
+        "rm" | "remove" => {
+            if rest.is_empty() {
+                return Err("cache rm needs the ids or references to remove".into());
+            }
+            let report = tokio::task::spawn_blocking(move || porter.remove_cached(&rest))
+                .await
+                .map_err(|e| format!("cache rm failed: {e}"))?
+                .map_err(|e| crate::hints::plugin_error(&e))?;
+            json_stdout(&report)
+        }
+        other => Err(format!(
+            "unknown cache action {other:?}: expected prune, verify or rm"
+        )),
     }
 }
 

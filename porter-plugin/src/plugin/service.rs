@@ -22,7 +22,7 @@ use super::{hostconfig, ops};
 /// The plugin's name as DS knows it (the binary is `ds-porter`).
 pub const NAME: &str = "porter";
 const DESCRIPTION: &str = "Fetch and deliver OCI artifacts";
-const COMMANDS: [(&str, &str); 6] = [
+const COMMANDS: [(&str, &str); 10] = [
     ("pull", "Pull an OCI artifact"),
     ("push", "Push an OCI artifact"),
     ("list", "List cached artifacts"),
@@ -31,6 +31,13 @@ const COMMANDS: [(&str, &str); 6] = [
         "Execute a plugin contained in an artifact",
     ),
     ("verify", "Check an artifact's signatures"),
+    (
+        "inspect",
+        "Show an artifact's platforms, layers and annotations",
+    ),
+    ("tags", "List a repository's tags (semver=, latest=true)"),
+    ("copy", "Copy an artifact between registries and layouts"),
+    ("cache", "Prune, verify or remove cached artifacts"),
     ("version", "Display plugin version information"),
 ];
 const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];

@@ -35,5 +35,8 @@ pub use config::RetryPolicy;
 pub use engine::{Origin, Porter, PullOutcome, PullRequest};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::PlatformRequest;
-pub use push::{PushRequest, PushSource};
+pub use push::{
+    PlannedLayer, PlannedManifest, PushPlan, PushRequest, PushSource, parse_annotation,
+    parse_media_type,
+};
 pub use registry::install_crypto_provider;

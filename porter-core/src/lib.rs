@@ -39,5 +39,8 @@ pub use engine::{Origin, Porter, PullOutcome, PullRequest};
 pub use error::{Error, ErrorKind, Result};
 pub use inspect::{InspectRequest, Inspection};
 pub use manifest::PlatformRequest;
-pub use push::{PushRequest, PushSource};
+pub use push::{
+    PlannedLayer, PlannedManifest, PushPlan, PushRequest, PushSource, parse_annotation,
+    parse_media_type,
+};
 pub use registry::install_crypto_provider;

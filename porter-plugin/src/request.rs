@@ -4,10 +4,13 @@
 
 use std::path::PathBuf;
 
+use std::collections::BTreeMap;
+
+use porter_core::platform::Platform;
 use porter_core::tags::{SemverConstraint, TagListRequest};
 use porter_core::{
     CopyRequest, Error, InspectRequest, PlatformRequest, PullRequest, PushRequest, PushSource,
-    destination,
+    destination, parse_annotation, parse_media_type,
 };
 
 /// A pull as either front end received it.
@@ -176,14 +179,46 @@ pub struct PushInput<'a> {
     pub cosign_key: Option<PathBuf>,
     /// `--chunk-size`: upload in chunks of this size (`8MiB`, `65536`).
     pub chunk_size: Option<String>,
+    /// `--platform`: the platform of a single file or directory.
+    pub platform: Option<String>,
+    /// `--annotation KEY=VALUE` values: index annotations.
+    pub annotations: Vec<String>,
+    /// `--manifest-annotation KEY=VALUE` values: annotations of every platform manifest.
+    pub manifest_annotations: Vec<String>,
+    /// `--artifact-type`: the index's and every manifest's `artifactType`.
+    pub artifact_type: Option<String>,
+    /// `--media-type`: the layer media type of a single file or directory.
+    pub media_type: Option<String>,
+    /// `--dry-run`: build everything, publish nothing.
+    pub dry_run: bool,
+    /// `--file`: the path is a plain file even when it ends in `.yaml`/`.yml`.
+    pub file: bool,
+}
+
+/// A validated push: the engine's request, and whether it stops before publishing.
+#[derive(Debug)]
+pub struct Push {
+    /// What to push.
+    pub request: PushRequest,
+    /// Build and report everything, send nothing (`Porter::plan_push`).
+    pub dry_run: bool,
 }
 
 /// Picks source and reference from the positionals (further ones are ignored, as DS's plugin
-/// always did) and parses the reference, before any I/O.
-pub fn push(input: PushInput<'_>) -> Result<PushRequest, Error> {
+/// always did), parses the reference, platform, annotations and media types, and refuses what a
+/// release manifest cannot take, before any network I/O.
+pub fn push(input: PushInput<'_>) -> Result<Push, Error> {
+    if input.file && input.manifest.is_some() {
+        return Err(Error::InvalidInput(
+            "--file cannot be combined with --manifest".into(),
+        ));
+    }
     let (source, reference) = match (input.manifest, input.positionals) {
         (Some(_), []) => return Err(Error::InvalidInput("registry reference required".into())),
         (Some(m), [reference, ..]) => (PushSource::Manifest(m), reference),
+        (None, [path, reference, ..]) if input.file => {
+            (PushSource::Plain(PathBuf::from(path)), reference)
+        }
         (None, [path, reference, ..]) => (PushSource::Path(PathBuf::from(path)), reference),
         (None, _) => {
             return Err(Error::InvalidInput(
@@ -207,5 +242,43 @@ pub fn push(input: PushInput<'_>) -> Result<PushRequest, Error> {
             })?;
         request.chunk_size = Some(size);
     }
-    Ok(request)
+    request.platform = input.platform.map(|p| p.parse::<Platform>()).transpose()?;
+    request.annotations = annotations("--annotation", &input.annotations)?;
+    request.manifest_annotations =
+        annotations("--manifest-annotation", &input.manifest_annotations)?;
+    request.artifact_type = input
+        .artifact_type
+        .map(|t| parse_media_type("--artifact-type", &t))
+        .transpose()?;
+    request.media_type = input
+        .media_type
+        .map(|t| parse_media_type("--media-type", &t))
+        .transpose()?;
+    if request.source.is_release() {
+        let flag = match (&request.platform, &request.media_type) {
+            (Some(_), _) => Some(("--platform", "platforms")),
+            (None, Some(_)) => Some(("--media-type", "media types")),
+            (None, None) => None,
+        };
+        if let Some((flag, own)) = flag {
+            let (path, hint) = match &request.source {
+                PushSource::Path(p) => (p, " (--file pushes a .yaml file as a plain file)"),
+                PushSource::Manifest(p) | PushSource::Plain(p) => (p, ""),
+            };
+            return Err(Error::InvalidInput(format!(
+                "{flag} cannot be used with the release manifest {}, which names its own \
+                 {own}{hint}",
+                path.display()
+            )));
+        }
+    }
+    Ok(Push {
+        request,
+        dry_run: input.dry_run,
+    })
+}
+
+/// `KEY=VALUE` values of `flag`, in order (a key given twice keeps its last value).
+fn annotations(flag: &str, values: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    values.iter().map(|v| parse_annotation(flag, v)).collect()
 }

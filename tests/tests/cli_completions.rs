@@ -97,6 +97,14 @@ fn bash_completes_the_options_of_each_subcommand() {
         ["--no-latest"]
     );
     assert_eq!(
+        bash_complete(&script, &["ds-porter", "push", "--dry"]),
+        ["--dry-run"]
+    );
+    assert_eq!(
+        bash_complete(&script, &["ds-porter", "push", "--manifest-"]),
+        ["--manifest-annotation"]
+    );
+    assert_eq!(
         sorted(bash_complete(
             &script,
             &["ds-porter", "cache", "prune", "--"]

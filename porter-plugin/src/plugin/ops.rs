@@ -353,10 +353,58 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
 }
 
 /// `push`: `arg0=<path> arg1=<ref>`, or `manifest=<file> arg0=<ref>` (ds-contract §7.9), with
-/// `insecure`, `no-latest`, `sign-key`, `cosign-key` and `chunk-size`. The result is JSON in every mode.
+/// `insecure`, `no-latest`, `sign-key`, `cosign-key`, `chunk-size`, `platform`, `annotation`
+/// and `manifest-annotation` (repeatable, `annotation=KEY=VALUE`), `artifact-type`,
+/// `media-type`, `dry-run` and `file`. The result is JSON in every mode: the pushed index's
+/// `ArtifactResult`, or with `dry-run` the plan of the push (nothing is sent).
 async fn push(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
-    let request = request::push(request::PushInput {
-        positionals: &args.cleaned_positionals(),
+    let positionals = args.cleaned_positionals();
+    let push = request::push(push_input(args, &positionals)?).map_err(|e| e.to_string())?;
+    if push.dry_run {
+        let plan = porter
+            .plan_push(&push.request)
+            .await
+            .map_err(|e| crate::hints::plugin_error(&e))?;
+        let mut stdout = artifact::go_json(&plan, false);
+        stdout.push('\n');
+        return Ok(Output::stdout(stdout));
+    }
+    let request = push.request;
+    tracing::info!(reference = %request.original, "pushing artifact");
+    let result = porter
+        .push(&request, &LogProgress)
+        .await
+        .map_err(|e| crate::hints::plugin_error(&e))?;
+    tracing::info!(digest = %result.digest, "artifact pushed");
+    Ok(Output::stdout(result.to_stdout_json()))
+}
+
+/// The push arguments as the command line's: a value that is given but empty counts as absent,
+/// and a switch whose value is not a boolean is refused (a mistyped `dry-run` must not push).
+fn push_input<'a>(
+    args: &PluginArgs,
+    positionals: &'a [String],
+) -> Result<request::PushInput<'a>, String> {
+    let value = |key: &str| {
+        args.first(key)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let switch = |key: &str| match (args.first(key), args.bool(key)) {
+        (None, _) => Ok(false),
+        (Some(_), Some(on)) => Ok(on),
+        (Some(v), None) => Err(format!("invalid {key} value {v:?}: expected true or false")),
+    };
+    let platforms = cleaned(args.all("platform"));
+    if platforms.len() > 1 {
+        return Err(format!(
+            "push takes one platform, got {}",
+            platforms.join(", ")
+        ));
+    }
+    Ok(request::PushInput {
+        positionals,
         manifest: args
             .first_any(&["manifest", "m"])
             .map(str::trim)
@@ -367,15 +415,14 @@ async fn push(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
         sign_key: key_arg(args, "sign-key"),
         cosign_key: key_arg(args, "cosign-key"),
         chunk_size: args.first_any(&["chunk-size"]).map(str::to_owned),
+        platform: platforms.into_iter().next(),
+        annotations: args.all("annotation").to_vec(),
+        manifest_annotations: args.all("manifest-annotation").to_vec(),
+        artifact_type: value("artifact-type"),
+        media_type: value("media-type"),
+        dry_run: switch("dry-run")?,
+        file: switch("file")?,
     })
-    .map_err(|e| e.to_string())?;
-    tracing::info!(reference = %request.original, "pushing artifact");
-    let result = porter
-        .push(&request, &LogProgress)
-        .await
-        .map_err(|e| crate::hints::plugin_error(&e))?;
-    tracing::info!(digest = %result.digest, "artifact pushed");
-    Ok(Output::stdout(result.to_stdout_json()))
 }
 
 async fn list(porter: Arc<Porter>) -> Result<Output, String> {
@@ -488,6 +535,62 @@ impl Progress for LogProgress {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn push_request(args: &[&str]) -> Result<request::Push, String> {
+        let args = PluginArgs::new(args);
+        let positionals = args.cleaned_positionals();
+        request::push(push_input(&args, &positionals)?).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn push_options_arrive_as_on_the_command_line() {
+        let push = push_request(&[
+            "arg0=config.yaml",
+            "arg1=r.io/a/b:1",
+            "file=true",
+            "dry-run=",
+            "platform=linux/arm64",
+            "annotation=a=b=c",
+            "annotation=d=e",
+            "manifest-annotation=m=n",
+            "artifact-type=application/vnd.x",
+            "media-type= application/yaml ",
+        ])
+        .unwrap();
+        assert!(push.dry_run);
+        let request = push.request;
+        assert_eq!(
+            request.source,
+            porter_core::PushSource::Plain("config.yaml".into())
+        );
+        assert_eq!(request.platform.unwrap().to_string(), "linux/arm64");
+        assert_eq!(request.annotations["a"], "b=c");
+        assert_eq!(request.annotations["d"], "e");
+        assert_eq!(request.manifest_annotations["m"], "n");
+        assert_eq!(request.artifact_type.as_deref(), Some("application/vnd.x"));
+        assert_eq!(request.media_type.as_deref(), Some("application/yaml"));
+
+        let plain = push_request(&["arg0=tool", "arg1=r.io/a/b:1", "platform="]).unwrap();
+        assert!(!plain.dry_run && plain.request.platform.is_none());
+    }
+
+    #[test]
+    fn bad_push_options_are_named() {
+        for (args, expected) in [
+            (&["dry-run=maybe"][..], "invalid dry-run value \"maybe\""),
+            (&["file=sure"], "invalid file value \"sure\""),
+            (
+                &["platform=linux/amd64", "platform=linux/arm64"],
+                "push takes one platform, got linux/amd64, linux/arm64",
+            ),
+            (&["annotation=broken"], "invalid --annotation \"broken\""),
+            (&["artifact-type=x"], "invalid --artifact-type \"x\""),
+        ] {
+            let all = [&["arg0=tool", "arg1=r.io/a/b:1"], args].concat();
+            let err = push_request(&all).unwrap_err();
+            assert!(err.starts_with(expected), "{args:?}: {err}");
+        }
+    }
 
     #[test]
     fn help_and_version_need_no_configuration() {

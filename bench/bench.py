@@ -262,7 +262,7 @@ def main():
         host = reg.host
         # Fixtures.
         layout, layers, big_total = None, [], 0
-        if want("1") or want("5") or want("11"):
+        if want("1") or want("5") or want("11") or want("15"):
             layout, layers = make_big_layout(work, 4, layer_size)
             big_total = sum(l["size"] for l in layers)
             subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{host}/bench/big:1"], check=True)
@@ -526,6 +526,58 @@ def main():
             for name, vals in out.items():
                 res.add("14. 1 of 6 platforms, DS signature checked (strict)", name, [v[0] for v in vals], [v[1] for v in vals],
                         None, note=note if name == "ds-porter" else "")
+
+        if want("15"):
+            # Case 15: copy 1 GiB registry → another registry (empty repository each run, fresh
+            # cache for ds-porter), against skopeo copy and oras-py (pull to a directory + push).
+            big = f"{host}/bench/big:1"
+            other_work = os.path.join(work, "other")
+            os.makedirs(other_work)
+            other = Registry(other_work)
+            try:
+                def porter_copy():
+                    d = fresh("copy")
+                    counter[0] += 1
+                    return run([PORTER, "copy", big, f"{other.host}/copy/p{counter[0]}:1", "--insecure"],
+                               env=porter_env(os.path.join(d, "cache")))
+
+                def skopeo_copy():
+                    fresh("skopeo-copy")
+                    counter[0] += 1
+                    return run(["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
+                                f"docker://{big}", f"docker://{other.host}/copy/s{counter[0]}:1"])
+
+                def oras_copy():
+                    d = fresh("oras-copy")
+                    counter[0] += 1
+                    code = ("import oras.client,sys,os; c=oras.client.OrasClient(hostname=sys.argv[1], insecure=True); "
+                            "files=c.pull(target=sys.argv[2], outdir=sys.argv[4]); "
+                            "o=oras.client.OrasClient(hostname=sys.argv[3], insecure=True); "
+                            "os.chdir(sys.argv[4]); o.push(target=sys.argv[5], files=[os.path.basename(f) for f in files])")
+                    return run([VENV_PY, "-c", code, host, big, other.host, d, f"{other.host}/copy/o{counter[0]}:1"])
+
+                tools = {"ds-porter": porter_copy, "skopeo copy docker:// docker://": skopeo_copy}
+                if os.path.exists(VENV_PY):
+                    tools["oras-py pull + push"] = oras_copy
+                out = alternate(runs, tools)
+                for name, vals in out.items():
+                    res.add("15. copy 1 GiB registry → registry", name, [v[0] for v in vals], [v[1] for v in vals], big_total)
+            finally:
+                other.stop()
+
+        if want("16"):
+            # Case 16: inspect the 6-platform index (ds-porter reads the index and all six manifests),
+            # against skopeo inspect (index, this platform's manifest and config) and --raw (index).
+            d = fresh("inspect")
+            ienv = porter_env(os.path.join(d, "cache"))
+            out = alternate(runs, {
+                "ds-porter": lambda: run([PORTER, "inspect", plat, "--insecure"], env=ienv),
+                "skopeo inspect": lambda: run(["skopeo", "inspect", "--tls-verify=false", f"docker://{plat}"]),
+                "skopeo inspect --raw": lambda: run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{plat}"]),
+            })
+            for name, vals in out.items():
+                res.add("16. inspect a 6-platform index", name, [v[0] for v in vals], [v[1] for v in vals], None,
+                        note="(index + 6 manifests)" if name == "ds-porter" else "")
 
         if want("6"):
             # Case 6: plugin round trips through the go-plugin host.

@@ -44,8 +44,9 @@
  * call with it.
  *
  * Results. Results are JSON documents described by JSON Schemas in porter-ffi/schema:
- * artifact.schema.json (pull, export, push), list.schema.json (list),
- * prune-report.schema.json, verify-report.schema.json, error.schema.json.
+ * artifact.schema.json (pull, export, push), list.schema.json (list), inspection.schema.json
+ * (inspect), tags.schema.json (tags), copy-outcome.schema.json (copy), prune-report.schema.json
+ * (cache prune, cache remove), verify-report.schema.json, error.schema.json.
  */
 
 #ifndef PORTER_H
@@ -317,10 +318,10 @@ porter_status porter_client_new(const char *config_json,
 /**
  * Closes a client without freeing it: cancels every call running with it and waits until they
  * have returned (their work stopped, their staging removed, no progress callback pending); calls
- * started afterwards return `PORTER_CANCELLED` at once. `list` and `cache_prune` are not
- * cancelled; close waits for them. Called from a progress callback it cancels but cannot wait
- * (the callback's own call is among those running) and returns at once. `client` NULL:
- * `PORTER_NULL_PARAMETER`.
+ * started afterwards return `PORTER_CANCELLED` at once. `list`, `cache_prune` and
+ * `cache_remove` are not cancelled; close waits for them. Called from a progress callback it
+ * cancels but cannot wait (the callback's own call is among those running) and returns at once.
+ * `client` NULL: `PORTER_NULL_PARAMETER`.
  *
  * # Safety
  *
@@ -511,6 +512,111 @@ porter_status porter_client_cache_prune(const struct porter_client *client,
 porter_status porter_client_cache_verify(const struct porter_client *client,
                                          const char *options_json,
                                          const struct porter_call *call,
+                                         char **result_out,
+                                         char **error_out);
+
+/**
+ * Describes `reference` (a registry reference or `oci:<dir>[:tag|@digest]`) without
+ * downloading layers: its root manifest or index and each platform's manifest with its layers
+ * and sizes. A digest reference whose manifests are cached, and `"offline":true`, are answered
+ * from the cache (`"source":"cache"`). `call` cancels (the reads are abandoned); inspections
+ * report no progress.
+ *
+ * `options_json` (NULL or `null` for the defaults): `{"raw":false,"insecure":false,
+ * "offline":false,"timeout_ms":60000,"retries":2}`. On success writes the inspection JSON
+ * (schema/inspection.schema.json, as `ds-porter inspect` prints it) to `*result_out`; with
+ * `"raw":true`, the root manifest or index exactly as served instead.
+ *
+ * `client`, `reference` or `result_out` NULL: `PORTER_NULL_PARAMETER` (before any work).
+ * `call` NULL: only `timeout_ms` and closing the client stop the call.
+ *
+ * # Safety
+ *
+ * As `porter_client_pull`.
+ */
+porter_status porter_client_inspect(const struct porter_client *client,
+                                    const char *reference,
+                                    const char *options_json,
+                                    const struct porter_call *call,
+                                    char **result_out,
+                                    char **error_out);
+
+/**
+ * Lists the tags of `repository` (`registry/repository` or a short name, without a tag or
+ * digest), following every page. `call` cancels (the listing is abandoned); listings report no
+ * progress.
+ *
+ * `options_json` (NULL or `null` for the defaults): `{"semver":"^1.2","latest":false,
+ * "insecure":false,"page_size":100,"timeout_ms":60000,"retries":2}`. `semver` keeps only the
+ * tags that are semantic versions it accepts (`>=1.2, <2`, `^1.2`, `~1.2.3`, `1.x`,
+ * alternatives joined by `||`), lowest first; an invalid constraint is `PORTER_INVALID_INPUT`.
+ * `latest` keeps only the highest version (of those `semver` keeps, else of every version tag),
+ * and is `PORTER_NOT_FOUND` when there is none. `page_size` (1–65535) is how many tags are
+ * asked for per page. On success writes `{"repository":…,"constraint":…,"tags":[…]}`
+ * (schema/tags.schema.json, as `ds-porter tags` prints it; without a constraint every tag,
+ * sorted, and no `constraint`) to `*result_out`.
+ *
+ * `client`, `repository` or `result_out` NULL: `PORTER_NULL_PARAMETER` (before any work).
+ * `call` NULL: only `timeout_ms` and closing the client stop the call.
+ *
+ * # Safety
+ *
+ * As `porter_client_pull`; `repository` is NULL or NUL-terminated.
+ */
+porter_status porter_client_tags(const struct porter_client *client,
+                                 const char *repository,
+                                 const char *options_json,
+                                 const struct porter_call *call,
+                                 char **result_out,
+                                 char **error_out);
+
+/**
+ * Copies `source` to `destination`, each a registry reference or `oci:<dir>[:tag|@digest]`,
+ * in any combination: a pull into the cache (verified, through mirrors, as every pull), then
+ * an upload of what the destination lacks (blobs another repository of the destination
+ * registry holds are mounted). Every platform by default, every digest kept; `"platforms"`
+ * copies a subset under a new index over the source's own platform manifests. A destination
+ * without a tag or digest takes the source's tag. Cancelling stops the pull as a pull stops and
+ * abandons the upload (the destination's tag moves only at the end).
+ *
+ * `options_json` (NULL or `null` for the defaults): `{"platforms":["linux/amd64"],
+ * "all_arch":false,"insecure":false,"timeout_ms":60000,"retries":2}` (`all_arch` and
+ * `platforms` cannot be combined). On success writes the copy's outcome JSON
+ * (schema/copy-outcome.schema.json, as `ds-porter copy` prints it) to `*result_out`.
+ *
+ * `client`, `source`, `destination` or `result_out` NULL: `PORTER_NULL_PARAMETER` (before any
+ * work). `call` NULL: no progress, and only `timeout_ms` and closing the client stop the call.
+ *
+ * # Safety
+ *
+ * As `porter_client_pull`; `source` and `destination` are NULL or NUL-terminated.
+ */
+porter_status porter_client_copy(const struct porter_client *client,
+                                 const char *source,
+                                 const char *destination,
+                                 const char *options_json,
+                                 const struct porter_call *call,
+                                 char **result_out,
+                                 char **error_out);
+
+/**
+ * Removes cached artifacts and every blob no remaining artifact needs, waiting up to a minute
+ * for running pulls. Not cancellable.
+ *
+ * `names_json` is a JSON array of the artifacts to remove, each an id, a digest or a reference
+ * as pulled: `["0123456789abcdef","127.0.0.1:5000/demo/tool:1.0"]`. An empty array or name is
+ * `PORTER_INVALID_INPUT`; a name that matches no cached artifact is `PORTER_NOT_FOUND` (naming
+ * it), and then nothing is removed. On success writes the report JSON
+ * (schema/prune-report.schema.json) to `*result_out`.
+ *
+ * `client`, `names_json` or `result_out` NULL: `PORTER_NULL_PARAMETER`.
+ *
+ * # Safety
+ *
+ * As `porter_client_list`; `names_json` is NULL or NUL-terminated.
+ */
+porter_status porter_client_cache_remove(const struct porter_client *client,
+                                         const char *names_json,
                                          char **result_out,
                                          char **error_out);
 

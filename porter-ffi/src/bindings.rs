@@ -13,15 +13,18 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use porter_core::ArtifactResult;
 use porter_core::cache::{BlobProblem, PruneReport, VerifyReport};
 use porter_core::digest::Digest;
 use porter_core::progress::Progress;
+use porter_core::{ArtifactResult, CopyOutcome};
 use tokio_util::sync::CancellationToken;
 
 use crate::adapter::Adapter;
-use crate::engine::Engine;
-use crate::options::{ExportOptions, PruneOptions, PullOptions, PushOptions, VerifyOptions};
+use crate::engine::{Engine, TagList};
+use crate::options::{
+    CopyOptions, ExportOptions, InspectOptions, PruneOptions, PullOptions, PushOptions,
+    TagsOptions, VerifyOptions,
+};
 use crate::runtime::{self, Control, Running};
 use crate::status::{Failure, porter_status};
 
@@ -230,6 +233,169 @@ impl From<VerifyReport> for VerifySummary {
             missing: issues(r.missing),
             repaired: r.repaired,
             unrepaired: r.unrepaired,
+        }
+    }
+}
+
+/// What an artifact is, without its layers: `ds-porter inspect`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Inspection {
+    /// The reference as given.
+    pub reference: String,
+    /// The reference resolved (against `Registry.Default`; a layout by its directory).
+    pub resolved: String,
+    /// Digest of the root manifest or index.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its `artifactType`, when it has one.
+    pub artifact_type: Option<String>,
+    /// Its annotations.
+    pub annotations: HashMap<String, String>,
+    /// Where the answer came from: `registry`, `mirror`, `layout` or `cache`.
+    pub source: String,
+    /// The mirror that answered, when one did.
+    pub mirror: Option<String>,
+    /// Each platform's manifest, in index order (one entry for a single manifest).
+    pub platforms: Vec<PlatformManifest>,
+    /// Bytes of the root, every manifest listed and every config and layer they name.
+    pub total_size: u64,
+    /// The same result as the JSON `ds-porter inspect` prints.
+    pub json: String,
+    /// The root manifest or index exactly as served.
+    pub raw: Vec<u8>,
+}
+
+/// One platform's manifest in an [`Inspection`].
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PlatformManifest {
+    /// `os/arch[/variant]`, or `unknown` when the index does not say.
+    pub platform: String,
+    /// Digest of the manifest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its `artifactType`, when it has one.
+    pub artifact_type: Option<String>,
+    /// Its annotations (the index entry's and the manifest's own, the manifest's winning).
+    pub annotations: HashMap<String, String>,
+    /// The config (absent when the manifest is not available from the cache).
+    pub config: Option<ManifestBlob>,
+    /// The layers, in order (absent when the manifest is not available from the cache).
+    pub layers: Option<Vec<ManifestBlob>>,
+    /// Bytes of the manifest, its config and its layers.
+    pub total_size: u64,
+}
+
+/// A config or layer a manifest names.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ManifestBlob {
+    /// `org.opencontainers.image.title`, when set.
+    pub title: Option<String>,
+    /// Media type.
+    pub media_type: String,
+    /// Digest.
+    pub digest: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl From<porter_core::Inspection> for Inspection {
+    fn from(found: porter_core::Inspection) -> Self {
+        let json = porter_core::artifact::go_json(&found, false);
+        let blob = |b: porter_core::inspect::Blob| ManifestBlob {
+            title: b.title,
+            media_type: b.media_type,
+            digest: b.digest,
+            size: b.size,
+        };
+        Inspection {
+            reference: found.reference,
+            resolved: found.resolved,
+            digest: found.digest,
+            media_type: found.media_type,
+            size: found.size,
+            artifact_type: found.artifact_type,
+            annotations: found.annotations.into_iter().collect(),
+            source: found.source,
+            mirror: found.mirror,
+            platforms: found
+                .platforms
+                .into_iter()
+                .map(|p| PlatformManifest {
+                    platform: p.platform,
+                    digest: p.digest,
+                    media_type: p.media_type,
+                    size: p.size,
+                    artifact_type: p.artifact_type,
+                    annotations: p.annotations.into_iter().collect(),
+                    config: p.config.map(blob),
+                    layers: p.layers.map(|l| l.into_iter().map(blob).collect()),
+                    total_size: p.total_size,
+                })
+                .collect(),
+            total_size: found.total_size,
+            json,
+            raw: found.raw.to_vec(),
+        }
+    }
+}
+
+/// What a copy did: `ds-porter copy`'s result.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CopyResult {
+    /// The source as given.
+    pub source: String,
+    /// The destination as written (with the tag or digest it was stored under).
+    pub destination: String,
+    /// Digest of the source's root manifest or index.
+    pub source_digest: String,
+    /// Digest of what the destination now holds (`source_digest` unless a subset was copied).
+    pub digest: String,
+    /// Media type of that root.
+    pub media_type: String,
+    /// Platforms copied, in index order.
+    pub platforms: Vec<String>,
+    /// A platform subset was copied under a new index.
+    pub subset: bool,
+    /// Manifests and indexes written.
+    pub manifests: u64,
+    /// Blobs sent to the destination.
+    pub blobs_copied: u64,
+    /// Blobs the destination already had.
+    pub blobs_skipped: u64,
+    /// Blobs mounted from another repository of the destination registry.
+    pub blobs_mounted: u64,
+    /// Bytes of the blobs sent.
+    pub bytes_copied: u64,
+    /// Bytes fetched from the source (what the cache did not have).
+    pub bytes_downloaded: u64,
+    /// The same result as the JSON `ds-porter copy` prints.
+    pub json: String,
+}
+
+impl From<CopyOutcome> for CopyResult {
+    fn from(c: CopyOutcome) -> Self {
+        let json = porter_core::artifact::go_json(&c, false);
+        CopyResult {
+            source: c.source,
+            destination: c.destination,
+            source_digest: c.source_digest,
+            digest: c.digest,
+            media_type: c.media_type,
+            platforms: c.platforms,
+            subset: c.subset,
+            manifests: c.manifests as u64,
+            blobs_copied: c.blobs_copied as u64,
+            blobs_skipped: c.blobs_skipped as u64,
+            blobs_mounted: c.blobs_mounted as u64,
+            bytes_copied: c.bytes_copied,
+            bytes_downloaded: c.bytes_downloaded,
+            json,
         }
     }
 }
@@ -443,6 +609,74 @@ impl PorterClient {
             self.engine.prune(options)
         })
         .map(PruneSummary::from)
+    }
+
+    /// Removes the cached artifacts `names` names (ids, digests or references) and every blob
+    /// no remaining artifact needs; a name that matches nothing is `NotFound`, and then nothing
+    /// is removed. Blocks while running pulls finish (up to a minute).
+    pub fn cache_remove(&self, names: Vec<String>) -> Result<PruneSummary, PorterError> {
+        crate::options::check_names(&names)?;
+        run(&self.running, None, None, |_| async {
+            self.engine.remove(&names)
+        })
+        .map(PruneSummary::from)
+    }
+
+    /// Describes `reference` (its root manifest or index, and each platform's manifest with its
+    /// layers and sizes) without downloading layers.
+    #[uniffi::method(default(options = None, cancellation = None))]
+    pub fn inspect(
+        &self,
+        reference: String,
+        options: Option<InspectOptions>,
+        cancellation: Option<Arc<Cancellation>>,
+    ) -> Result<Inspection, PorterError> {
+        let options = options.unwrap_or_default();
+        let timeout = options.timeout_ms;
+        let engine = &self.engine;
+        run(&self.running, cancellation.as_deref(), timeout, |token| {
+            engine.inspect(&reference, options, token)
+        })
+        .map(Inspection::from)
+    }
+
+    /// The tags of `repository`, every page of them; with `options.semver` only the versions
+    /// it accepts, lowest first (only the highest with `options.latest`).
+    #[uniffi::method(default(options = None, cancellation = None))]
+    pub fn tags(
+        &self,
+        repository: String,
+        options: Option<TagsOptions>,
+        cancellation: Option<Arc<Cancellation>>,
+    ) -> Result<TagList, PorterError> {
+        let options = options.unwrap_or_default();
+        let timeout = options.timeout_ms;
+        let engine = &self.engine;
+        run(&self.running, cancellation.as_deref(), timeout, |token| {
+            engine.tags(&repository, options, token)
+        })
+    }
+
+    /// Copies `source` to `destination` (registry references or `oci:<dir>` layouts, in any
+    /// combination); every platform and digest unless `options.platforms` names a subset.
+    #[uniffi::method(default(options = None, listener = None, cancellation = None))]
+    pub fn copy(
+        &self,
+        source: String,
+        destination: String,
+        options: Option<CopyOptions>,
+        listener: Option<Arc<dyn ProgressListener>>,
+        cancellation: Option<Arc<Cancellation>>,
+    ) -> Result<CopyResult, PorterError> {
+        let listener = Listener(listener);
+        let options = options.unwrap_or_default();
+        let timeout = options.timeout_ms;
+        let engine = &self.engine;
+        let cancellation = cancellation.as_deref();
+        run(&self.running, cancellation, timeout, |token| {
+            engine.copy(&source, &destination, options, &listener, token)
+        })
+        .map(CopyResult::from)
     }
 
     /// Re-hashes every cached blob; with `options.repair`, fetches damaged or missing ones again.

@@ -9,13 +9,19 @@ use std::time::Duration;
 use porter_core::cache::{PrunePolicy, PruneReport, VerifyReport};
 use porter_core::config::Settings;
 use porter_core::progress::Progress;
+use porter_core::reference::ArtifactRef;
+use porter_core::tags::{SemverConstraint, TagListRequest};
 use porter_core::{
-    ArtifactResult, Error, PlatformRequest, Porter, PullRequest, PushRequest, PushSource, config,
-    install_crypto_provider,
+    ArtifactResult, CopyOutcome, CopyRequest, Error, InspectRequest, Inspection, PlatformRequest,
+    Porter, PullRequest, PushRequest, PushSource, config, install_crypto_provider,
 };
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::options::{self, ExportOptions, PruneOptions, PullOptions, PushOptions, VerifyOptions};
+use crate::options::{
+    self, CopyOptions, ExportOptions, InspectOptions, PruneOptions, PullOptions, PushOptions,
+    TagsOptions, VerifyOptions,
+};
 use crate::runtime::abandon_on_cancel;
 use crate::status::{Failure, porter_status};
 
@@ -170,6 +176,200 @@ impl Engine {
         })
         .await
     }
+
+    /// Describes `reference` (its root, and each platform's manifest with its layers) without
+    /// downloading layers. Abandoned when `cancel` fires.
+    pub(crate) async fn inspect(
+        &self,
+        reference: &str,
+        options: InspectOptions,
+        cancel: CancellationToken,
+    ) -> Result<Inspection, Failure> {
+        install_crypto_provider();
+        let porter = self.porter(options.retries)?;
+        let request = inspect_request(reference, &options)?;
+        abandon_on_cancel(cancel, async { Ok(porter.inspect(&request).await?) }).await
+    }
+
+    /// Every tag of `repository`, following pagination; with `options.semver` only the versions
+    /// it accepts, in version order (with `options.latest` only the highest). Abandoned when
+    /// `cancel` fires.
+    pub(crate) async fn tags(
+        &self,
+        repository: &str,
+        options: TagsOptions,
+        cancel: CancellationToken,
+    ) -> Result<TagList, Failure> {
+        install_crypto_provider();
+        let porter = self.porter(options.retries)?;
+        let query = TagQuery::new(repository, &options)?;
+        let listed = abandon_on_cancel(cancel, async {
+            Ok(porter.list_tags(&query.listing).await?)
+        })
+        .await?;
+        query.select(listed)
+    }
+
+    /// Copies `source` to `destination` (registries and layouts, either way). Stops when
+    /// `cancel` fires: the pull into the cache as a pull stops, the upload abandoned.
+    pub(crate) async fn copy(
+        &self,
+        source: &str,
+        destination: &str,
+        options: CopyOptions,
+        progress: &dyn Progress,
+        cancel: CancellationToken,
+    ) -> Result<CopyOutcome, Failure> {
+        install_crypto_provider();
+        let porter = self.porter(options.retries)?;
+        let mut request = copy_request(source, destination, &options)?;
+        request.cancel = cancel;
+        Ok(porter.copy(&request, progress).await?)
+    }
+
+    /// Removes the cached artifacts `names` names (ids, digests or references) and the blobs
+    /// nothing else needs; a name that matches nothing removes nothing. Blocks while pulls of
+    /// other threads or processes finish (up to a minute).
+    pub(crate) fn remove(&self, names: &[String]) -> Result<PruneReport, Failure> {
+        install_crypto_provider();
+        Ok(self.0.remove_cached(names)?)
+    }
+}
+
+/// A repository's tags as the library returns them: the JSON `ds-porter tags` prints,
+/// `{"repository":…,"constraint":…,"tags":[…]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, uniffi::Record)]
+pub struct TagList {
+    /// The repository as given.
+    pub repository: String,
+    /// The version constraint (`semver`), when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
+    /// Without a constraint every tag, sorted; with one the versions it accepts, lowest first
+    /// (only the highest with `latest`).
+    pub tags: Vec<String>,
+}
+
+/// A tag listing and how its tags are narrowed, validated before any I/O, as the CLI does it.
+#[derive(Debug)]
+struct TagQuery {
+    listing: TagListRequest,
+    constraint: Option<SemverConstraint>,
+    latest: bool,
+}
+
+impl TagQuery {
+    fn new(repository: &str, options: &TagsOptions) -> Result<TagQuery, Failure> {
+        let repository = repository.trim();
+        if repository.is_empty() {
+            return Err(Error::InvalidInput("repository required".into()).into());
+        }
+        let mut listing = TagListRequest::new(repository);
+        listing.insecure = options.insecure;
+        if let Some(size) = options.page_size {
+            if !(1..=u32::from(u16::MAX)).contains(&size) {
+                return Err(Error::InvalidInput(format!(
+                    "page_size must be between 1 and {} (it was {size})",
+                    u16::MAX
+                ))
+                .into());
+            }
+            listing.page_size = size as usize;
+        }
+        let constraint = options
+            .semver
+            .as_deref()
+            .map(SemverConstraint::parse)
+            .transpose()?;
+        Ok(TagQuery {
+            listing,
+            constraint,
+            latest: options.latest,
+        })
+    }
+
+    /// The tags to return from a listing: all of them sorted, or the versions the constraint
+    /// accepts in version order (only the highest with `latest`, which must find one).
+    fn select(self, mut tags: Vec<String>) -> Result<TagList, Failure> {
+        let constraint = match (&self.constraint, self.latest) {
+            (Some(c), _) => Some(c.clone()),
+            (None, true) => Some(SemverConstraint::parse("*")?),
+            (None, false) => None,
+        };
+        let tags = match constraint {
+            None => {
+                tags.sort();
+                tags.dedup();
+                tags
+            }
+            Some(constraint) => {
+                let mut matched = constraint.select(&tags);
+                if self.latest {
+                    matched = matched.pop().into_iter().collect();
+                    if matched.is_empty() {
+                        return Err(Error::NotFound {
+                            what: "a tag satisfying the version constraint",
+                            reference: format!(
+                                "{} ({})",
+                                self.listing.repository,
+                                self.constraint
+                                    .as_ref()
+                                    .map_or("any version", |c| c.as_str())
+                            ),
+                        }
+                        .into());
+                    }
+                }
+                matched
+            }
+        };
+        Ok(TagList {
+            repository: self.listing.repository,
+            constraint: self.constraint.map(|c| c.as_str().to_owned()),
+            tags,
+        })
+    }
+}
+
+/// An inspection with the reference checked before any I/O, as the CLI does it.
+fn inspect_request(reference: &str, options: &InspectOptions) -> Result<InspectRequest, Failure> {
+    let reference = reference.trim();
+    if reference.is_empty() {
+        return Err(Error::InvalidInput("artifact reference required".into()).into());
+    }
+    reference.parse::<ArtifactRef>()?;
+    let mut request = InspectRequest::new(reference);
+    request.insecure = options.insecure;
+    request.offline = options.offline;
+    Ok(request)
+}
+
+/// A copy with both references and the platforms checked before any I/O, as the CLI does it.
+fn copy_request(
+    source: &str,
+    destination: &str,
+    options: &CopyOptions,
+) -> Result<CopyRequest, Failure> {
+    let (source, destination) = (source.trim(), destination.trim());
+    if source.is_empty() || destination.is_empty() {
+        return Err(
+            Error::InvalidInput("source and destination references required".into()).into(),
+        );
+    }
+    if options.all_arch && !options.platforms.is_empty() {
+        return Err(Error::InvalidInput(
+            "the options all_arch and platforms cannot be combined".into(),
+        )
+        .into());
+    }
+    source.parse::<ArtifactRef>()?;
+    destination.parse::<ArtifactRef>()?;
+    let mut request = CopyRequest::new(source, destination);
+    if !options.platforms.is_empty() {
+        request.platforms = PlatformRequest::from_flags(&options.platforms, false)?;
+    }
+    request.insecure = options.insecure;
+    Ok(request)
 }
 
 /// A pull request with the platform choice validated before any I/O, as the CLI does it.
@@ -196,7 +396,7 @@ fn pull_request(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::status::porter_status::PORTER_INVALID_INPUT;
+    use crate::status::porter_status::{PORTER_INVALID_INPUT, PORTER_NOT_FOUND};
 
     #[test]
     fn platform_choices_are_checked_before_any_io() {
@@ -213,6 +413,136 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(listed.platforms, PlatformRequest::Only(ref l) if l.len() == 2));
+    }
+
+    #[test]
+    fn inspect_and_copy_references_and_platforms_are_checked_before_any_io() {
+        let options = InspectOptions::default();
+        for bad in ["", "  ", "Not A Reference"] {
+            let err = inspect_request(bad, &options).unwrap_err();
+            assert_eq!(err.status, PORTER_INVALID_INPUT, "{bad:?}");
+        }
+        let request = inspect_request(
+            " 127.0.0.1:5000/a/b:1 ",
+            &InspectOptions {
+                offline: true,
+                ..InspectOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(request.reference, "127.0.0.1:5000/a/b:1");
+        assert!(request.offline && !request.insecure);
+
+        let copy = |source: &str, destination: &str, options: CopyOptions| {
+            copy_request(source, destination, &options)
+        };
+        let all = copy("127.0.0.1:5000/a/b:1", "oci:out", CopyOptions::default()).unwrap();
+        assert!(matches!(all.platforms, PlatformRequest::All));
+        let err = copy("127.0.0.1:5000/a/b:1", " ", CopyOptions::default()).unwrap_err();
+        assert!(err.message.contains("source and destination"), "{err}");
+        let both = CopyOptions {
+            platforms: vec!["linux/amd64".into()],
+            all_arch: true,
+            ..CopyOptions::default()
+        };
+        let err = copy("127.0.0.1:5000/a/b:1", "oci:out", both).unwrap_err();
+        assert!(err.message.contains("all_arch and platforms"), "{err}");
+        assert!(!err.message.contains("--"), "{err}");
+        let bad = CopyOptions {
+            platforms: vec!["linux".into()],
+            ..CopyOptions::default()
+        };
+        assert!(copy("127.0.0.1:5000/a/b:1", "oci:out", bad).is_err());
+        let subset = CopyOptions {
+            platforms: vec!["linux/amd64,linux/arm64".into()],
+            ..CopyOptions::default()
+        };
+        let request = copy("127.0.0.1:5000/a/b:1", "oci:out", subset).unwrap();
+        assert!(matches!(request.platforms, PlatformRequest::Only(ref l) if l.len() == 2));
+        assert!(copy("Not A Reference", "oci:out", CopyOptions::default()).is_err());
+    }
+
+    #[test]
+    fn tag_queries_check_their_options_and_narrow_by_version() {
+        let query = |options: TagsOptions| TagQuery::new("127.0.0.1:5000/demo/tool", &options);
+        let tags = || -> Vec<String> {
+            [
+                "latest",
+                "1.10.0",
+                "1.2.0",
+                "v1.9.1",
+                "2.0.0",
+                "1.2.0-rc.1",
+                "1.2.0",
+            ]
+            .map(String::from)
+            .to_vec()
+        };
+        let all = query(TagsOptions::default())
+            .unwrap()
+            .select(tags())
+            .unwrap();
+        assert_eq!(all.constraint, None);
+        assert_eq!(
+            all.tags,
+            ["1.10.0", "1.2.0", "1.2.0-rc.1", "2.0.0", "latest", "v1.9.1"]
+        );
+        let json = porter_core::artifact::go_json(&all, false);
+        assert!(json.starts_with(r#"{"repository":"127.0.0.1:5000/demo/tool","tags":["#));
+
+        let semver = |text: &str, latest: bool| TagsOptions {
+            semver: Some(text.into()),
+            latest,
+            ..TagsOptions::default()
+        };
+        let ones = query(semver("^1.2", false))
+            .unwrap()
+            .select(tags())
+            .unwrap();
+        assert_eq!(ones.constraint.as_deref(), Some("^1.2"));
+        assert_eq!(ones.tags, ["1.2.0", "1.2.0", "v1.9.1", "1.10.0"]);
+        let latest = query(semver(">=1, <2", true))
+            .unwrap()
+            .select(tags())
+            .unwrap();
+        assert_eq!(latest.tags, ["1.10.0"]);
+        let any = TagsOptions {
+            latest: true,
+            ..TagsOptions::default()
+        };
+        assert_eq!(query(any).unwrap().select(tags()).unwrap().tags, ["2.0.0"]);
+
+        let none = query(semver("^3", true))
+            .unwrap()
+            .select(tags())
+            .unwrap_err();
+        assert_eq!(none.status, PORTER_NOT_FOUND);
+        assert!(none.message.contains("demo/tool (^3)"), "{none}");
+        let empty = query(semver("^3", false)).unwrap().select(tags()).unwrap();
+        assert!(empty.tags.is_empty());
+
+        let err = query(semver("not a version", false)).unwrap_err();
+        assert!(err.message.contains("invalid version constraint"), "{err}");
+        for size in [0, 65_536] {
+            let err = query(TagsOptions {
+                page_size: Some(size),
+                ..TagsOptions::default()
+            })
+            .unwrap_err();
+            assert!(
+                err.message
+                    .starts_with("page_size must be between 1 and 65535"),
+                "{err}"
+            );
+        }
+        let paged = query(TagsOptions {
+            page_size: Some(2),
+            ..TagsOptions::default()
+        })
+        .unwrap();
+        assert_eq!(paged.listing.page_size, 2);
+        let err = TagQuery::new(" ", &TagsOptions::default()).unwrap_err();
+        assert_eq!(err.status, PORTER_INVALID_INPUT);
     }
 
     #[test]

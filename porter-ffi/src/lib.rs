@@ -1,9 +1,9 @@
 //! `porter-ffi`: ds-porter's engine for programs not written in Rust.
 //!
 //! Go tooling links the C ABI ([`capi`], header `include/porter.h`, made by cbindgen) through cgo
-//! and calls pull, export, list, push, the cache commands and the adapter's operations
-//! in-process instead of launching a plugin process. Python, Kotlin and Swift use the uniffi
-//! bindings ([`bindings`]) of the same operations.
+//! and calls pull, export, inspect, tags, copy, list, push, the cache commands and the
+//! adapter's operations in-process instead of launching a plugin process. Python, Kotlin and
+//! Swift use the uniffi bindings ([`bindings`]) of the same operations.
 //!
 //! Both surfaces are thin: `engine` turns their options into `porter-core` requests, `adapter`
 //! parses adapter requests for `porter-adapter`, and both run on the one tokio runtime this
@@ -22,6 +22,10 @@ mod options;
 mod runtime;
 pub mod status;
 
-pub use options::{ExportOptions, PruneOptions, PullOptions, PushOptions, VerifyOptions};
+pub use engine::TagList;
+pub use options::{
+    CopyOptions, ExportOptions, InspectOptions, PruneOptions, PullOptions, PushOptions,
+    TagsOptions, VerifyOptions,
+};
 
 uniffi::setup_scaffolding!("porter");

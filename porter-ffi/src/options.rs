@@ -128,6 +128,102 @@ pub struct VerifyOptions {
     pub retries: Option<u32>,
 }
 
+/// Options of `inspect`: `{"insecure":false,"offline":false,"timeout_ms":60000,"retries":2}`
+/// (the C function also takes `"raw"`, see [`InspectCallOptions`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, uniffi::Record)]
+#[serde(default, deny_unknown_fields)]
+pub struct InspectOptions {
+    /// Allow plain HTTP to the reference's registry.
+    #[uniffi(default = false)]
+    pub insecure: bool,
+    /// Answer from the cache alone; never touch the network.
+    #[uniffi(default = false)]
+    pub offline: bool,
+    /// The most time the call may take, in milliseconds; absent: no limit.
+    #[uniffi(default = None)]
+    pub timeout_ms: Option<u64>,
+    /// Retries of a failed registry request (0–20); absent: the configuration's.
+    #[uniffi(default = None)]
+    pub retries: Option<u32>,
+}
+
+/// The options JSON of `porter_client_inspect`: [`InspectOptions`] and `"raw"`, which returns
+/// the root manifest or index exactly as served instead of the inspection. (uniffi's
+/// `Inspection` record carries both, so its options have no `raw`.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct InspectCallOptions {
+    pub(crate) raw: bool,
+    pub(crate) insecure: bool,
+    pub(crate) offline: bool,
+    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) retries: Option<u32>,
+}
+
+impl InspectCallOptions {
+    /// The options the engine reads, and whether the raw document was asked for.
+    pub(crate) fn split(self) -> (InspectOptions, bool) {
+        let options = InspectOptions {
+            insecure: self.insecure,
+            offline: self.offline,
+            timeout_ms: self.timeout_ms,
+            retries: self.retries,
+        };
+        (options, self.raw)
+    }
+}
+
+/// Options of `tags`: `{"semver":"^1.2","latest":false,"insecure":false,"page_size":100,
+/// "timeout_ms":60000,"retries":2}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, uniffi::Record)]
+#[serde(default, deny_unknown_fields)]
+pub struct TagsOptions {
+    /// Keep only tags that are semantic versions this constraint accepts (`>=1.2, <2`, `^1.2`,
+    /// `~1.2.3`, `1.x`, alternatives joined by `||`), in version order.
+    #[uniffi(default = None)]
+    pub semver: Option<String>,
+    /// Only the highest version (of those `semver` keeps, else of every version tag); no such
+    /// tag is `NotFound`.
+    #[uniffi(default = false)]
+    pub latest: bool,
+    /// Allow plain HTTP to the repository's registry.
+    #[uniffi(default = false)]
+    pub insecure: bool,
+    /// Tags asked for per page (1–65535; the registry may send fewer); absent: 100. Every page is
+    /// followed.
+    #[uniffi(default = None)]
+    pub page_size: Option<u32>,
+    /// The most time the call may take, in milliseconds; absent: no limit.
+    #[uniffi(default = None)]
+    pub timeout_ms: Option<u64>,
+    /// Retries of a failed registry request (0–20); absent: the configuration's.
+    #[uniffi(default = None)]
+    pub retries: Option<u32>,
+}
+
+/// Options of `copy`: `{"platforms":["linux/amd64"],"all_arch":false,"insecure":false,
+/// "timeout_ms":60000,"retries":2}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, uniffi::Record)]
+#[serde(default, deny_unknown_fields)]
+pub struct CopyOptions {
+    /// Platforms to copy (`os/arch[/variant]`, comma lists allowed) under a new index over the
+    /// source's own platform manifests; empty: every platform, every digest kept.
+    #[uniffi(default)]
+    pub platforms: Vec<String>,
+    /// Copy every platform (the default, spelled out; not together with `platforms`).
+    #[uniffi(default = false)]
+    pub all_arch: bool,
+    /// Allow plain HTTP to the registries the source and the destination name.
+    #[uniffi(default = false)]
+    pub insecure: bool,
+    /// The most time the call may take, in milliseconds; absent: no limit.
+    #[uniffi(default = None)]
+    pub timeout_ms: Option<u64>,
+    /// Retries of a failed registry request (0–20); absent: the configuration's.
+    #[uniffi(default = None)]
+    pub retries: Option<u32>,
+}
+
 /// A call's `timeout_ms` as a duration; 0 is refused (it could never succeed).
 pub(crate) fn timeout(timeout_ms: Option<u64>) -> Result<Option<Duration>, Failure> {
     match timeout_ms {
@@ -160,6 +256,26 @@ pub(crate) fn destination(output: &str, overwrite: bool) -> Result<PathBuf, Fail
         ));
     }
     Ok(path)
+}
+
+/// Parses the names of `cache_remove`: a JSON array of strings (ids, digests or references),
+/// none of them empty.
+pub(crate) fn names(json: &str) -> Result<Vec<String>, Failure> {
+    let names: Vec<String> = serde_json::from_str(json).map_err(|e| {
+        invalid(&format!(
+            "invalid names_json: expected a JSON array of ids, digests or references: {e}"
+        ))
+    })?;
+    check_names(&names)?;
+    Ok(names)
+}
+
+/// Refuses an empty name among the names of `cache_remove`, as the CLI does.
+pub(crate) fn check_names(names: &[String]) -> Result<(), Failure> {
+    if names.iter().any(|n| n.trim().is_empty()) {
+        return Err(invalid("an empty name cannot name a cached artifact"));
+    }
+    Ok(())
 }
 
 /// Parses an options JSON object; `None` (a NULL pointer) and `null` mean every default.
@@ -238,6 +354,59 @@ mod tests {
             assert!(err.message.starts_with("invalid pull options: "), "{err}");
             assert!(err.message.contains(names), "{err}");
         }
+    }
+
+    #[test]
+    fn inspect_options_take_raw_only_in_the_c_options() {
+        let (options, raw) = parse::<InspectCallOptions>(
+            Some(r#"{"raw":true,"offline":true,"retries":0}"#),
+            "inspect",
+        )
+        .unwrap()
+        .split();
+        assert!(raw && options.offline && !options.insecure);
+        assert_eq!(options.retries, Some(0));
+        let (options, raw) = parse::<InspectCallOptions>(Some("null"), "inspect")
+            .unwrap()
+            .split();
+        assert_eq!((options, raw), (InspectOptions::default(), false));
+        let err = parse::<InspectCallOptions>(Some(r#"{"format":"raw"}"#), "inspect").unwrap_err();
+        assert!(err.message.contains("unknown field `format`"), "{err}");
+    }
+
+    #[test]
+    fn tags_and_copy_options_parse_and_refuse_unknown_keys() {
+        let tags: TagsOptions = parse(
+            Some(r#"{"semver":"^1.2","latest":true,"page_size":2,"insecure":true}"#),
+            "tags",
+        )
+        .unwrap();
+        assert_eq!(tags.semver.as_deref(), Some("^1.2"));
+        assert!(tags.latest && tags.insecure);
+        assert_eq!(tags.page_size, Some(2));
+        let err = parse::<TagsOptions>(Some(r#"{"constraint":"^1"}"#), "tags").unwrap_err();
+        assert!(err.message.contains("unknown field `constraint`"), "{err}");
+
+        let copy: CopyOptions =
+            parse(Some(r#"{"platforms":["linux/arm64"],"retries":1}"#), "copy").unwrap();
+        assert_eq!(copy.platforms, ["linux/arm64"]);
+        assert_eq!(copy.retries, Some(1));
+        let err =
+            parse::<CopyOptions>(Some(r#"{"platform":["linux/arm64"]}"#), "copy").unwrap_err();
+        assert!(err.message.starts_with("invalid copy options: "), "{err}");
+    }
+
+    #[test]
+    fn cache_remove_names_are_a_json_array_of_non_empty_strings() {
+        assert_eq!(names(r#"["abc", "r:1"]"#).unwrap(), ["abc", "r:1"]);
+        assert!(names("[]").unwrap().is_empty());
+        for bad in ["null", "\"abc\"", "[1]", "["] {
+            let err = names(bad).unwrap_err();
+            assert_eq!(err.status, porter_status::PORTER_INVALID_INPUT, "{bad}");
+            assert!(err.message.starts_with("invalid names_json"), "{err}");
+        }
+        let err = names(r#"["abc", " "]"#).unwrap_err();
+        assert!(err.message.contains("empty name"), "{err}");
     }
 
     #[test]

@@ -7,9 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use porter_core::ArtifactResult;
 use porter_core::artifact::PluginInfo;
 use porter_core::cache::{BlobProblem, PruneReport, VerifyReport};
+use porter_core::inspect::{Blob, PlatformManifest};
+use porter_core::{ArtifactResult, CopyOutcome, Inspection};
+use porter_ffi::TagList;
 use porter_ffi::status::{Failure, porter_status};
 use serde_json::Value;
 
@@ -155,6 +157,131 @@ fn report_schemas_name_every_member_of_the_reports() {
         .collect();
     assert_eq!(problem, problem_properties);
     assert_eq!(problem_required, problem_properties);
+}
+
+/// The members of the object at `pointer` in `json`.
+fn keys_at(json: &str, pointer: &str) -> BTreeSet<String> {
+    let value: Value = serde_json::from_str(json).unwrap();
+    value
+        .pointer(pointer)
+        .unwrap_or_else(|| panic!("no {pointer} in {json}"))
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn inspection(full: bool) -> Inspection {
+    let digest = format!("sha256:{}", "2".repeat(64));
+    let annotations = || {
+        if full {
+            BTreeMap::from([("k".to_owned(), "v".to_owned())])
+        } else {
+            BTreeMap::new()
+        }
+    };
+    let blob = Blob {
+        title: full.then(|| "tool".to_owned()),
+        media_type: "application/octet-stream".into(),
+        digest: digest.clone(),
+        size: 3,
+    };
+    Inspection {
+        reference: "demo/tool:1.0".into(),
+        resolved: "127.0.0.1:5000/demo/tool:1.0".into(),
+        digest: digest.clone(),
+        media_type: "application/vnd.oci.image.index.v1+json".into(),
+        size: 300,
+        artifact_type: full.then(|| "application/vnd.ds.tool".to_owned()),
+        annotations: annotations(),
+        source: "mirror".into(),
+        mirror: full.then(|| "127.0.0.1:5001".to_owned()),
+        platforms: vec![PlatformManifest {
+            platform: "linux/amd64".into(),
+            digest,
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 400,
+            artifact_type: full.then(|| "application/vnd.ds.tool".to_owned()),
+            annotations: annotations(),
+            config: full.then(|| blob.clone()),
+            layers: full.then(|| vec![blob]),
+            total_size: 406,
+        }],
+        total_size: 706,
+        raw: bytes::Bytes::from_static(b"{}"),
+    }
+}
+
+#[test]
+fn inspection_schema_names_every_member_of_an_inspection() {
+    let schema = load("inspection.schema.json");
+    let (properties, required) = members(&schema);
+    let json = |full| porter_core::artifact::go_json(&inspection(full), false);
+    assert_eq!(keys(&json(true)), properties);
+    assert_eq!(keys(&json(false)), required);
+
+    let (platform_properties, platform_required) = members(&schema["$defs"]["platform_manifest"]);
+    assert_eq!(keys_at(&json(true), "/platforms/0"), platform_properties);
+    assert_eq!(keys_at(&json(false), "/platforms/0"), platform_required);
+
+    let (blob_properties, blob_required) = members(&schema["$defs"]["blob"]);
+    assert_eq!(
+        keys_at(&json(true), "/platforms/0/layers/0"),
+        blob_properties
+    );
+    assert_eq!(keys_at(&json(true), "/platforms/0/config"), blob_properties);
+    let mut untitled = inspection(true);
+    untitled.platforms[0].layers.as_mut().unwrap()[0].title = None;
+    let untitled = porter_core::artifact::go_json(&untitled, false);
+    assert_eq!(keys_at(&untitled, "/platforms/0/layers/0"), blob_required);
+
+    let sources: BTreeSet<&str> = schema["properties"]["source"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        BTreeSet::from(["registry", "mirror", "layout", "cache"])
+    );
+}
+
+#[test]
+fn tags_schema_names_every_member_of_a_tag_list() {
+    let (properties, required) = members(&load("tags.schema.json"));
+    let list = |constraint: Option<&str>| TagList {
+        repository: "127.0.0.1:5000/demo/tool".into(),
+        constraint: constraint.map(str::to_owned),
+        tags: vec!["1.0.0".into()],
+    };
+    let json = |constraint| porter_core::artifact::go_json(&list(constraint), false);
+    assert_eq!(keys(&json(Some("^1"))), properties);
+    assert_eq!(keys(&json(None)), required);
+}
+
+#[test]
+fn copy_outcome_schema_names_every_member_of_a_copy_outcome() {
+    let (properties, required) = members(&load("copy-outcome.schema.json"));
+    let outcome = CopyOutcome {
+        source: "127.0.0.1:5000/demo/tool:1.0".into(),
+        destination: "oci:out:1.0".into(),
+        source_digest: format!("sha256:{}", "3".repeat(64)),
+        digest: format!("sha256:{}", "3".repeat(64)),
+        media_type: "application/vnd.oci.image.index.v1+json".into(),
+        platforms: vec!["linux/amd64".into()],
+        subset: false,
+        manifests: 2,
+        blobs_copied: 3,
+        blobs_skipped: 0,
+        blobs_mounted: 0,
+        bytes_copied: 10,
+        bytes_downloaded: 10,
+    };
+    let json = porter_core::artifact::go_json(&outcome, false);
+    assert_eq!(keys(&json), properties);
+    assert_eq!(required, properties);
 }
 
 #[test]

@@ -282,3 +282,20 @@ func checkCacheCommands(t *T, client *porter.Client) {
 	list, err := client.List(ctx)
 	t.Check(err == nil && len(list) == 0, "list after pruning everything = %v, %v", list, err)
 }
+
+// checkCopyCancel cancels a copy at its first bytes: the call stops, nothing is cached, and
+// nothing is written to the destination layout.
+func checkCopyCancel(t *T, work string) {
+	client := open(filepath.Join(work, "copy-cancel-cache"))
+	defer client.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan struct{})
+	after(t, started, "cancelled copy", cancel)
+	dir := filepath.Join(work, "copy-cancel-layout")
+	_, err := client.Copy(ctx, env("PORTER_TEST_LARGE"), "oci:"+dir+":1.0", &porter.CopyOptions{Progress: firstBytes(started)})
+	t.Check(errors.Is(err, context.Canceled) && errors.Is(err, porter.KindCancelled), "cancelled copy: %v", err)
+	_, statErr := os.Stat(filepath.Join(dir, "index.json"))
+	t.Check(errors.Is(statErr, os.ErrNotExist), "a cancelled copy wrote the layout's index: %v", statErr)
+	t.Check(len(listIDs(t, client)) == 0, "a cancelled copy is cached")
+}

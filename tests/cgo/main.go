@@ -1,11 +1,11 @@
 // Command cgo calls ds-porter's engine in-process through the Go package
 // porter-ffi/go/porter (and, for the C conventions, porter.h directly) against a real registry
 // and checks what it gets back: pull with platforms and export, list, export from the cache,
-// push, cache verify and prune, the adapter's operations, the error paths (kind and message),
-// concurrent pulls from goroutines, cancellation by context, deadlines, a client closed while
-// it pulls, exports cancelled mid-way (also with the process exiting at once), progress
-// callbacks (also one that panics), and every result and error JSON against the committed
-// JSON Schemas.
+// inspect, tags, copy, push, cache verify, prune and remove, the adapter's operations, the
+// error paths (kind and message), concurrent pulls from goroutines, cancellation of pulls and
+// copies by context, deadlines, a client closed while it pulls, exports cancelled mid-way
+// (also with the process exiting at once), progress callbacks (also one that panics), and
+// every result and error JSON against the committed JSON Schemas.
 //
 // The Rust test tests/tests/ffi_callers.rs builds it against libporter_ffi, starts the registry,
 // publishes the fixtures and runs it with:
@@ -136,6 +136,7 @@ func main() {
 	checkDeadlines(t, work)
 	checkConcurrentPulls(t, client)
 	checkCancel(t, client)
+	checkCopyCancel(t, work)
 	checkCallbacks(t, client)
 	checkCloseWhilePulling(t, work)
 	checkExportCancel(t, work)

@@ -13,6 +13,7 @@ package main
 import "C"
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -201,6 +202,7 @@ func checkRaw(t *T, schemas *schemas, work string) {
 	if t.Check(r.status == C.PORTER_OK, "push: %s", r.err) {
 		schemas.validate(t, "artifact.schema.json", r.result, "push result")
 	}
+	checkRawOperations(t, schemas, work, client, tool)
 	r = rawCall(t, "prune", func(out, errOut **C.char) C.porter_status {
 		return C.porter_client_cache_prune(client, cstr(`{"max_size_bytes":0}`), out, errOut)
 	})
@@ -239,5 +241,82 @@ func checkRawFreeWhilePulling(t *T, work string) {
 		t.Check(s == C.PORTER_CANCELLED, "a pull whose client was freed returned %d", s)
 	case <-time.After(10 * time.Second):
 		t.Check(false, "the pull had not returned 10 s after porter_client_free returned")
+	}
+}
+
+// checkRawOperations calls inspect, tags, copy and cache remove through the C ABI: NULL
+// arguments, `null` and misspelt options, results against their schemas, errors by kind.
+func checkRawOperations(t *T, schemas *schemas, work string, client *C.porter_client, tool *C.char) {
+	registry := env("PORTER_TEST_REGISTRY")
+	inspect := func(what string, ref *C.char, options string) rawResult {
+		return rawCall(t, what, func(out, errOut **C.char) C.porter_status {
+			return C.porter_client_inspect(client, ref, cstr(options), nil, out, errOut)
+		})
+	}
+	r := inspect("inspect(null options)", tool, "null")
+	var found struct {
+		Digest    string `json:"digest"`
+		Platforms []any  `json:"platforms"`
+	}
+	if t.Check(r.status == C.PORTER_OK, "inspect: %s", r.err) {
+		schemas.validate(t, "inspection.schema.json", r.result, "inspect result")
+		_ = json.Unmarshal([]byte(r.result), &found)
+		t.Check(len(found.Platforms) == 3, "inspect of the tool index: %s", r.result)
+	}
+	r = inspect("inspect(raw)", tool, `{"raw":true,"retries":1}`)
+	if t.Check(r.status == C.PORTER_OK, "inspect raw: %s", r.err) {
+		got := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(r.result)))
+		t.Check(got == found.Digest, "the raw root hashes to %s, the inspection says %s", got, found.Digest)
+	}
+	inspect("inspect(NULL reference)", nil, "null").expect(t, "null_parameter", "reference", "inspect(NULL reference)")
+	inspect("inspect(misspelt option)", tool, `{"format":"raw"}`).expect(t, "invalid_input", "unknown field `format`", "inspect with a misspelt option")
+	inspect("inspect(bad reference)", cstr("Not A Reference"), "null").expect(t, "invalid_input", "Not A Reference", "inspect of a bad reference")
+
+	tags := func(what string, repo *C.char, options string) rawResult {
+		return rawCall(t, what, func(out, errOut **C.char) C.porter_status {
+			return C.porter_client_tags(client, repo, cstr(options), nil, out, errOut)
+		})
+	}
+	repo := cstr(registry + "/cgo/raw")
+	r = tags("tags(null options)", repo, "null")
+	if t.Check(r.status == C.PORTER_OK, "tags: %s", r.err) {
+		schemas.validate(t, "tags.schema.json", r.result, "tags result")
+		want := fmt.Sprintf(`{"repository":"%s/cgo/raw","tags":["1","latest"]}`, registry)
+		t.Check(r.result == want, "tags of cgo/raw = %s, want %s", r.result, want)
+	}
+	r = tags("tags(semver)", repo, `{"semver":">=1","page_size":1}`)
+	if t.Check(r.status == C.PORTER_OK, "tags with a constraint: %s", r.err) {
+		schemas.validate(t, "tags.schema.json", r.result, "tags result with a constraint")
+	}
+	tags("tags(latest, no version)", repo, `{"semver":">=1","latest":true}`).expect(t, "not_found", "satisfying the version constraint", "latest of no version")
+	tags("tags(bad constraint)", repo, `{"semver":"one"}`).expect(t, "invalid_input", "invalid version constraint", "tags with a bad constraint")
+	tags("tags(page_size 0)", repo, `{"page_size":0}`).expect(t, "invalid_input", "page_size", "tags with page_size 0")
+	tags("tags(NULL repository)", nil, "null").expect(t, "null_parameter", "repository", "tags(NULL repository)")
+
+	layout := cstr("oci:" + filepath.Join(work, "raw-layout"))
+	copyTo := func(what string, dst *C.char, options string) rawResult {
+		return rawCall(t, what, func(out, errOut **C.char) C.porter_status {
+			return C.porter_client_copy(client, tool, dst, cstr(options), nil, out, errOut)
+		})
+	}
+	r = copyTo("copy", layout, `{"platforms":["linux/amd64"]}`)
+	if t.Check(r.status == C.PORTER_OK, "copy: %s", r.err) {
+		schemas.validate(t, "copy-outcome.schema.json", r.result, "copy result")
+	}
+	copyTo("copy(NULL destination)", nil, "null").expect(t, "null_parameter", "destination", "copy(NULL destination)")
+	copyTo("copy(misspelt option)", layout, `{"platform":["linux/amd64"]}`).expect(t, "invalid_input", "unknown field `platform`", "copy with a misspelt option")
+	copyTo("copy(timeout_ms 0)", layout, `{"timeout_ms":0}`).expect(t, "invalid_input", "timeout_ms", "copy with a zero timeout")
+
+	remove := func(what string, names *C.char) rawResult {
+		return rawCall(t, what, func(out, errOut **C.char) C.porter_status {
+			return C.porter_client_cache_remove(client, names, out, errOut)
+		})
+	}
+	remove("cache_remove(NULL)", nil).expect(t, "null_parameter", "names_json", "cache_remove(NULL)")
+	remove("cache_remove(object)", cstr(`{}`)).expect(t, "invalid_input", "names_json", "cache_remove of an object")
+	remove("cache_remove(unknown)", cstr(`["no-such-artifact"]`)).expect(t, "not_found", "no-such-artifact", "cache_remove of an unknown name")
+	r = remove("cache_remove", cstr(fmt.Sprintf("[%q]", env("PORTER_TEST_TOOL_ID"))))
+	if t.Check(r.status == C.PORTER_OK, "cache_remove: %s", r.err) {
+		schemas.validate(t, "prune-report.schema.json", r.result, "cache remove report")
 	}
 }

@@ -18,7 +18,7 @@ type schemas struct {
 func loadSchemas(dir string) *schemas {
 	s := &schemas{dir: dir, compiled: map[string]*jsonschema.Schema{}}
 	compiler := jsonschema.NewCompiler()
-	for _, name := range []string{"artifact.schema.json", "list.schema.json", "prune-report.schema.json", "verify-report.schema.json", "error.schema.json"} {
+	for _, name := range []string{"artifact.schema.json", "list.schema.json", "inspection.schema.json", "tags.schema.json", "copy-outcome.schema.json", "prune-report.schema.json", "verify-report.schema.json", "error.schema.json"} {
 		schema, err := compiler.Compile(filepath.Join(dir, name))
 		if err != nil {
 			fatal("compile "+name, err)

@@ -6,6 +6,7 @@ tests/cgo/main.go (PORTER_TEST_REGISTRY, PORTER_TEST_TOOL, ...). Standard librar
 Exits 0 when every check passed, 1 otherwise.
 """
 
+import hashlib
 import json
 import os
 import sys
@@ -265,6 +266,76 @@ class PorterFromPython(unittest.TestCase):
         self.assertEqual((report.corrupt, report.missing), ([], []))
         pruned = client.cache_prune(porter.PruneOptions(max_size_bytes=0))
         self.assertEqual(pruned.removed, [ENV["PORTER_TEST_TOOL_ID"]])
+        self.assertEqual(client.list(), [])
+
+    def test_inspect_of_an_index_and_its_raw_root(self):
+        client = new_client("inspect")
+        found = client.inspect(TOOL)
+        self.assertEqual(found.reference, TOOL)
+        self.assertEqual(found.source, "registry")
+        self.assertEqual([p.platform for p in found.platforms],
+                         ["linux/amd64", "linux/arm64", "windows/amd64"])
+        self.assertTrue(all(p.layers and p.config for p in found.platforms))
+        self.assertEqual("sha256:" + hashlib.sha256(found.raw).hexdigest(), found.digest)
+        self.assertEqual(json.loads(found.json)["digest"], found.digest)
+        self.assertEqual(client.list(), [])
+        with self.assertRaises(porter.PorterError.NotFound):
+            client.inspect(TOOL, porter.InspectOptions(offline=True))
+        with self.assertRaises(porter.PorterError.InvalidInput):
+            client.inspect("Not A Reference")
+
+    def test_tags_with_a_semver_constraint(self):
+        client = new_client("tags")
+        source = os.path.join(WORK, "py-versions")
+        with open(source, "w") as f:
+            f.write("versions\n")
+        repo = REGISTRY + "/python/versions"
+        for tag in ("0.9.0", "1.1.0", "1.3.0", "2.0.0"):
+            client.push(source, f"{repo}:{tag}", porter.PushOptions(insecure=True,
+                                                                  tag_latest=False))
+        listed = client.tags(repo, porter.TagsOptions(semver="^1", page_size=1))
+        self.assertEqual((listed.repository, listed.constraint, listed.tags),
+                         (repo, "^1", ["1.1.0", "1.3.0"]))
+        self.assertEqual(client.tags(repo, porter.TagsOptions(latest=True)).tags, ["2.0.0"])
+        self.assertIsNone(client.tags(repo).constraint)
+        with self.assertRaises(porter.PorterError.NotFound):
+            client.tags(repo, porter.TagsOptions(semver="^3", latest=True))
+        with self.assertRaises(porter.PorterError.InvalidInput) as bad:
+            client.tags(repo, porter.TagsOptions(semver="one"))
+        self.assertIn("invalid version constraint", bad.exception.message)
+
+    def test_copy_to_a_layout_keeps_the_digest(self):
+        client = new_client("copy")
+        events = Events()
+        layout = "oci:" + os.path.join(WORK, "py-layout")
+        copied = client.copy(TOOL, layout, listener=events)
+        self.assertEqual(copied.digest, copied.source_digest)
+        self.assertFalse(copied.subset)
+        self.assertEqual(len(copied.platforms), 3)
+        self.assertTrue(events.events)
+        self.assertEqual(client.inspect(copied.destination).digest, copied.digest)
+        subset = client.copy(TOOL, layout + ":arm", porter.CopyOptions(platforms=["linux/arm64"]))
+        self.assertTrue(subset.subset)
+        self.assertEqual(json.loads(subset.json)["platforms"], ["linux/arm64"])
+        with self.assertRaises(porter.PorterError.InvalidInput):
+            client.copy(TOOL, layout, porter.CopyOptions(all_arch=True, platforms=["linux/amd64"]))
+        cancellation = porter.Cancellation()
+        cancellation.cancel()
+        with self.assertRaises(porter.PorterError.Cancelled):
+            client.copy(TOOL, layout + ":never", cancellation=cancellation)
+
+    def test_cache_remove(self):
+        client = new_client("remove")
+        artifact = client.pull(TOOL)
+        with self.assertRaises(porter.PorterError.NotFound) as unknown:
+            client.cache_remove([artifact.id, "no-such-artifact"])
+        self.assertIn("no-such-artifact", unknown.exception.message)
+        self.assertEqual(len(client.list()), 1)
+        with self.assertRaises(porter.PorterError.InvalidInput):
+            client.cache_remove([])
+        removed = client.cache_remove([artifact.id])
+        self.assertEqual(removed.removed, [artifact.id])
+        self.assertGreater(removed.freed_bytes, 0)
         self.assertEqual(client.list(), [])
 
     def test_adapter_requests(self):

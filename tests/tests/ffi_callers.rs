@@ -3,10 +3,11 @@
 //! through pkg-config), the Go program `tests/cgo` built on that package (statically with
 //! `--gc-sections`, against the shared library, and under valgrind's memcheck), and a Python
 //! script importing the uniffi-generated module (`tests/python`). They pull with platforms and
-//! export, list, export from the cache, push, verify and prune the cache, hit the error paths,
-//! pull concurrently, cancel pulls and exports (also exiting at once), close a client while it
-//! pulls, run into deadlines, observe progress and validate every result against the JSON
-//! Schemas; the callers' own checks decide, and their output is shown when one fails.
+//! export, list, export from the cache, inspect, list tags, copy, push, verify, prune and remove
+//! from the cache, hit the error paths, pull concurrently, cancel pulls, copies and exports
+//! (also exiting at once), close a client while it pulls, run into deadlines, observe progress
+//! and validate every result against the JSON Schemas; the callers' own checks decide, and
+//! their output is shown when one fails.
 //!
 //! The library and the bindgen helper are built here (`cargo build -p porter-ffi -p
 //! porter-ffi-bindgen`, same target dir and profile) so the callers never link a stale library,
@@ -274,11 +275,14 @@ fn build_go_caller(shared: bool) -> PathBuf {
     out
 }
 
-/// The Go package's own tests and runnable examples (offline, on the repository's example
-/// layout), with every flag taken from the pkg-config file the build writes.
+/// The Go package's own tests and runnable examples (on the repository's example layout, and
+/// inspect, tags, copy and cache remove against the registry with the standard fixtures), with
+/// every flag taken from the pkg-config file the build writes.
 #[test]
 fn go_package_tests_and_examples_pass_linked_through_pkg_config() {
     let built = built();
+    let registry = Registry::start();
+    let fixtures: StandardFixtures = block_on(publish_standard(&registry));
     let go = std::env::var_os("GO").unwrap_or_else(|| "go".into());
     let mut command = Command::new(go);
     command
@@ -294,6 +298,9 @@ fn go_package_tests_and_examples_pass_linked_through_pkg_config() {
         .env("GOTOOLCHAIN", "local")
         .env("CGO_ENABLED", "1")
         .env("PKG_CONFIG_PATH", built.profile_dir.join("pkgconfig"))
+        .env("PORTER_TEST_REGISTRY", registry.host())
+        .env("PORTER_TEST_TOOL", &fixtures.tool.reference)
+        .env("PORTER_TEST_TOOL_DIGEST", &fixtures.tool.digest)
         .env_remove("CGO_LDFLAGS");
     let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-package-test.log");
     let status = run(command, GO_BUILD_TIMEOUT, Some(&log));
@@ -302,15 +309,20 @@ fn go_package_tests_and_examples_pass_linked_through_pkg_config() {
         status.success(),
         "go test of porter-ffi/go/porter failed ({status}):\n{output}"
     );
-    for example in [
+    for name in [
         "Example",
         "ExampleError",
         "ExampleClient_Export",
+        "ExampleClient_Inspect",
         "ExampleProgressFunc",
+        "TestInspectOfAnIndexInTheRegistryListsItsPlatforms",
+        "TestTagsNarrowedByASemverConstraint",
+        "TestCopyFromTheRegistryToALayoutKeepsTheDigest",
+        "TestCacheRemoveOfAPulledEntryLeavesTheCacheEmpty",
     ] {
         assert!(
-            output.contains(&format!("--- PASS: {example} ")),
-            "{example} did not run:\n{output}"
+            output.contains(&format!("--- PASS: {name} ")),
+            "{name} did not run:\n{output}"
         );
     }
 }

@@ -56,8 +56,8 @@ func (k Kind) Error() string { return k.String() }
 // matches context.Canceled and KindTimedOut context.DeadlineExceeded. A call refused or stopped
 // because its Client or Adapter was closed matches ErrClosed.
 type Error struct {
-	// Op is the operation: "open", "pull", "export", "push", "list", "prune", "verify",
-	// "adapter".
+	// Op is the operation: "open", "pull", "export", "inspect", "tags", "copy", "push",
+	// "list", "prune", "remove", "verify", "adapter".
 	Op string
 	// Kind classifies the failure.
 	Kind Kind

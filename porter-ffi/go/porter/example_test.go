@@ -112,6 +112,41 @@ func ExampleClient_Export() {
 	// <nil>
 }
 
+// Inspect describes an artifact without downloading its layers; Copy keeps every digest.
+func ExampleClient_Inspect() {
+	dir, err := os.MkdirTemp("", "porter-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	client, err := porter.Open(porter.Config{Cache: &porter.CacheConfig{Dir: dir}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	ctx := context.Background()
+
+	found, err := client.Inspect(ctx, store, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(found.Source, found.Annotations["ds.plugin.name"], len(found.Platforms), "platforms")
+	for _, p := range found.Platforms[:2] {
+		fmt.Println(p.Platform, len(p.Layers), "layer")
+	}
+
+	copied, err := client.Copy(ctx, store, "oci:"+filepath.Join(dir, "airgap"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(copied.Digest == found.Digest, strings.TrimPrefix(copied.Destination, "oci:"+dir))
+	// Output:
+	// layout hello 6 platforms
+	// linux/amd64 1 layer
+	// linux/arm64 1 layer
+	// true /airgap:1.0.0
+}
+
 // Progress arrives on the calling goroutine while the call runs.
 func ExampleProgressFunc() {
 	dir, err := os.MkdirTemp("", "porter-example-")

@@ -1,6 +1,7 @@
 // Package porter calls ds-porter's engine in-process: pull artifacts from OCI registries into
-// a shared content-addressed cache, export them, push, list and maintain the cache, without
-// launching the ds-porter plugin. It wraps the C ABI of porter-ffi (porter.h) through cgo.
+// a shared content-addressed cache, export them, inspect them, list tags, copy between
+// registries and layouts, push, list and maintain the cache, without launching the ds-porter
+// plugin. It wraps the C ABI of porter-ffi (porter.h) through cgo.
 //
 // A Client is safe for concurrent use by many goroutines. Every call takes a context: cancelling
 // it stops the call, and its deadline bounds it; a stopped call returns only once its work has
@@ -154,6 +155,12 @@ type withOptions func(client *C.porter_client, options *C.char, call *C.porter_c
 // request runs fn with opts as the library's options JSON (with timeout_ms from ctx's deadline
 // when deadline is set) and decodes the result into a T.
 func request[T any](c *Client, ctx context.Context, op string, opts any, progress ProgressFunc, deadline bool, fn withOptions) (*T, error) {
+	result, err := c.requestText(ctx, op, opts, progress, deadline, fn)
+	return decode[T](op, result, err)
+}
+
+// requestText is request without decoding: the result as the library wrote it.
+func (c *Client) requestText(ctx context.Context, op string, opts any, progress ProgressFunc, deadline bool, fn withOptions) ([]byte, error) {
 	end, ok := ctx.Deadline()
 	text, err := optionsJSON(opts, end, ok && deadline)
 	if err != nil {
@@ -161,10 +168,9 @@ func request[T any](c *Client, ctx context.Context, op string, opts any, progres
 	}
 	options, free := cString(text)
 	defer free()
-	result, err := c.run(ctx, op, progress, func(client *C.porter_client, call *C.porter_call, out, errOut **C.char) C.porter_status {
+	return c.run(ctx, op, progress, func(client *C.porter_client, call *C.porter_call, out, errOut **C.char) C.porter_status {
 		return fn(client, options, call, out, errOut)
 	})
-	return decode[T](op, result, err)
 }
 
 // Artifact is a pulled, exported, pushed or cached artifact (porter-ffi/schema/artifact.schema.json).
@@ -350,7 +356,7 @@ func (o PruneOptions) MarshalJSON() ([]byte, error) {
 	}{ttl, o.MaxSize})
 }
 
-// PruneReport is what Prune removed (porter-ffi/schema/prune-report.schema.json).
+// PruneReport is what Prune or CacheRemove removed (porter-ffi/schema/prune-report.schema.json).
 type PruneReport struct {
 	// Removed are the ids of the removed artifacts, least recently used first.
 	Removed []string `json:"removed"`
@@ -415,6 +421,229 @@ func (o *VerifyOptions) progress() ProgressFunc {
 		return nil
 	}
 	return o.Progress
+}
+
+// InspectOptions are the options of Inspect and InspectRaw.
+type InspectOptions struct {
+	// Insecure allows plain HTTP to the reference's registry.
+	Insecure bool `json:"insecure,omitempty"`
+	// Offline answers from the cache alone.
+	Offline bool `json:"offline,omitempty"`
+	// Retries is how often a failed registry request is tried again (0–20); nil: the
+	// configuration's.
+	Retries *int `json:"retries,omitempty"`
+}
+
+// Inspection is what an artifact is, without its layers
+// (porter-ffi/schema/inspection.schema.json).
+type Inspection struct {
+	// Reference is the reference as given.
+	Reference string `json:"reference"`
+	// Resolved is the reference resolved (against Registry.Default; a layout by its directory).
+	Resolved string `json:"resolved"`
+	// Digest is the digest of the root manifest or index.
+	Digest string `json:"digest"`
+	// MediaType is the root's media type.
+	MediaType string `json:"media_type"`
+	// Size is the root's size in bytes.
+	Size int64 `json:"size"`
+	// ArtifactType is the root's artifactType, when it has one.
+	ArtifactType string `json:"artifact_type,omitempty"`
+	// Annotations are the root's annotations.
+	Annotations map[string]string `json:"annotations"`
+	// Source is where the answer came from: "registry", "mirror", "layout" or "cache".
+	Source string `json:"source"`
+	// Mirror is the mirror that answered, when one did.
+	Mirror string `json:"mirror,omitempty"`
+	// Platforms are each platform's manifest, in index order (one for a single manifest).
+	Platforms []PlatformManifest `json:"platforms"`
+	// TotalSize is the bytes of the root, every manifest listed and every config and layer
+	// they name.
+	TotalSize int64 `json:"total_size"`
+}
+
+// PlatformManifest is one platform's manifest in an Inspection.
+type PlatformManifest struct {
+	// Platform is "os/arch[/variant]", or "unknown" when the index does not say.
+	Platform  string `json:"platform"`
+	Digest    string `json:"digest"`
+	MediaType string `json:"media_type"`
+	Size      int64  `json:"size"`
+	// ArtifactType is the manifest's artifactType, when it has one.
+	ArtifactType string `json:"artifact_type,omitempty"`
+	// Annotations are the index entry's and the manifest's own, the manifest's winning.
+	Annotations map[string]string `json:"annotations"`
+	// Config is nil, and Layers nil (not empty), when the manifest's content is unknown (an
+	// offline answer from a cache that lacks it).
+	Config *Blob  `json:"config,omitempty"`
+	Layers []Blob `json:"layers"`
+	// TotalSize is the bytes of the manifest, its config and its layers.
+	TotalSize int64 `json:"total_size"`
+}
+
+// Blob is a config or layer a manifest names.
+type Blob struct {
+	// Title is the org.opencontainers.image.title annotation, when set.
+	Title     string `json:"title,omitempty"`
+	MediaType string `json:"media_type"`
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+}
+
+// Inspect describes ref (a registry reference or oci:<dir>[:tag|@digest]) without downloading
+// layers: its root manifest or index and each platform's manifest with its layers and sizes. A
+// digest reference whose manifests are cached, and opts.Offline, are answered from the cache.
+// nil opts means the defaults.
+func (c *Client) Inspect(ctx context.Context, ref string, opts *InspectOptions) (*Inspection, error) {
+	reference, freeRef := cString(ref)
+	defer freeRef()
+	return request[Inspection](c, ctx, "inspect", opts, nil, true,
+		func(client *C.porter_client, options *C.char, call *C.porter_call, out, errOut **C.char) C.porter_status {
+			return C.porter_client_inspect(client, reference, options, call, out, errOut)
+		})
+}
+
+// InspectRaw returns the root manifest or index of ref exactly as served (its SHA-256 is the
+// Digest Inspect reports). nil opts means the defaults.
+func (c *Client) InspectRaw(ctx context.Context, ref string, opts *InspectOptions) ([]byte, error) {
+	reference, freeRef := cString(ref)
+	defer freeRef()
+	raw := struct {
+		*InspectOptions
+		Raw bool `json:"raw"`
+	}{opts, true}
+	return c.requestText(ctx, "inspect", raw, nil, true,
+		func(client *C.porter_client, options *C.char, call *C.porter_call, out, errOut **C.char) C.porter_status {
+			return C.porter_client_inspect(client, reference, options, call, out, errOut)
+		})
+}
+
+// TagsOptions are the options of Tags.
+type TagsOptions struct {
+	// Semver keeps only the tags that are semantic versions this constraint accepts (">=1.2, <2",
+	// "^1.2", "~1.2.3", "1.x", alternatives joined by "||"), lowest first.
+	Semver string `json:"semver,omitempty"`
+	// Latest keeps only the highest version (of those Semver keeps, else of every version tag);
+	// none is a KindNotFound error.
+	Latest bool `json:"latest,omitempty"`
+	// Insecure allows plain HTTP to the repository's registry.
+	Insecure bool `json:"insecure,omitempty"`
+	// PageSize is how many tags are asked for per page (1–65535); 0: 100. Every page is
+	// followed.
+	PageSize int `json:"page_size,omitempty"`
+	// Retries is how often a failed registry request is tried again (0–20); nil: the
+	// configuration's.
+	Retries *int `json:"retries,omitempty"`
+}
+
+// TagList is a repository's tags (porter-ffi/schema/tags.schema.json).
+type TagList struct {
+	// Repository is the repository as given.
+	Repository string `json:"repository"`
+	// Constraint is TagsOptions.Semver, when one was given.
+	Constraint string `json:"constraint,omitempty"`
+	// Tags are, without a constraint, every tag sorted; with one, the versions it accepts,
+	// lowest first (only the highest with Latest).
+	Tags []string `json:"tags"`
+}
+
+// Tags lists the tags of repo (registry/repository, or a short name; no tag or digest),
+// following every page. nil opts means the defaults.
+func (c *Client) Tags(ctx context.Context, repo string, opts *TagsOptions) (*TagList, error) {
+	repository, freeRepo := cString(repo)
+	defer freeRepo()
+	return request[TagList](c, ctx, "tags", opts, nil, true,
+		func(client *C.porter_client, options *C.char, call *C.porter_call, out, errOut **C.char) C.porter_status {
+			return C.porter_client_tags(client, repository, options, call, out, errOut)
+		})
+}
+
+// CopyOptions are the options of Copy. The zero value copies every platform.
+type CopyOptions struct {
+	// Platforms to copy under a new index over the source's own platform manifests; empty:
+	// every platform, every digest kept.
+	Platforms []string `json:"platforms,omitempty"`
+	// AllArch copies every platform (the default, spelled out; not together with Platforms).
+	AllArch bool `json:"all_arch,omitempty"`
+	// Insecure allows plain HTTP to the registries the source and the destination name.
+	Insecure bool `json:"insecure,omitempty"`
+	// Retries is how often a failed registry request is tried again (0–20); nil: the
+	// configuration's.
+	Retries *int `json:"retries,omitempty"`
+	// Progress receives the call's transfer events.
+	Progress ProgressFunc `json:"-"`
+}
+
+func (o *CopyOptions) progress() ProgressFunc {
+	if o == nil {
+		return nil
+	}
+	return o.Progress
+}
+
+// CopyResult is what Copy did (porter-ffi/schema/copy-outcome.schema.json).
+type CopyResult struct {
+	// Source is the source as given.
+	Source string `json:"source"`
+	// Destination is the destination as written, with the tag or digest it was stored under.
+	Destination string `json:"destination"`
+	// SourceDigest is the digest of the source's root manifest or index.
+	SourceDigest string `json:"source_digest"`
+	// Digest is what the destination now holds: SourceDigest unless a subset was copied.
+	Digest string `json:"digest"`
+	// MediaType is that root's media type.
+	MediaType string `json:"media_type"`
+	// Platforms are the platforms copied, in index order.
+	Platforms []string `json:"platforms"`
+	// Subset is set when a platform subset was copied under a new index.
+	Subset bool `json:"subset"`
+	// Manifests is how many manifests and indexes were written.
+	Manifests int `json:"manifests"`
+	// BlobsCopied, BlobsSkipped and BlobsMounted count the blobs sent, those the destination
+	// had, and those mounted from another repository of the destination registry.
+	BlobsCopied  int `json:"blobs_copied"`
+	BlobsSkipped int `json:"blobs_skipped"`
+	BlobsMounted int `json:"blobs_mounted"`
+	// BytesCopied is the size of the blobs sent.
+	BytesCopied uint64 `json:"bytes_copied"`
+	// BytesDownloaded is what was fetched from the source (what the cache did not have).
+	BytesDownloaded uint64 `json:"bytes_downloaded"`
+}
+
+// Copy copies src to dst, each a registry reference or oci:<dir>[:tag|@digest], in any
+// combination: a pull into the cache, then an upload of what the destination lacks. A dst
+// without a tag or digest takes the source's tag. Cancelling ctx stops the pull as it stops
+// Pull and abandons the upload (the destination's tag moves only at the end). nil opts means
+// the defaults.
+func (c *Client) Copy(ctx context.Context, src, dst string, opts *CopyOptions) (*CopyResult, error) {
+	source, freeSrc := cString(src)
+	defer freeSrc()
+	destination, freeDst := cString(dst)
+	defer freeDst()
+	return request[CopyResult](c, ctx, "copy", opts, opts.progress(), true,
+		func(client *C.porter_client, options *C.char, call *C.porter_call, out, errOut **C.char) C.porter_status {
+			return C.porter_client_copy(client, source, destination, options, call, out, errOut)
+		})
+}
+
+// CacheRemove removes the cached artifacts names names (ids, digests or references as pulled)
+// and every blob no remaining artifact needs, waiting up to a minute for running pulls. A name
+// that matches nothing is a KindNotFound error, and then nothing is removed; no name, or an
+// empty one, is KindInvalidInput. It cannot be cancelled once started.
+func (c *Client) CacheRemove(ctx context.Context, names ...string) (*PruneReport, error) {
+	if names == nil {
+		names = []string{}
+	}
+	text, err := json.Marshal(names)
+	if err != nil {
+		return nil, &Error{Op: "remove", Kind: KindInvalidInput, Message: "names: " + err.Error()}
+	}
+	list, free := cString(string(text))
+	defer free()
+	result, err := c.run(ctx, "remove", nil, func(client *C.porter_client, _ *C.porter_call, out, errOut **C.char) C.porter_status {
+		return C.porter_client_cache_remove(client, list, out, errOut)
+	})
+	return decode[PruneReport]("remove", result, err)
 }
 
 // Retries returns n as a pointer, for the Retries fields of the options.

@@ -130,10 +130,10 @@ pub unsafe extern "C" fn porter_client_new(
 
 /// Closes a client without freeing it: cancels every call running with it and waits until they
 /// have returned (their work stopped, their staging removed, no progress callback pending); calls
-/// started afterwards return `PORTER_CANCELLED` at once. `list` and `cache_prune` are not
-/// cancelled; close waits for them. Called from a progress callback it cancels but cannot wait
-/// (the callback's own call is among those running) and returns at once. `client` NULL:
-/// `PORTER_NULL_PARAMETER`.
+/// started afterwards return `PORTER_CANCELLED` at once. `list`, `cache_prune` and
+/// `cache_remove` are not cancelled; close waits for them. Called from a progress callback it
+/// cancels but cannot wait (the callback's own call is among those running) and returns at once.
+/// `client` NULL: `PORTER_NULL_PARAMETER`.
 ///
 /// # Safety
 ///
@@ -487,6 +487,204 @@ pub unsafe extern "C" fn porter_client_cache_verify(
         let engine = &invocation.engine;
         let progress = invocation.progress();
         let report = invocation.run(timeout, |token| engine.verify(options, progress, token))?;
+        // SAFETY: checked not NULL; writable (caller).
+        unsafe { write_string(result_out, go_json(&report, false)) };
+        Ok(())
+    });
+    // SAFETY: `error_out` is NULL or valid for writes (caller).
+    unsafe { finish(outcome, error_out) }
+}
+
+/// Describes `reference` (a registry reference or `oci:<dir>[:tag|@digest]`) without
+/// downloading layers: its root manifest or index and each platform's manifest with its layers
+/// and sizes. A digest reference whose manifests are cached, and `"offline":true`, are answered
+/// from the cache (`"source":"cache"`). `call` cancels (the reads are abandoned); inspections
+/// report no progress.
+///
+/// `options_json` (NULL or `null` for the defaults): `{"raw":false,"insecure":false,
+/// "offline":false,"timeout_ms":60000,"retries":2}`. On success writes the inspection JSON
+/// (schema/inspection.schema.json, as `ds-porter inspect` prints it) to `*result_out`; with
+/// `"raw":true`, the root manifest or index exactly as served instead.
+///
+/// `client`, `reference` or `result_out` NULL: `PORTER_NULL_PARAMETER` (before any work).
+/// `call` NULL: only `timeout_ms` and closing the client stop the call.
+///
+/// # Safety
+///
+/// As `porter_client_pull`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn porter_client_inspect(
+    client: *const porter_client,
+    reference: *const c_char,
+    options_json: *const c_char,
+    call: *const porter_call,
+    result_out: *mut *mut c_char,
+    error_out: *mut *mut c_char,
+) -> porter_status {
+    let outcome = guard(|| {
+        // SAFETY: each pointer as the caller guarantees above.
+        let invocation = unsafe { Invocation::new(client, call) }?;
+        // SAFETY: as above.
+        let reference = unsafe { str_arg(reference, "reference") }?;
+        // SAFETY: as above.
+        let options = unsafe { opt_str_arg(options_json, "options_json") }?;
+        let result_out = out_arg(result_out, "result_out")?;
+        let options: options::InspectCallOptions = options::parse(options, "inspect")?;
+        let (options, raw) = options.split();
+        let timeout = options::timeout(options.timeout_ms)?;
+        let engine = &invocation.engine;
+        let found = invocation.run(timeout, |token| engine.inspect(reference, options, token))?;
+        let text = if raw {
+            // The engine parsed the document as JSON, so it is UTF-8 without NULs.
+            String::from_utf8(found.raw.to_vec()).map_err(|_| {
+                Failure::new(
+                    porter_status::PORTER_INTEGRITY,
+                    format!("the root document of {reference} is not UTF-8 text"),
+                )
+            })?
+        } else {
+            go_json(&found, false)
+        };
+        // SAFETY: checked not NULL; writable (caller).
+        unsafe { write_string(result_out, text) };
+        Ok(())
+    });
+    // SAFETY: `error_out` is NULL or valid for writes (caller).
+    unsafe { finish(outcome, error_out) }
+}
+
+/// Lists the tags of `repository` (`registry/repository` or a short name, without a tag or
+/// digest), following every page. `call` cancels (the listing is abandoned); listings report no
+/// progress.
+///
+/// `options_json` (NULL or `null` for the defaults): `{"semver":"^1.2","latest":false,
+/// "insecure":false,"page_size":100,"timeout_ms":60000,"retries":2}`. `semver` keeps only the
+/// tags that are semantic versions it accepts (`>=1.2, <2`, `^1.2`, `~1.2.3`, `1.x`,
+/// alternatives joined by `||`), lowest first; an invalid constraint is `PORTER_INVALID_INPUT`.
+/// `latest` keeps only the highest version (of those `semver` keeps, else of every version tag),
+/// and is `PORTER_NOT_FOUND` when there is none. `page_size` (1–65535) is how many tags are
+/// asked for per page. On success writes `{"repository":…,"constraint":…,"tags":[…]}`
+/// (schema/tags.schema.json, as `ds-porter tags` prints it; without a constraint every tag,
+/// sorted, and no `constraint`) to `*result_out`.
+///
+/// `client`, `repository` or `result_out` NULL: `PORTER_NULL_PARAMETER` (before any work).
+/// `call` NULL: only `timeout_ms` and closing the client stop the call.
+///
+/// # Safety
+///
+/// As `porter_client_pull`; `repository` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn porter_client_tags(
+    client: *const porter_client,
+    repository: *const c_char,
+    options_json: *const c_char,
+    call: *const porter_call,
+    result_out: *mut *mut c_char,
+    error_out: *mut *mut c_char,
+) -> porter_status {
+    let outcome = guard(|| {
+        // SAFETY: each pointer as the caller guarantees above.
+        let invocation = unsafe { Invocation::new(client, call) }?;
+        // SAFETY: as above.
+        let repository = unsafe { str_arg(repository, "repository") }?;
+        // SAFETY: as above.
+        let options = unsafe { opt_str_arg(options_json, "options_json") }?;
+        let result_out = out_arg(result_out, "result_out")?;
+        let options: options::TagsOptions = options::parse(options, "tags")?;
+        let timeout = options::timeout(options.timeout_ms)?;
+        let engine = &invocation.engine;
+        let list = invocation.run(timeout, |token| engine.tags(repository, options, token))?;
+        // SAFETY: checked not NULL; writable (caller).
+        unsafe { write_string(result_out, go_json(&list, false)) };
+        Ok(())
+    });
+    // SAFETY: `error_out` is NULL or valid for writes (caller).
+    unsafe { finish(outcome, error_out) }
+}
+
+/// Copies `source` to `destination`, each a registry reference or `oci:<dir>[:tag|@digest]`,
+/// in any combination: a pull into the cache (verified, through mirrors, as every pull), then
+/// an upload of what the destination lacks (blobs another repository of the destination
+/// registry holds are mounted). Every platform by default, every digest kept; `"platforms"`
+/// copies a subset under a new index over the source's own platform manifests. A destination
+/// without a tag or digest takes the source's tag. Cancelling stops the pull as a pull stops and
+/// abandons the upload (the destination's tag moves only at the end).
+///
+/// `options_json` (NULL or `null` for the defaults): `{"platforms":["linux/amd64"],
+/// "all_arch":false,"insecure":false,"timeout_ms":60000,"retries":2}` (`all_arch` and
+/// `platforms` cannot be combined). On success writes the copy's outcome JSON
+/// (schema/copy-outcome.schema.json, as `ds-porter copy` prints it) to `*result_out`.
+///
+/// `client`, `source`, `destination` or `result_out` NULL: `PORTER_NULL_PARAMETER` (before any
+/// work). `call` NULL: no progress, and only `timeout_ms` and closing the client stop the call.
+///
+/// # Safety
+///
+/// As `porter_client_pull`; `source` and `destination` are NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn porter_client_copy(
+    client: *const porter_client,
+    source: *const c_char,
+    destination: *const c_char,
+    options_json: *const c_char,
+    call: *const porter_call,
+    result_out: *mut *mut c_char,
+    error_out: *mut *mut c_char,
+) -> porter_status {
+    let outcome = guard(|| {
+        // SAFETY: each pointer as the caller guarantees above.
+        let invocation = unsafe { Invocation::new(client, call) }?;
+        // SAFETY: as above.
+        let source = unsafe { str_arg(source, "source") }?;
+        // SAFETY: as above.
+        let destination = unsafe { str_arg(destination, "destination") }?;
+        // SAFETY: as above.
+        let options = unsafe { opt_str_arg(options_json, "options_json") }?;
+        let result_out = out_arg(result_out, "result_out")?;
+        let options: options::CopyOptions = options::parse(options, "copy")?;
+        let timeout = options::timeout(options.timeout_ms)?;
+        let engine = &invocation.engine;
+        let progress = invocation.progress();
+        let copied = invocation.run(timeout, |token| {
+            engine.copy(source, destination, options, progress, token)
+        })?;
+        // SAFETY: checked not NULL; writable (caller).
+        unsafe { write_string(result_out, go_json(&copied, false)) };
+        Ok(())
+    });
+    // SAFETY: `error_out` is NULL or valid for writes (caller).
+    unsafe { finish(outcome, error_out) }
+}
+
+/// Removes cached artifacts and every blob no remaining artifact needs, waiting up to a minute
+/// for running pulls. Not cancellable.
+///
+/// `names_json` is a JSON array of the artifacts to remove, each an id, a digest or a reference
+/// as pulled: `["0123456789abcdef","127.0.0.1:5000/demo/tool:1.0"]`. An empty array or name is
+/// `PORTER_INVALID_INPUT`; a name that matches no cached artifact is `PORTER_NOT_FOUND` (naming
+/// it), and then nothing is removed. On success writes the report JSON
+/// (schema/prune-report.schema.json) to `*result_out`.
+///
+/// `client`, `names_json` or `result_out` NULL: `PORTER_NULL_PARAMETER`.
+///
+/// # Safety
+///
+/// As `porter_client_list`; `names_json` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn porter_client_cache_remove(
+    client: *const porter_client,
+    names_json: *const c_char,
+    result_out: *mut *mut c_char,
+    error_out: *mut *mut c_char,
+) -> porter_status {
+    let outcome = guard(|| {
+        // SAFETY: live or NULL (caller).
+        let invocation = unsafe { Invocation::new(client, std::ptr::null()) }?;
+        // SAFETY: NULL or NUL-terminated (caller).
+        let names = unsafe { str_arg(names_json, "names_json") }?;
+        let result_out = out_arg(result_out, "result_out")?;
+        let names = options::names(names)?;
+        let report = invocation.run(None, |_| async { invocation.engine.remove(&names) })?;
         // SAFETY: checked not NULL; writable (caller).
         unsafe { write_string(result_out, go_json(&report, false)) };
         Ok(())

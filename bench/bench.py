@@ -157,7 +157,7 @@ def write_blob(layout, data_path=None, data=None):
 
 EMPTY = {"mediaType": "application/vnd.oci.empty.v1+json",
          "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2}
-LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
+LAYER_TYPE = "application/vnd.example.bench.part.v1+binary"
 
 
 def make_big_layout(work, layers, layer_size):

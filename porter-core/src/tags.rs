@@ -191,6 +191,47 @@ impl std::fmt::Display for SemverConstraint {
     }
 }
 
+/// The tags a listing shows, the one rule every front end applies: without a constraint every
+/// tag, sorted, each once; with one, the versions it accepts, lowest first; with `latest`, only
+/// the highest of those (of every version tag when there is no constraint), and an error naming
+/// `repository` and the constraint when there is none.
+pub fn narrow(
+    repository: &str,
+    mut tags: Vec<String>,
+    constraint: Option<&SemverConstraint>,
+    latest: bool,
+) -> Result<Vec<String>> {
+    let any;
+    let constraint = match (constraint, latest) {
+        (Some(c), _) => c,
+        (None, true) => {
+            any = SemverConstraint::parse("*")?;
+            &any
+        }
+        (None, false) => {
+            tags.sort();
+            tags.dedup();
+            return Ok(tags);
+        }
+    };
+    let mut matched = constraint.select(&tags);
+    if latest {
+        matched = matched.pop().into_iter().collect();
+        if matched.is_empty() {
+            let versions = tags.iter().filter(|t| version_of(t).is_some()).count();
+            return Err(Error::NotFound {
+                what: "a tag satisfying the version constraint",
+                reference: format!(
+                    "{repository} ({:?}; {} tags, {versions} of them semantic versions)",
+                    constraint.as_str(),
+                    tags.len()
+                ),
+            });
+        }
+    }
+    Ok(matched)
+}
+
 /// `tag` as a semantic version (a leading `v` allowed), when it is one.
 pub fn version_of(tag: &str) -> Option<semver::Version> {
     let bare = tag.strip_prefix('v').unwrap_or(tag);
@@ -232,22 +273,10 @@ impl Porter {
         constraint: &SemverConstraint,
     ) -> Result<String> {
         let tags = self.list_tags(request).await?;
-        let matched = constraint.select(&tags);
-        match matched.last() {
-            Some(tag) => Ok(tag.clone()),
-            None => {
-                let versions = tags.iter().filter(|t| version_of(t).is_some()).count();
-                Err(Error::NotFound {
-                    what: "a tag satisfying the version constraint",
-                    reference: format!(
-                        "{} ({:?}; {} tags, {versions} of them semantic versions)",
-                        request.repository,
-                        constraint.as_str(),
-                        tags.len()
-                    ),
-                })
-            }
-        }
+        let mut highest = narrow(&request.repository, tags, Some(constraint), true)?;
+        highest
+            .pop()
+            .ok_or_else(|| Error::Internal("narrowing to the latest tag returned none".into()))
     }
 }
 

@@ -16,6 +16,14 @@ reflect sort slices maps math time context encoding path testing regexp crypto h
 unique weak cmp flag net text container compress mime vendor main github.com golang.org
 gopkg.in example.invalid ds-porter.test"
 HELPERS="_cgo_* _cgoexp_* crosscall2 x_cgo_* *body type:*"
+# System call parameters that point into memory Go maps itself (its stacks and heap), reported as
+# unaddressable when Go's own syscall wrappers pass them.
+PARAMS="getdents64(dirp) read(buf) write(buf) pread64(buf) pwrite64(buf) openat(filename)
+newfstatat(file_name) newfstatat(buf) fstat(buf) statx(file_name) statx(buf) readlinkat(path)
+readlinkat(buf) unlinkat(pathname) mkdirat(pathname) renameat(oldpath) renameat(newpath)
+fchmodat(filename) epoll_ctl(event) epoll_pwait(events) rt_sigaction(act) rt_sigaction(oldact)
+sched_getaffinity(mask) getrandom(buf) clock_gettime(tp) nanosleep(req)"
+SYSCALLERS="runtime internal syscall os"
 
 out="$(dirname "$0")/porter/valgrind-go.supp"
 {
@@ -28,6 +36,12 @@ out="$(dirname "$0")/porter/valgrind-go.supp"
     done
     for helper in $HELPERS; do
       printf '{\n   go-%s-%s\n   Memcheck:%s\n   fun:%s\n}\n' "$helper" "$kind" "$kind" "$helper"
+    done
+  done
+  for param in $PARAMS; do
+    for package in $SYSCALLERS; do
+      printf '{\n   go-%s-param-%s\n   Memcheck:Param\n   %s\n   fun:%s.*\n}\n' "$package" "$param" "$param" "$package"
+      printf '{\n   go-%s-path-param-%s\n   Memcheck:Param\n   %s\n   fun:%s/*\n}\n' "$package" "$param" "$param" "$package"
     done
   done
 } >"$out"

@@ -290,39 +290,13 @@ impl TagQuery {
 
     /// The tags to return from a listing: all of them sorted, or the versions the constraint
     /// accepts in version order (only the highest with `latest`, which must find one).
-    fn select(self, mut tags: Vec<String>) -> Result<TagList, Failure> {
-        let constraint = match (&self.constraint, self.latest) {
-            (Some(c), _) => Some(c.clone()),
-            (None, true) => Some(SemverConstraint::parse("*")?),
-            (None, false) => None,
-        };
-        let tags = match constraint {
-            None => {
-                tags.sort();
-                tags.dedup();
-                tags
-            }
-            Some(constraint) => {
-                let mut matched = constraint.select(&tags);
-                if self.latest {
-                    matched = matched.pop().into_iter().collect();
-                    if matched.is_empty() {
-                        return Err(Error::NotFound {
-                            what: "a tag satisfying the version constraint",
-                            reference: format!(
-                                "{} ({})",
-                                self.listing.repository,
-                                self.constraint
-                                    .as_ref()
-                                    .map_or("any version", |c| c.as_str())
-                            ),
-                        }
-                        .into());
-                    }
-                }
-                matched
-            }
-        };
+    fn select(self, tags: Vec<String>) -> Result<TagList, Failure> {
+        let tags = porter_core::tags::narrow(
+            &self.listing.repository,
+            tags,
+            self.constraint.as_ref(),
+            self.latest,
+        )?;
         Ok(TagList {
             repository: self.listing.repository,
             constraint: self.constraint.map(|c| c.as_str().to_owned()),
@@ -517,7 +491,7 @@ mod tests {
             .select(tags())
             .unwrap_err();
         assert_eq!(none.status, PORTER_NOT_FOUND);
-        assert!(none.message.contains("demo/tool (^3)"), "{none}");
+        assert!(none.message.contains("demo/tool (\"^3\";"), "{none}");
         let empty = query(semver("^3", false)).unwrap().select(tags()).unwrap();
         assert!(empty.tags.is_empty());
 

@@ -82,24 +82,15 @@ pub struct TagsRequest {
 }
 
 impl TagsRequest {
-    /// The tags to print from a listing: all of them sorted, or the versions the constraint
-    /// accepts in version order (only the highest with `latest`).
-    pub fn select(&self, mut tags: Vec<String>) -> Vec<String> {
-        let constraint = match (&self.constraint, self.latest) {
-            (Some(c), _) => Some(c.clone()),
-            (None, true) => SemverConstraint::parse("*").ok(),
-            (None, false) => None,
-        };
-        let Some(constraint) = constraint else {
-            tags.sort();
-            tags.dedup();
-            return tags;
-        };
-        let mut matched = constraint.select(&tags);
-        if self.latest {
-            matched = matched.pop().into_iter().collect();
-        }
-        matched
+    /// The tags to print from a listing (`porter_core::tags::narrow`: all of them sorted, or the
+    /// versions the constraint accepts in version order, only the highest with `latest`).
+    pub fn select(&self, tags: Vec<String>) -> Result<Vec<String>, Error> {
+        porter_core::tags::narrow(
+            &self.listing.repository,
+            tags,
+            self.constraint.as_ref(),
+            self.latest,
+        )
     }
 }
 

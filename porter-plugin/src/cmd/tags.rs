@@ -95,20 +95,7 @@ impl EngineCommand for TagsArgs {
 
     fn run(porter: &Porter, tags: Tags, _ui: Ui) -> Result<String, Failure> {
         let listed = until_signal(porter.list_tags(&tags.request.listing), || {})?;
-        let selected = tags.request.select(listed);
-        if tags.request.latest && selected.is_empty() {
-            return Err(Failure::Operation(Error::NotFound {
-                what: "a tag satisfying the version constraint",
-                reference: format!(
-                    "{} ({})",
-                    tags.request.listing.repository,
-                    tags.request
-                        .constraint
-                        .as_ref()
-                        .map_or("any version", |c| c.as_str())
-                ),
-            }));
-        }
+        let selected = tags.request.select(listed)?;
         Ok(match tags.format {
             TagsFormat::Json => json_line(&Listed {
                 repository: &tags.request.listing.repository,

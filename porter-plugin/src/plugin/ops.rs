@@ -171,17 +171,9 @@ async fn tags(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
         .list_tags(&request.listing)
         .await
         .map_err(|e| crate::hints::plugin_error(&e))?;
-    let selected = request.select(listed);
-    if request.latest && selected.is_empty() {
-        return Err(format!(
-            "no tag of {} satisfies {}",
-            request.listing.repository,
-            request
-                .constraint
-                .as_ref()
-                .map_or("any version", |c| c.as_str())
-        ));
-    }
+    let selected = request
+        .select(listed)
+        .map_err(|e| crate::hints::plugin_error(&e))?;
     json_stdout(&serde_json::json!({
         "repository": request.listing.repository,
         "constraint": request.constraint.as_ref().map(|c| c.as_str()),

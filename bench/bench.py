@@ -194,6 +194,9 @@ class Results:
     def add(self, case, tool, walls, rss, nbytes=None, note=""):
         self.rows.append({"case": case, "tool": tool, "wall": median(walls), "runs": len(walls),
                           "rss": max(rss) if rss else None, "bytes": nbytes, "note": note})
+        # Each row as it is measured, so a later failing case loses nothing already measured.
+        print(f"[row] {case} | {tool} | {median(walls) * 1000:.1f} ms | rss {max(rss) if rss else '-'} KiB"
+              f" | bytes {nbytes} {note}", file=sys.stderr, flush=True)
 
     def table(self):
         out = ["| case | tool | median wall | MB/s | peak RSS | registry bytes | ratio (tool ÷ ds-porter) |",
@@ -528,56 +531,76 @@ def main():
                         None, note=note if name == "ds-porter" else "")
 
         if want("15"):
-            # Case 15: copy 1 GiB registry → another registry (empty repository each run, fresh
-            # cache for ds-porter), against skopeo copy and oras-py (pull to a directory + push).
+            # Case 15: copy 1 GiB registry → another registry, a fresh, empty destination registry
+            # for every run (so no tool can mount from an earlier run's copy) and a fresh cache for
+            # ds-porter, against skopeo copy and oras-py (pull to a directory, then push).
             big = f"{host}/bench/big:1"
-            other_work = os.path.join(work, "other")
-            os.makedirs(other_work)
-            other = Registry(other_work)
-            try:
-                def porter_copy():
-                    d = fresh("copy")
-                    counter[0] += 1
-                    return run([PORTER, "copy", big, f"{other.host}/copy/p{counter[0]}:1", "--insecure"],
-                               env=porter_env(os.path.join(d, "cache")))
 
-                def skopeo_copy():
-                    fresh("skopeo-copy")
-                    counter[0] += 1
-                    return run(["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
-                                f"docker://{big}", f"docker://{other.host}/copy/s{counter[0]}:1"])
+            def into_fresh_registry(copy):
+                counter[0] += 1
+                dest_work = os.path.join(work, f"dest-{counter[0]}")
+                os.makedirs(dest_work)
+                dest = Registry(dest_work)
+                try:
+                    return copy(dest.host)
+                finally:
+                    dest.stop()
+                    shutil.rmtree(dest_work, ignore_errors=True)
 
-                def oras_copy():
-                    d = fresh("oras-copy")
-                    counter[0] += 1
-                    code = ("import oras.client,sys,os; c=oras.client.OrasClient(hostname=sys.argv[1], insecure=True); "
-                            "files=c.pull(target=sys.argv[2], outdir=sys.argv[4]); "
-                            "o=oras.client.OrasClient(hostname=sys.argv[3], insecure=True); "
-                            "os.chdir(sys.argv[4]); o.push(target=sys.argv[5], files=[os.path.basename(f) for f in files])")
-                    return run([VENV_PY, "-c", code, host, big, other.host, d, f"{other.host}/copy/o{counter[0]}:1"])
+            def porter_copy(dest):
+                d = fresh("copy")
+                return run([PORTER, "copy", big, f"{dest}/copy/big:1", "--insecure"], env=porter_env(os.path.join(d, "cache")))
 
-                tools = {"ds-porter": porter_copy, "skopeo copy docker:// docker://": skopeo_copy}
-                if os.path.exists(VENV_PY):
-                    tools["oras-py pull + push"] = oras_copy
-                out = alternate(runs, tools)
-                for name, vals in out.items():
-                    res.add("15. copy 1 GiB registry → registry", name, [v[0] for v in vals], [v[1] for v in vals], big_total)
-            finally:
-                other.stop()
+            def skopeo_copy(dest):
+                fresh("skopeo-copy")
+                return run(["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false",
+                            f"docker://{big}", f"docker://{dest}/copy/big:1"])
+
+            def oras_copy(dest):
+                d = fresh("oras-copy")
+                code = ("import oras.client,sys,os; c=oras.client.OrasClient(hostname=sys.argv[1], insecure=True); "
+                        "files=c.pull(target=sys.argv[2], outdir=sys.argv[4]); "
+                        "o=oras.client.OrasClient(hostname=sys.argv[3], insecure=True); "
+                        "os.chdir(sys.argv[4]); o.push(target=sys.argv[5], files=[os.path.basename(f) for f in files])")
+                return run([VENV_PY, "-c", code, host, big, dest, d, f"{dest}/copy/big:1"])
+
+            tools = {"ds-porter": lambda: into_fresh_registry(porter_copy),
+                     "skopeo copy docker:// docker://": lambda: into_fresh_registry(skopeo_copy)}
+            if os.path.exists(VENV_PY):
+                tools["oras-py pull + push"] = lambda: into_fresh_registry(oras_copy)
+            out = alternate(runs, tools)
+            for name, vals in out.items():
+                res.add("15. copy 1 GiB registry → registry", name, [v[0] for v in vals], [v[1] for v in vals], big_total)
 
         if want("16"):
             # Case 16: inspect the 6-platform index (ds-porter reads the index and all six manifests),
             # against skopeo inspect (index, this platform's manifest and config) and --raw (index).
+            # skopeo's non-raw inspect refuses artifacts (empty config), so its peer for what
+            # ds-porter reads is `inspect --raw` of the index and of each of the six manifests.
             d = fresh("inspect")
             ienv = porter_env(os.path.join(d, "cache"))
+            index = json.loads(subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{plat}"],
+                                              capture_output=True, check=True).stdout)
+            repo = plat.rsplit(":", 1)[0]
+            children = [f"docker://{repo}@{m['digest']}" for m in index["manifests"]]
+
+            def skopeo_all():
+                total = [0.0, 0]
+                for ref in [f"docker://{plat}"] + children:
+                    w, rss = run(["skopeo", "inspect", "--raw", "--tls-verify=false", ref])
+                    total[0] += w
+                    total[1] = max(total[1], rss or 0)
+                return total[0], total[1]
+
             out = alternate(runs, {
                 "ds-porter": lambda: run([PORTER, "inspect", plat, "--insecure"], env=ienv),
-                "skopeo inspect": lambda: run(["skopeo", "inspect", "--tls-verify=false", f"docker://{plat}"]),
-                "skopeo inspect --raw": lambda: run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{plat}"]),
+                "ds-porter inspect --raw": lambda: run([PORTER, "inspect", plat, "--insecure", "--raw"], env=ienv),
+                "skopeo inspect --raw, index + 6 manifests (7 runs)": skopeo_all,
+                "skopeo inspect --raw, index only": lambda: run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{plat}"]),
             })
             for name, vals in out.items():
                 res.add("16. inspect a 6-platform index", name, [v[0] for v in vals], [v[1] for v in vals], None,
-                        note="(index + 6 manifests)" if name == "ds-porter" else "")
+                        note={"ds-porter": "(index + 6 manifests, one run)", "ds-porter inspect --raw": "(index only)"}.get(name, ""))
 
         if want("6"):
             # Case 6: plugin round trips through the go-plugin host.

@@ -36,6 +36,8 @@ pub struct InspectRequest {
     pub insecure: bool,
     /// Answer from the cache alone (also `Settings::offline`).
     pub offline: bool,
+    /// Read only the root document (for its bytes as served): no platform is described.
+    pub root_only: bool,
 }
 
 impl InspectRequest {
@@ -45,6 +47,7 @@ impl InspectRequest {
             reference: reference.trim().to_owned(),
             insecure: false,
             offline: false,
+            root_only: false,
         }
     }
 }
@@ -171,7 +174,8 @@ impl Porter {
             ArtifactRef::Layout(l) => {
                 let source = LayoutSource::new(l);
                 let (root, bytes) = source.fetch_root().await?;
-                let mut out = describe(&Reader::Layout(&source), root, bytes).await?;
+                let mut out =
+                    describe(&Reader::Layout(&source), root, bytes, request.root_only).await?;
                 out.source = "layout".into();
                 Ok(self.finish(out, request, &reference))
             }
@@ -194,7 +198,8 @@ impl Porter {
                     && let Some(bytes) = cached(cache, digest)?
                 {
                     let desc = crate::registry::root_descriptor(&bytes, digest.clone(), None)?;
-                    let out = describe(&Reader::Cache(cache), desc, bytes).await?;
+                    let out =
+                        describe(&Reader::Cache(cache), desc, bytes, request.root_only).await?;
                     let complete = out.platforms.iter().all(|p| p.layers.is_some());
                     if offline || complete {
                         let mut out = out;
@@ -212,7 +217,8 @@ impl Porter {
                 }
                 let source = Remote::new(self.settings(), r, request.insecure);
                 let (root, bytes) = source.fetch_root().await?;
-                let mut out = describe(&Reader::Registry(&source), root, bytes).await?;
+                let mut out =
+                    describe(&Reader::Registry(&source), root, bytes, request.root_only).await?;
                 match source.served() {
                     Served::Mirror(host) => {
                         out.source = "mirror".into();
@@ -237,8 +243,13 @@ impl Porter {
     }
 }
 
-/// Reads the manifests under `root` and describes them.
-async fn describe(reader: &Reader<'_>, root: Descriptor, bytes: Bytes) -> Result<Inspection> {
+/// Reads the manifests under `root` and describes them (with `root_only`, only the root).
+async fn describe(
+    reader: &Reader<'_>,
+    root: Descriptor,
+    bytes: Bytes,
+    root_only: bool,
+) -> Result<Inspection> {
     let node = manifest::parse(&bytes, &root.media_type, &root.digest)?;
     let (artifact_type, annotations) = match &node {
         Node::Index(i) => (i.artifact_type.clone(), i.annotations.clone()),
@@ -247,6 +258,7 @@ async fn describe(reader: &Reader<'_>, root: Descriptor, bytes: Bytes) -> Result
     let mut platforms = Vec::new();
     let mut total_size = root.size;
     match node {
+        _ if root_only => {}
         Node::Manifest(m) => {
             let platform = m
                 .platform

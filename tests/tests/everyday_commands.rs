@@ -82,6 +82,13 @@ fn inspect_reads_no_layer_and_agrees_with_skopeo() {
     assert_eq!(raw.code(), 0, "{}", raw.stderr());
     assert_eq!(raw.0.stdout, skopeo_raw(&reference));
     assert!(reg.blob_gets_since(&mark).is_empty(), "inspect read a blob");
+    // The bytes as served need the root alone (skopeo's GET came after the mark too).
+    assert_eq!(
+        reg.manifest_gets_since(&mark).len(),
+        2,
+        "{:?}",
+        reg.requests_since(&mark)
+    );
 
     let found = user.run(&["inspect", &reference, "--insecure"]).ok();
     assert_eq!(found["digest"], index.digest.as_str());

@@ -70,7 +70,9 @@ impl EngineCommand for InspectArgs {
     type Request = Inspect;
 
     fn request(&self) -> Result<Inspect, Error> {
-        let request = request::inspect(&self.reference, self.insecure, self.offline)?;
+        let mut request = request::inspect(&self.reference, self.insecure, self.offline)?;
+        // The bytes as served need only the root.
+        request.root_only = self.raw;
         let output = match (self.raw, self.format) {
             (true, _) => Output::Raw,
             (false, Some(InspectFormat::Json)) => Output::Json,

@@ -137,18 +137,20 @@ fn json_stdout(value: &impl serde::Serialize) -> Result<Output, String> {
 
 /// `inspect <ref>` (`insecure`, `offline`, `raw=true` for the root document as served).
 async fn inspect(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
-    let request = request::inspect(
+    let raw = args.bool("raw").unwrap_or(false);
+    let mut request = request::inspect(
         args.first_any(&["ref", "artifact", "arg0"])
             .unwrap_or_default(),
         args.bool("insecure").unwrap_or(false),
         args.bool("offline").unwrap_or(false),
     )
     .map_err(|e| e.to_string())?;
+    request.root_only = raw;
     let found = porter
         .inspect(&request)
         .await
         .map_err(|e| crate::hints::plugin_error(&e))?;
-    if args.bool("raw").unwrap_or(false) {
+    if raw {
         return Ok(Output::stdout(
             String::from_utf8_lossy(&found.raw).into_owned(),
         ));

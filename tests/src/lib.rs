@@ -36,6 +36,7 @@ mod loopback;
 mod publish;
 mod registry;
 pub mod signing;
+pub mod skopeo;
 mod standard;
 pub mod tag_server;
 mod tls;

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use porter_e2e::cli::User;
+use porter_e2e::skopeo::skopeo;
 use porter_e2e::{
     LayerSpec, Registry, StandardFixtures, TarEntry, block_on, cache_id, publish_index,
     publish_single, publish_standard,
@@ -925,17 +926,6 @@ fn wait_all(mut children: Vec<std::process::Child>, limit: Duration) -> Vec<std:
         let _ = child.wait();
     }
     panic!("pulls still running after {limit:?}");
-}
-
-/// Runs skopeo and asserts success; returns stdout.
-fn skopeo(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("skopeo").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 #[test]

@@ -17,21 +17,7 @@ const ARCHIVE: &str = "application/vnd.delivery-station.artifact.v1+archive.tar+
 const INDEX_TYPE: &str = "application/vnd.delivery-station.artifact.index.v1+json";
 
 fn skopeo_raw(reference: &str) -> Value {
-    let out = Command::new("skopeo")
-        .args([
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{reference}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&porter_e2e::skopeo::skopeo_raw(reference)).unwrap()
 }
 
 fn tags(reg: &Registry, repo: &str) -> Vec<String> {

@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::process::Command;
 
 use porter_e2e::cli::User;
+use porter_e2e::skopeo::{skopeo, skopeo_raw};
 use porter_e2e::tag_server::{TAGS, TagServer};
 use porter_e2e::{AccessLogEntry, LayerSpec, PublishedIndex, Registry, block_on, publish_index};
 use serde_json::Value;
@@ -40,25 +40,6 @@ fn six_platforms(reg: &Registry, repo_tag: &str) -> PublishedIndex {
         &entries,
         &[("org.opencontainers.image.version", "1.0")],
     ))
-}
-
-fn skopeo(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("skopeo").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn skopeo_raw(reference: &str) -> Vec<u8> {
-    skopeo(&[
-        "inspect",
-        "--raw",
-        "--tls-verify=false",
-        &format!("docker://{reference}"),
-    ])
 }
 
 fn blob_uploads(requests: &[AccessLogEntry]) -> usize {
@@ -321,6 +302,21 @@ fn copy_registry_to_layout_to_registry_keeps_every_digest() {
     // skopeo reads the layout as written.
     let from_layout = skopeo(&["inspect", "--raw", &format!("oci:{}:1.0", layout.display())]);
     assert_eq!(from_layout, index.raw);
+
+    // Layout to layout: the destination takes the source's tag.
+    let second = user.path().join("second");
+    let between = user
+        .run(&[
+            "copy",
+            &format!("{layout_ref}:1.0"),
+            &format!("oci:{}", second.display()),
+        ])
+        .ok();
+    assert_eq!(between["digest"], index.digest.as_str());
+    assert_eq!(
+        skopeo(&["inspect", "--raw", &format!("oci:{}:1.0", second.display())]),
+        index.raw
+    );
 
     // A second user (empty cache) carries the layout to another registry.
     let carrier = User::new();

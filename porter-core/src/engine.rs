@@ -287,7 +287,7 @@ impl Porter {
                 let bytes = source.fetch_manifest(desc).await?;
                 cache.put_blob(&desc.digest, &bytes)
             } else {
-                source.fetch_blob(desc, cache, progress).await
+                source.fetch_blob(desc, cache, progress).await.map(|_| ())
             }
         }
         match name.parse::<ArtifactRef>()? {
@@ -635,6 +635,7 @@ impl Porter {
                         title: l.title().map(str::to_owned),
                         blob_path: self.cache.blob_path(&l.digest),
                         size: l.size,
+                        verified: pulled.verified.contains(&l.digest),
                     })
                     .collect(),
             })

@@ -132,6 +132,10 @@ pub struct ExportLayer {
     pub blob_path: PathBuf,
     /// The blob's size from its descriptor.
     pub size: u64,
+    /// The pull that leads to this export downloaded the blob and checked its digest moments
+    /// before: its size is checked, its bytes are not hashed a second time. `false` for every
+    /// blob that was already cached (those are always hashed as they are exported).
+    pub verified: bool,
 }
 
 /// One selected manifest (index order) and its platform (`None` for a single manifest without one).
@@ -568,7 +572,7 @@ fn open_blob<'a>(
     Ok(VerifiedBlob {
         file,
         layer,
-        hasher: Sha256::new(),
+        hasher: (!layer.verified).then(Sha256::new),
         cancel,
     })
 }
@@ -578,7 +582,8 @@ fn open_blob<'a>(
 struct VerifiedBlob<'a> {
     file: File,
     layer: &'a ExportLayer,
-    hasher: Sha256,
+    /// `None` for a blob the pull just verified.
+    hasher: Option<Sha256>,
     cancel: &'a CancellationToken,
 }
 
@@ -593,7 +598,10 @@ impl VerifiedBlob<'_> {
     fn finish(mut self) -> Result<()> {
         io::copy(&mut self, &mut io::sink())
             .map_err(|e| Error::io("failed to read layer blob", &self.layer.blob_path, e))?;
-        let found = Digest::from_hasher(self.hasher);
+        let Some(hasher) = self.hasher else {
+            return Ok(());
+        };
+        let found = Digest::from_hasher(hasher);
         if found == self.layer.digest {
             return Ok(());
         }
@@ -611,7 +619,9 @@ impl Read for VerifiedBlob<'_> {
             return Err(io::Error::other("export cancelled"));
         }
         let n = self.file.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         Ok(n)
     }
 }

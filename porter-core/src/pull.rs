@@ -39,6 +39,17 @@ pub(crate) struct Pulled {
     pub downloaded: u64,
     /// Bytes of the root, the selected manifests and their configs and layers.
     pub total_size: u64,
+    /// Blobs this pull downloaded and verified itself (not found cached, not finished by
+    /// another pull meanwhile): an export right after need not hash them again.
+    pub verified: HashSet<Digest>,
+}
+
+/// What fetching one blob did.
+struct BlobFetch {
+    /// Bytes counted as fetched (0 for a cache hit).
+    bytes: u64,
+    /// The blob's digest when this pull downloaded and verified it.
+    verified: Option<Digest>,
 }
 
 /// Pulls `request`'s platforms from `source` into a staging area of `cache`.
@@ -158,13 +169,16 @@ pub(crate) async fn pull<S: Source>(
             .map(|(s, _)| s.descriptor.size)
             .sum::<u64>()
         + blobs.iter().map(|(d, _)| d.size).sum::<u64>();
-    downloaded += stream::iter(blobs)
+    let mut verified = HashSet::new();
+    let fetched = stream::iter(blobs)
         .map(|(desc, title)| fetch_blob(source, cache, desc, title, progress))
         .buffer_unordered(concurrency.max(1))
-        .try_collect::<Vec<u64>>()
-        .await?
-        .iter()
-        .sum::<u64>();
+        .try_collect::<Vec<BlobFetch>>()
+        .await?;
+    for blob in fetched {
+        downloaded += blob.bytes;
+        verified.extend(blob.verified);
+    }
     Ok(Pulled {
         root,
         node,
@@ -172,6 +186,7 @@ pub(crate) async fn pull<S: Source>(
         staged,
         downloaded,
         total_size,
+        verified,
     })
 }
 
@@ -181,17 +196,23 @@ async fn fetch_blob<S: Source>(
     desc: Descriptor,
     title: Option<String>,
     progress: &dyn Progress,
-) -> Result<u64> {
+) -> Result<BlobFetch> {
     if cache.has_blob(&desc.digest, desc.size) {
         tracing::debug!("cache hit: blob {} ({} bytes)", desc.digest, desc.size);
         progress.blob_done(&desc.digest, true);
-        return Ok(0);
+        return Ok(BlobFetch {
+            bytes: 0,
+            verified: None,
+        });
     }
     tracing::debug!("cache miss: blob {} ({} bytes)", desc.digest, desc.size);
     progress.blob_started(&desc.digest, desc.size, title.as_deref());
-    source.fetch_blob(&desc, cache, progress).await?;
+    let downloaded_here = source.fetch_blob(&desc, cache, progress).await?;
     progress.blob_done(&desc.digest, false);
-    Ok(desc.size)
+    Ok(BlobFetch {
+        bytes: desc.size,
+        verified: downloaded_here.then_some(desc.digest),
+    })
 }
 
 /// The config of a single-manifest artifact when it may declare a platform (small JSON), fetched
@@ -205,7 +226,9 @@ async fn declared_config<S: Source>(
     if !manifest::config_may_declare_platform(config) {
         return Ok((None, 0));
     }
-    let fetched = fetch_blob(source, cache, config.clone(), None, progress).await?;
+    let fetched = fetch_blob(source, cache, config.clone(), None, progress)
+        .await?
+        .bytes;
     Ok((Some(cache.read_blob(&config.digest)?), fetched))
 }
 

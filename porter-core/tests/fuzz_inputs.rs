@@ -321,6 +321,7 @@ proptest! {
                     title: None,
                     blob_path: blob_path.clone(),
                     size: blob.len() as u64,
+                    verified: false,
                 }],
             }],
             fallback_name: "tool".into(),

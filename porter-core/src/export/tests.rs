@@ -43,6 +43,7 @@ impl Fixture {
             title: title.map(str::to_owned),
             blob_path,
             size: bytes.len() as u64,
+            verified: false,
         }
     }
 
@@ -667,6 +668,7 @@ fn failed_layer_copy_leaves_no_temporary_file() {
         title: None,
         blob_path,
         size,
+        verified: false,
     };
     let err = export(&plan(
         fx.path("d"),
@@ -1308,6 +1310,41 @@ fn a_corrupt_cached_raw_layer_is_refused_before_it_becomes_visible() {
     );
     assert_corrupt_blob(export(&into_file), &digest);
     assert_eq!(tree(fx.root.path()), ["blobs", "blobs/0"]);
+}
+
+/// A blob the pull itself downloaded and verified moments before is not hashed a second time
+/// (its size still is); the same bytes from the cache are.
+#[test]
+fn only_blobs_already_cached_are_hashed_again_on_export() {
+    let fx = Fixture::new();
+    let mut layer = corrupt(fx.layer(BINARY, Some("tool"), b"binary bytes"));
+    layer.verified = true;
+    let exported = export(&plan(
+        fx.path("fresh"),
+        false,
+        vec![manifest(None, vec![layer.clone()])],
+    ));
+    assert!(exported.is_ok(), "{exported:?}");
+    let mut short = layer.clone();
+    short.size += 1;
+    assert!(matches!(
+        export(&plan(
+            fx.path("short"),
+            false,
+            vec![manifest(None, vec![short])]
+        )),
+        Err(Error::SizeMismatch { .. })
+    ));
+    layer.verified = false;
+    let digest = layer.digest.clone();
+    assert_corrupt_blob(
+        export(&plan(
+            fx.path("cached"),
+            false,
+            vec![manifest(None, vec![layer])],
+        )),
+        &digest,
+    );
 }
 
 #[test]

@@ -92,9 +92,9 @@ impl Source for LayoutSource {
         desc: &Descriptor,
         cache: &Cache,
         progress: &dyn Progress,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Some(mut download) = cache.download(desc, progress).await? else {
-            return Ok(());
+            return Ok(false);
         };
         let result = async {
             self.copy_into(&mut download, progress).await?;
@@ -109,7 +109,7 @@ impl Source for LayoutSource {
         }
         .await;
         download.close().await;
-        result
+        result.map(|()| true)
     }
 }
 

@@ -41,13 +41,14 @@ pub(crate) trait Source: Send + Sync {
     /// Fetches a manifest by descriptor, verified against digest and size.
     fn fetch_manifest(&self, desc: &Descriptor) -> impl Future<Output = Result<Bytes>> + Send;
     /// Streams a blob into `cache`, reporting progress; it becomes visible only once its size
-    /// and digest are verified.
+    /// and digest are verified. `true` when this call downloaded and verified it; `false` when
+    /// it was in the cache meanwhile (another pull finished it).
     fn fetch_blob(
         &self,
         desc: &Descriptor,
         cache: &Cache,
         progress: &dyn Progress,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<bool>> + Send;
 }
 
 pub(crate) fn check_size(desc: &Descriptor, len: usize) -> Result<()> {

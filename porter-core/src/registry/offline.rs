@@ -41,7 +41,7 @@ impl Source for CacheOnly {
         Err(self.missing(format!("manifest {}", desc.digest)))
     }
 
-    async fn fetch_blob(&self, desc: &Descriptor, _: &Cache, _: &dyn Progress) -> Result<()> {
+    async fn fetch_blob(&self, desc: &Descriptor, _: &Cache, _: &dyn Progress) -> Result<bool> {
         let what = match desc.title() {
             Some(title) => format!("blob {} ({title})", desc.digest),
             None => format!("blob {}", desc.digest),

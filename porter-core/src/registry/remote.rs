@@ -249,9 +249,9 @@ impl Source for Remote {
         desc: &Descriptor,
         cache: &Cache,
         progress: &dyn Progress,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Some(download) = cache.download(desc, progress).await? else {
-            return Ok(());
+            return Ok(false);
         };
         // Each endpoint continues where the one before stopped: the bytes are the blob's
         // whoever serves them, and the digest check at the end covers all of them.
@@ -274,6 +274,6 @@ impl Source for Remote {
             })
             .await;
         download.into_inner().close().await;
-        result
+        result.map(|()| true)
     }
 }

@@ -265,6 +265,23 @@ fn comma_separated(text: &str) -> String {
 }
 
 impl Porter {
+    /// Points a pull of a repository (no tag) at its highest tag that `constraint` accepts, and
+    /// returns that tag; an error naming the constraint when none does.
+    pub async fn pin_highest_tag(
+        &self,
+        request: &mut crate::engine::PullRequest,
+        constraint: &SemverConstraint,
+    ) -> Result<String> {
+        let mut listing = TagListRequest::new(&request.original);
+        listing.insecure = request.insecure;
+        let tag = self.highest_tag(&listing, constraint).await?;
+        let chosen = format!("{}:{tag}", request.original);
+        request.reference = chosen.parse()?;
+        request.original = chosen;
+        tracing::info!(constraint = %constraint, %tag, reference = %request.original, "chose the highest matching tag");
+        Ok(tag)
+    }
+
     /// The highest tag of `request.repository` that `constraint` accepts, with how many tags
     /// were listed; an error naming the constraint when none does.
     pub async fn highest_tag(

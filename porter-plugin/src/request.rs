@@ -70,6 +70,20 @@ pub fn inspect(reference: &str, insecure: bool, offline: bool) -> Result<Inspect
     Ok(request)
 }
 
+/// The constraint of `pull --semver` (DS: `semver=`): the reference must name a registry
+/// repository without a tag or digest, since the constraint picks the tag.
+pub fn pull_semver(reference: &str, constraint: &str) -> Result<SemverConstraint, Error> {
+    let reference = reference.trim();
+    let last = reference.rsplit('/').next().unwrap_or_default();
+    if last.contains(':') || last.contains('@') || reference.starts_with("oci:") {
+        return Err(Error::InvalidInput(format!(
+            "a version constraint picks the tag: name a registry repository without a tag or \
+             digest, not {reference:?}"
+        )));
+    }
+    SemverConstraint::parse(constraint)
+}
+
 /// A tag listing, narrowed by a version constraint when one is given.
 #[derive(Debug, Clone)]
 pub struct TagsRequest {

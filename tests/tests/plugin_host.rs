@@ -842,6 +842,38 @@ fn inspect_tags_copy_and_cache_are_operations_through_the_host() {
         ],
     );
     assert_error(&launch.run(), "invalid version constraint");
+
+    // `pull semver=` resolves DS's version constraint to the highest matching tag.
+    let repo = reg.reference("demo/versions");
+    let launch = Launch::new()
+        .cache_config()
+        .execute(
+            "copy",
+            &[
+                &format!("arg0={tool}"),
+                &format!("arg1={repo}:1.2.3"),
+                "insecure=true",
+            ],
+        )
+        .execute(
+            "copy",
+            &[
+                &format!("arg0={tool}"),
+                &format!("arg1={repo}:v1.3.0-rc.1"),
+                "insecure=true",
+            ],
+        )
+        .execute(
+            "pull",
+            &[&format!("arg0={repo}"), "semver=^1", "insecure=true"],
+        );
+    let results = json_results(&launch.run());
+    assert_eq!(results[2]["reference"], format!("{repo}:1.2.3"));
+    let launch = Launch::new().cache_config().execute(
+        "pull",
+        &[&format!("arg0={repo}:1.2.3"), "semver=^1", "insecure=true"],
+    );
+    assert_error(&launch.run(), "a version constraint picks the tag");
 }
 
 #[test]

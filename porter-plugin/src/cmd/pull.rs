@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use porter_core::tags::{SemverConstraint, TagListRequest};
+use porter_core::tags::SemverConstraint;
 use porter_core::{Error, Porter, PullRequest};
 
 use super::{EngineCommand, until_signal};
@@ -117,20 +117,11 @@ impl EngineCommand for PullArgs {
     type Request = Pull;
 
     fn request(&self) -> Result<Pull, Error> {
-        let semver = match &self.semver {
-            Some(text) => {
-                let last = self.reference.rsplit('/').next().unwrap_or_default();
-                if last.contains(':') || last.contains('@') || self.reference.starts_with("oci:") {
-                    return Err(Error::InvalidInput(format!(
-                        "--semver picks the tag: name a registry repository without a tag or \
-                         digest, not {:?}",
-                        self.reference
-                    )));
-                }
-                Some(SemverConstraint::parse(text)?)
-            }
-            None => None,
-        };
+        let semver = self
+            .semver
+            .as_deref()
+            .map(|text| request::pull_semver(&self.reference, text))
+            .transpose()?;
         let request = request::pull(request::PullInput {
             reference: &self.reference,
             platforms: &self.platforms,
@@ -150,13 +141,7 @@ impl EngineCommand for PullArgs {
             semver,
         } = pull;
         if let Some(constraint) = semver {
-            let mut listing = TagListRequest::new(&request.original);
-            listing.insecure = request.insecure;
-            let tag = until_signal(porter.highest_tag(&listing, &constraint), || {})?;
-            let chosen = format!("{}:{tag}", request.original);
-            request.reference = chosen.parse()?;
-            request.original = chosen;
-            tracing::info!(constraint = %constraint, %tag, "chose the highest matching tag");
+            until_signal(porter.pin_highest_tag(&mut request, &constraint), || {})?;
             if !ui.quiet {
                 eprintln!("--semver {constraint}: pulling {}", request.original);
             }

@@ -316,10 +316,16 @@ fn key_arg(args: &PluginArgs, name: &str) -> Option<PathBuf> {
 async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
     let mut platforms = cleaned(args.all("platform"));
     platforms.extend(cleaned(args.all("platforms")));
-    let request = request::pull(request::PullInput {
-        reference: args
-            .first_any(&["ref", "artifact", "arg0"])
-            .unwrap_or_default(),
+    let reference = args
+        .first_any(&["ref", "artifact", "arg0"])
+        .unwrap_or_default();
+    let semver = args
+        .first("semver")
+        .map(|text| request::pull_semver(reference, text))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let mut request = request::pull(request::PullInput {
+        reference,
         platforms: &platforms,
         all_arch: args.bool_any(&["all-arch"]).unwrap_or(false),
         output: args
@@ -332,6 +338,12 @@ async fn pull(porter: &Porter, args: &PluginArgs) -> Result<Output, String> {
         cosign_keys: cosign_keys(args),
     })
     .map_err(|e| e.to_string())?;
+    if let Some(constraint) = semver {
+        porter
+            .pin_highest_tag(&mut request, &constraint)
+            .await
+            .map_err(|e| crate::hints::plugin_error(&e))?;
+    }
 
     tracing::info!(reference = %request.original, "pulling artifact");
     let outcome = porter

@@ -564,8 +564,22 @@ def main():
                         "os.chdir(sys.argv[4]); o.push(target=sys.argv[5], files=[os.path.basename(f) for f in files])")
                 return run([VENV_PY, "-c", code, host, big, dest, d, f"{dest}/copy/big:1"])
 
+            def curl_upload_floor(dest):
+                # Not a copy: the four blobs uploaded from local files, 4 at once, monolithic
+                # PUTs — what the destination registry alone takes to receive 1 GiB here.
+                fresh("curl-floor")
+                blob_dir = os.path.join(layout, "blobs", "sha256")
+                cmd = ["curl", "-sf", "--parallel", "--parallel-max", "4", "-H", "Content-Type: application/octet-stream"]
+                for l in layers:
+                    req = urllib.request.Request(f"http://{dest}/v2/copy/floor/blobs/uploads/", method="POST")
+                    loc = urllib.request.urlopen(req).headers["Location"]
+                    url = (loc if loc.startswith("http") else f"http://{dest}{loc}") + ("&" if "?" in loc else "?") + f"digest={l['digest']}"
+                    cmd += ["-T", os.path.join(blob_dir, l["digest"][7:]), url]
+                return run(cmd)
+
             tools = {"ds-porter": lambda: into_fresh_registry(porter_copy),
-                     "skopeo copy docker:// docker://": lambda: into_fresh_registry(skopeo_copy)}
+                     "skopeo copy docker:// docker://": lambda: into_fresh_registry(skopeo_copy),
+                     "curl -T ×4 at once, upload alone (the destination's floor)": lambda: into_fresh_registry(curl_upload_floor)}
             if os.path.exists(VENV_PY):
                 tools["oras-py pull + push"] = lambda: into_fresh_registry(oras_copy)
             out = alternate(runs, tools)

@@ -155,6 +155,30 @@ fn null_zero_time<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 }
 
 impl ArtifactResult {
+    /// The result of a push of the root `digest` (`size` bytes) as `reference`: nothing is
+    /// cached, so no path, and Go's zero time as `cached_at`.
+    pub(crate) fn pushed(
+        reference: String,
+        digest: &crate::digest::Digest,
+        size: usize,
+        metadata: BTreeMap<String, String>,
+    ) -> Self {
+        ArtifactResult {
+            id: digest.short_id().to_owned(),
+            reference,
+            digest: digest.to_string(),
+            size: size as i64,
+            local_path: String::new(),
+            metadata,
+            plugin_info: None,
+            cached: false,
+            cached_at: ZERO_TIME.to_owned(),
+            exported_files: Vec::new(),
+            offline: false,
+            ..ArtifactResult::default()
+        }
+    }
+
     /// Compact JSON plus a newline, as printed on stdout.
     pub fn to_stdout_json(&self) -> String {
         let mut s = go_json(self, false);

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::artifact::{ArtifactResult, ZERO_TIME};
+use crate::artifact::ArtifactResult;
 use crate::cache::{FileStamp, OciLayout, Recorded, Records, stamp_time};
 use crate::config::Settings;
 use crate::digest::Digest;
@@ -351,20 +351,12 @@ impl Porter {
             tracing::info!(platform = %m.platform, digest = %m.document.digest, "pushed");
         }
         let (reference, metadata) = result_metadata(request, &build);
-        Ok(ArtifactResult {
-            id: build.index.digest.short_id().to_owned(),
+        Ok(ArtifactResult::pushed(
             reference,
-            digest: build.index.digest.to_string(),
-            size: build.index.bytes.len() as i64,
-            local_path: String::new(),
+            &build.index.digest,
+            build.index.bytes.len(),
             metadata,
-            plugin_info: None,
-            cached: false,
-            cached_at: ZERO_TIME.to_owned(),
-            exported_files: Vec::new(),
-            offline: false,
-            ..ArtifactResult::default()
-        })
+        ))
     }
 
     /// Does everything a push does before its first request — checks the request, reads and

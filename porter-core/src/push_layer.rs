@@ -13,7 +13,7 @@ use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use crate::artifact::{ArtifactResult, ZERO_TIME};
+use crate::artifact::ArtifactResult;
 use crate::digest::Digest;
 use crate::engine::Porter;
 use crate::error::{Error, Result};
@@ -157,20 +157,12 @@ impl Porter {
         metadata.insert("layer.digest".into(), layer.digest.to_string());
         metadata.insert("layer.media_type".into(), request.media_type.clone());
         metadata.insert("pushed.reference".into(), target.to_string());
-        Ok(ArtifactResult {
-            id: manifest_digest.short_id().to_owned(),
-            reference: request.original.clone(),
-            digest: manifest_digest.to_string(),
-            size: manifest.bytes.len() as i64,
-            local_path: String::new(),
+        Ok(ArtifactResult::pushed(
+            request.original.clone(),
+            &manifest_digest,
+            manifest.bytes.len(),
             metadata,
-            plugin_info: None,
-            cached: false,
-            cached_at: ZERO_TIME.to_owned(),
-            exported_files: Vec::new(),
-            offline: false,
-            ..ArtifactResult::default()
-        })
+        ))
     }
 }
 

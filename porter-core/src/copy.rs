@@ -55,6 +55,24 @@ impl CopyRequest {
             cancel: CancellationToken::new(),
         }
     }
+
+    /// A copy with both references and `platforms` (`os/arch[/variant]`, comma lists allowed;
+    /// none copies every platform) checked before any I/O (every front end calls this).
+    pub fn checked(source: &str, destination: &str, platforms: &[String]) -> Result<Self> {
+        let (source, destination) = (source.trim(), destination.trim());
+        if source.is_empty() || destination.is_empty() {
+            return Err(Error::InvalidInput(
+                "source and destination references required".into(),
+            ));
+        }
+        source.parse::<ArtifactRef>()?;
+        destination.parse::<ArtifactRef>()?;
+        let mut request = CopyRequest::new(source, destination);
+        if !platforms.is_empty() {
+            request.platforms = PlatformRequest::from_flags(platforms, false)?;
+        }
+        Ok(request)
+    }
 }
 
 /// What a copy did.

@@ -50,6 +50,16 @@ impl InspectRequest {
             root_only: false,
         }
     }
+
+    /// An inspection of `reference`, checked before any I/O (every front end calls this).
+    pub fn checked(reference: &str) -> Result<Self> {
+        let reference = reference.trim();
+        if reference.is_empty() {
+            return Err(Error::InvalidInput("artifact reference required".into()));
+        }
+        reference.parse::<ArtifactRef>()?;
+        Ok(InspectRequest::new(reference))
+    }
 }
 
 /// What an artifact is, without its layers.

@@ -37,6 +37,14 @@ impl TagListRequest {
             max_pages: DEFAULT_MAX_PAGES,
         }
     }
+
+    /// A listing of `repository` (not empty) with the default paging, before any I/O.
+    pub fn checked(repository: &str) -> Result<Self> {
+        if repository.trim().is_empty() {
+            return Err(Error::InvalidInput("repository required".into()));
+        }
+        Ok(TagListRequest::new(repository))
+    }
 }
 
 impl Porter {

@@ -9,7 +9,6 @@ use std::time::Duration;
 use porter_core::cache::{PrunePolicy, PruneReport, VerifyReport};
 use porter_core::config::Settings;
 use porter_core::progress::Progress;
-use porter_core::reference::ArtifactRef;
 use porter_core::tags::{SemverConstraint, TagListRequest};
 use porter_core::{
     ArtifactResult, CopyOutcome, CopyRequest, Error, InspectRequest, Inspection, PlatformRequest,
@@ -260,11 +259,7 @@ struct TagQuery {
 
 impl TagQuery {
     fn new(repository: &str, options: &TagsOptions) -> Result<TagQuery, Failure> {
-        let repository = repository.trim();
-        if repository.is_empty() {
-            return Err(Error::InvalidInput("repository required".into()).into());
-        }
-        let mut listing = TagListRequest::new(repository);
+        let mut listing = TagListRequest::checked(repository)?;
         listing.insecure = options.insecure;
         if let Some(size) = options.page_size {
             if !(1..=u32::from(u16::MAX)).contains(&size) {
@@ -307,12 +302,7 @@ impl TagQuery {
 
 /// An inspection with the reference checked before any I/O, as the CLI does it.
 fn inspect_request(reference: &str, options: &InspectOptions) -> Result<InspectRequest, Failure> {
-    let reference = reference.trim();
-    if reference.is_empty() {
-        return Err(Error::InvalidInput("artifact reference required".into()).into());
-    }
-    reference.parse::<ArtifactRef>()?;
-    let mut request = InspectRequest::new(reference);
+    let mut request = InspectRequest::checked(reference)?;
     request.insecure = options.insecure;
     request.offline = options.offline;
     Ok(request)
@@ -324,24 +314,14 @@ fn copy_request(
     destination: &str,
     options: &CopyOptions,
 ) -> Result<CopyRequest, Failure> {
-    let (source, destination) = (source.trim(), destination.trim());
-    if source.is_empty() || destination.is_empty() {
-        return Err(
-            Error::InvalidInput("source and destination references required".into()).into(),
-        );
-    }
+    // The options' own names; the rest is the engine's check.
     if options.all_arch && !options.platforms.is_empty() {
         return Err(Error::InvalidInput(
             "the options all_arch and platforms cannot be combined".into(),
         )
         .into());
     }
-    source.parse::<ArtifactRef>()?;
-    destination.parse::<ArtifactRef>()?;
-    let mut request = CopyRequest::new(source, destination);
-    if !options.platforms.is_empty() {
-        request.platforms = PlatformRequest::from_flags(&options.platforms, false)?;
-    }
+    let mut request = CopyRequest::checked(source, destination, &options.platforms)?;
     request.insecure = options.insecure;
     Ok(request)
 }

@@ -59,12 +59,7 @@ pub fn pull(input: PullInput<'_>) -> Result<PullRequest, Error> {
 
 /// An inspection: the reference must be one, before any I/O.
 pub fn inspect(reference: &str, insecure: bool, offline: bool) -> Result<InspectRequest, Error> {
-    let reference = reference.trim();
-    if reference.is_empty() {
-        return Err(Error::InvalidInput("artifact reference required".into()));
-    }
-    reference.parse::<porter_core::reference::ArtifactRef>()?;
-    let mut request = InspectRequest::new(reference);
+    let mut request = InspectRequest::checked(reference)?;
     request.insecure = insecure;
     request.offline = offline;
     Ok(request)
@@ -115,11 +110,7 @@ pub fn tags(
     semver: Option<&str>,
     latest: bool,
 ) -> Result<TagsRequest, Error> {
-    let repository = repository.trim();
-    if repository.is_empty() {
-        return Err(Error::InvalidInput("repository required".into()));
-    }
-    let mut listing = TagListRequest::new(repository);
+    let mut listing = TagListRequest::checked(repository)?;
     listing.insecure = insecure;
     let constraint = semver.map(SemverConstraint::parse).transpose()?;
     Ok(TagsRequest {
@@ -146,23 +137,13 @@ pub struct CopyInput<'a> {
 
 /// Parses both references and the platforms, before any I/O.
 pub fn copy(input: CopyInput<'_>) -> Result<CopyRequest, Error> {
-    let (source, destination) = (input.source.trim(), input.destination.trim());
-    if source.is_empty() || destination.is_empty() {
-        return Err(Error::InvalidInput(
-            "source and destination references required".into(),
-        ));
-    }
+    // The front ends' own wording for their flags; the rest is the engine's check.
     if input.all_arch && !input.platforms.is_empty() {
         return Err(Error::InvalidInput(
             "--all-arch cannot be combined with --platform".into(),
         ));
     }
-    source.parse::<porter_core::reference::ArtifactRef>()?;
-    destination.parse::<porter_core::reference::ArtifactRef>()?;
-    let mut request = CopyRequest::new(source, destination);
-    if !input.platforms.is_empty() {
-        request.platforms = PlatformRequest::from_flags(input.platforms, false)?;
-    }
+    let mut request = CopyRequest::checked(input.source, input.destination, input.platforms)?;
     request.insecure = input.insecure;
     Ok(request)
 }

@@ -237,7 +237,7 @@ fn plan(
     platforms: &PlatformRequest,
     selected: &[Selected],
 ) -> Result<Plan> {
-    let bytes = read_verified(cache, root)?;
+    let bytes = cache.read_blob(root)?;
     let media_type = manifest::detect_media_type(&bytes, None, root)?;
     let node = manifest::parse(&bytes, &media_type, root)?;
     let mut graph = Graph::default();
@@ -292,7 +292,7 @@ fn plan(
         }) {
             continue;
         }
-        let child = read_verified(cache, &descriptor.digest)?;
+        let child = cache.read_blob(&descriptor.digest)?;
         let child_type =
             manifest::detect_media_type(&child, Some(&descriptor.media_type), &descriptor.digest)?;
         graph.walk(cache, &descriptor.digest, &child, &child_type, 1)?;
@@ -367,8 +367,8 @@ impl Graph {
                     });
                 }
                 for child in &index.manifests {
-                    let child_bytes = read_verified(cache, &child.digest).map_err(|e| match e {
-                        Error::NotCached { .. } => Error::InvalidManifest {
+                    let child_bytes = cache.read_blob(&child.digest).map_err(|e| match e {
+                        Error::MissingBlob { .. } => Error::InvalidManifest {
                             digest: child.digest.to_string(),
                             reason: "listed by the index but not fetched (a media type \
                                          ds-porter does not pull); copy a platform subset"
@@ -404,19 +404,6 @@ impl Graph {
         });
         Ok(())
     }
-}
-
-/// A cached manifest's bytes, checked against its digest.
-fn read_verified(cache: &Cache, digest: &Digest) -> Result<Vec<u8>> {
-    if !cache.has_blob_any_size(digest) {
-        return Err(Error::NotCached {
-            reference: digest.to_string(),
-            what: format!("manifest {digest}"),
-        });
-    }
-    let bytes = cache.read_blob(digest)?;
-    crate::digest::verify(&bytes, digest, "manifest")?;
-    Ok(bytes)
 }
 
 /// The manifest media types a copy writes.

@@ -545,3 +545,43 @@ fn cache_rm_removes_an_entry_and_only_the_blobs_nothing_else_uses() {
     let empty = rm_user.run(&["cache", "rm"]);
     assert_eq!(empty.code(), 2, "{}", empty.stderr());
 }
+
+#[test]
+fn a_copy_never_uploads_a_cached_blob_that_no_longer_matches_its_digest() {
+    let reg = Registry::start();
+    let other = Registry::start();
+    let index = six_platforms(&reg, "demo/six:1.0");
+    let user = User::new();
+    user.run(&[
+        "pull",
+        &reg.reference("demo/six:1.0"),
+        "--insecure",
+        "--all-arch",
+    ])
+    .ok();
+    // One byte of a cached layer flipped, same size: the cache's size check cannot see it.
+    let layer = &index.platform("linux/arm64").manifest.layers[0].digest;
+    let blob = user.cache().join("blobs/sha256").join(&layer[7..]);
+    let mut bytes = fs::read(&blob).unwrap();
+    bytes[0] ^= 0x20;
+    fs::write(&blob, &bytes).unwrap();
+
+    let target = other.reference("copy/six:1.0");
+    let failed = user
+        .run(&[
+            "copy",
+            &reg.reference("demo/six:1.0"),
+            &target,
+            "--insecure",
+        ])
+        .fails();
+    assert!(failed.contains(layer.as_str()), "{failed}");
+    assert!(failed.contains("nothing was committed"), "{failed}");
+    let tag = other.raw_get("/v2/copy/six/manifests/1.0", None);
+    assert_eq!(tag.status, 404, "no tag names incomplete content");
+    let blob_there = other.raw_get(&format!("/v2/copy/six/blobs/{layer}"), None);
+    assert_eq!(
+        blob_there.status, 404,
+        "the damaged bytes were never committed"
+    );
+}

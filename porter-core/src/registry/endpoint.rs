@@ -3,6 +3,7 @@
 //! operation is one or a few requests through the pipeline in `http`, under the retry policy.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -309,7 +310,8 @@ impl Endpoint {
                     std::fs::File::open(path)
                         .map_err(|e| Failure::permanent(Error::io("failed to open", *path, e)))?;
                 }
-                let response = self
+                let mismatch = Arc::new(Mutex::new(None));
+                let sent = self
                     .conn
                     .send(&what, |c| {
                         let request = c
@@ -319,15 +321,32 @@ impl Endpoint {
                         match &body {
                             UploadBody::Memory(bytes) => request.body(bytes.clone()),
                             UploadBody::File(path) => match std::fs::File::open(path) {
-                                Ok(file) => request.body(reqwest::Body::wrap_stream(file_stream(
-                                    tokio::fs::File::from_std(file),
-                                ))),
+                                Ok(file) => {
+                                    request.body(reqwest::Body::wrap_stream(verified_file_stream(
+                                        tokio::fs::File::from_std(file),
+                                        size,
+                                        digest.clone(),
+                                        Arc::clone(&mismatch),
+                                    )))
+                                }
                                 // Vanished since the check above: the registry refuses the size.
                                 Err(_) => request.body(Vec::new()),
                             },
                         }
                     })
-                    .await?;
+                    .await;
+                let found = mismatch
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                if let (Some(found), UploadBody::File(path)) = (found, &body) {
+                    return Err(Failure::permanent(Error::DigestMismatch {
+                        context: format!("upload of {} (nothing was committed)", path.display()),
+                        expected: digest.to_string(),
+                        found,
+                    }));
+                }
+                let response = sent?;
                 if response.status() != StatusCode::CREATED && !response.status().is_success() {
                     return Err(Failure::permanent(self.conn.target().registry(
                         &what,
@@ -410,18 +429,49 @@ impl Connection {
 }
 
 /// A file as a stream of chunks, for an upload body.
-fn file_stream(
+/// A file's bytes for a monolithic upload, hashed as they go: the last chunk is held back until
+/// the file has proved to be `size` bytes of `expected`. A file that is not — a cached blob
+/// damaged on disk, a file rewritten since it was hashed — ends the body with an error before its
+/// last bytes, so the registry never receives a complete blob, and its digest is left in
+/// `mismatch` for the caller to report.
+fn verified_file_stream(
     file: tokio::fs::File,
+    size: u64,
+    expected: Digest,
+    mismatch: Arc<Mutex<Option<String>>>,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures_util::stream::unfold(file, |mut file| async move {
-        let mut buf = vec![0u8; UPLOAD_CHUNK];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), file))
+    let start = Some((file, <sha2::Sha256 as sha2::Digest>::new(), 0u64));
+    futures_util::stream::unfold(start, move |state| {
+        let (expected, mismatch) = (expected.clone(), Arc::clone(&mismatch));
+        async move {
+            let (mut file, mut hasher, mut read) = state?;
+            let mut buf = vec![0u8; UPLOAD_CHUNK];
+            let n = match file.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => return Some((Err(e), None)),
+            };
+            buf.truncate(n);
+            sha2::Digest::update(&mut hasher, &buf);
+            read += n as u64;
+            if n > 0 && read < size {
+                return Some((Ok(Bytes::from(buf)), Some((file, hasher, read))));
             }
-            Err(e) => Some((Err(e), file)),
+            let found = Digest::from_hasher(hasher);
+            if read == size && found == expected {
+                return (n > 0).then(|| (Ok(Bytes::from(buf)), None));
+            }
+            let found = if read == size {
+                found.to_string()
+            } else {
+                format!("{found} ({read} bytes, not {size})")
+            };
+            *mismatch
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(found);
+            Some((
+                Err(std::io::Error::other("the file does not match its digest")),
+                None,
+            ))
         }
     })
 }

@@ -140,16 +140,15 @@ impl Porter {
         })
         .await?;
 
+        // Stored under the destination's digest or tag, else the source's tag, else by digest.
         let (tag, pinned) = match &destination {
             ArtifactRef::Registry(r) => (r.tag.clone(), r.digest.clone()),
             ArtifactRef::Layout(l) => (l.tag.clone(), l.digest.clone()),
         };
-        let (tag, pinned) = match (tag, pinned) {
-            (None, None) => match source_tag {
-                Some(tag) => (Some(tag), None),
-                None => (None, Some(plan.root.digest.clone())),
-            },
-            other => other,
+        let (tag, pinned) = match (pinned, tag.or(source_tag)) {
+            (Some(digest), _) => (None, Some(digest)),
+            (None, Some(tag)) => (Some(tag), None),
+            (None, None) => (None, Some(plan.root.digest.clone())),
         };
         let identifiers = publish::identifiers(
             &request.destination,
@@ -158,10 +157,9 @@ impl Porter {
             &plan.root.digest,
             false,
         )?;
-        let written = match (&tag, &pinned) {
-            (_, Some(digest)) => format!("{}@{digest}", without_identifier(&destination)),
-            (Some(tag), None) => format!("{}:{tag}", without_identifier(&destination)),
-            (None, None) => request.destination.clone(),
+        let written = match &tag {
+            Some(tag) => format!("{}:{tag}", without_identifier(&destination)),
+            None => format!("{}@{}", without_identifier(&destination), plan.root.digest),
         };
         let (target, mount_from) = match &destination {
             ArtifactRef::Registry(r) => (

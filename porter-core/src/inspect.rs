@@ -177,78 +177,78 @@ impl Porter {
     /// Describes an artifact without downloading its layers.
     pub async fn inspect(&self, request: &InspectRequest) -> Result<Inspection> {
         let reference = self.resolve(&request.reference, request.insecure)?;
-        let offline = request.offline || self.settings().offline;
-        let cache = self.cache();
-        match &reference {
+        let mut out = match &reference {
             ArtifactRef::Layout(l) => {
                 let source = LayoutSource::new(l);
                 let (root, bytes) = source.fetch_root().await?;
                 let mut out =
                     describe(&Reader::Layout(&source), root, bytes, request.root_only).await?;
                 out.source = "layout".into();
-                Ok(self.finish(out, request, &reference))
+                out
             }
-            ArtifactRef::Registry(r) => {
-                let pinned = reference.digest();
-                let root = match pinned {
-                    Some(digest) => Some(digest.clone()),
-                    None if offline => Some(
-                        cache
-                            .resolve_name(&reference.cache_name())?
-                            .ok_or_else(|| Error::NotCached {
-                                reference: request.reference.clone(),
-                                what: "the tag".into(),
-                            })?
-                            .digest,
-                    ),
-                    None => None,
-                };
-                if let Some(digest) = &root
-                    && let Some(bytes) = cached(cache, digest)?
-                {
-                    let desc = crate::registry::root_descriptor(&bytes, digest.clone(), None)?;
-                    let out =
-                        describe(&Reader::Cache(cache), desc, bytes, request.root_only).await?;
-                    let complete = out.platforms.iter().all(|p| p.layers.is_some());
-                    if offline || complete {
-                        let mut out = out;
-                        out.source = "cache".into();
-                        return Ok(self.finish(out, request, &reference));
+            ArtifactRef::Registry(r) => match self.inspect_cached(request, &reference).await? {
+                Some(out) => out,
+                None => {
+                    let source = Remote::new(self.settings(), r, request.insecure);
+                    let (root, bytes) = source.fetch_root().await?;
+                    let mut out =
+                        describe(&Reader::Registry(&source), root, bytes, request.root_only)
+                            .await?;
+                    match source.served() {
+                        Served::Mirror(host) => {
+                            out.source = "mirror".into();
+                            out.mirror = Some(host);
+                        }
+                        _ => out.source = "registry".into(),
                     }
-                } else if offline {
-                    return Err(Error::NotCached {
-                        reference: request.reference.clone(),
-                        what: format!(
-                            "manifest {}",
-                            root.map(|d| d.to_string()).unwrap_or_default()
-                        ),
-                    });
+                    out
                 }
-                let source = Remote::new(self.settings(), r, request.insecure);
-                let (root, bytes) = source.fetch_root().await?;
-                let mut out =
-                    describe(&Reader::Registry(&source), root, bytes, request.root_only).await?;
-                match source.served() {
-                    Served::Mirror(host) => {
-                        out.source = "mirror".into();
-                        out.mirror = Some(host);
-                    }
-                    _ => out.source = "registry".into(),
-                }
-                Ok(self.finish(out, request, &reference))
-            }
-        }
-    }
-
-    fn finish(
-        &self,
-        mut out: Inspection,
-        request: &InspectRequest,
-        reference: &ArtifactRef,
-    ) -> Inspection {
+            },
+        };
         out.reference.clone_from(&request.reference);
         out.resolved = reference.to_string();
-        out
+        Ok(out)
+    }
+
+    /// The inspection from the cache alone: offline (or an error naming what is not cached), or
+    /// for a digest reference whose manifests are all cached; `None` when the registry must be
+    /// asked.
+    async fn inspect_cached(
+        &self,
+        request: &InspectRequest,
+        reference: &ArtifactRef,
+    ) -> Result<Option<Inspection>> {
+        let offline = request.offline || self.settings().offline;
+        let cache = self.cache();
+        let root = match reference.digest() {
+            Some(digest) => digest.clone(),
+            None if offline => {
+                cache
+                    .resolve_name(&reference.cache_name())?
+                    .ok_or_else(|| Error::NotCached {
+                        reference: request.reference.clone(),
+                        what: "the tag".into(),
+                    })?
+                    .digest
+            }
+            None => return Ok(None),
+        };
+        let Some(bytes) = cached(cache, &root)? else {
+            if offline {
+                return Err(Error::NotCached {
+                    reference: request.reference.clone(),
+                    what: format!("manifest {root}"),
+                });
+            }
+            return Ok(None);
+        };
+        let desc = crate::registry::root_descriptor(&bytes, root, None)?;
+        let mut out = describe(&Reader::Cache(cache), desc, bytes, request.root_only).await?;
+        if !offline && out.platforms.iter().any(|p| p.layers.is_none()) {
+            return Ok(None);
+        }
+        out.source = "cache".into();
+        Ok(Some(out))
     }
 }
 

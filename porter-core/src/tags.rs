@@ -45,25 +45,36 @@ impl TagListRequest {
         }
         Ok(TagListRequest::new(repository))
     }
+
+    /// Refuses what does not name a registry repository (a tag, a digest, an `oci:` layout);
+    /// [`Porter::list_tags`] checks it too.
+    pub fn check(&self) -> Result<()> {
+        let invalid = |reason: &str| Error::InvalidReference {
+            reference: self.repository.clone(),
+            reason: reason.to_owned(),
+        };
+        let last = self.repository.rsplit('/').next().unwrap_or_default();
+        if last.contains(':') || last.contains('@') {
+            return Err(invalid(
+                "name a repository without a tag or digest to list its tags",
+            ));
+        }
+        if self.repository.starts_with("oci:") {
+            return Err(invalid("tags can only be listed in a registry"));
+        }
+        Ok(())
+    }
 }
 
 impl Porter {
     /// Every tag of a repository, in the order the registry returns them, following `Link`
     /// pagination. Needs the registry: offline, this fails.
     pub async fn list_tags(&self, request: &TagListRequest) -> Result<Vec<String>> {
+        request.check()?;
         let invalid = |reason: &str| Error::InvalidReference {
             reference: request.repository.clone(),
             reason: reason.to_owned(),
         };
-        let last = request.repository.rsplit('/').next().unwrap_or_default();
-        if last.contains(':') || last.contains('@') {
-            return Err(invalid(
-                "name a repository without a tag or digest to list its tags",
-            ));
-        }
-        if request.repository.starts_with("oci:") {
-            return Err(invalid("tags can only be listed in a registry"));
-        }
         let settings = self.settings();
         let reference = match self.resolve(&request.repository, request.insecure)? {
             ArtifactRef::Registry(r) => r,

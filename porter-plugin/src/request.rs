@@ -68,14 +68,9 @@ pub fn inspect(reference: &str, insecure: bool, offline: bool) -> Result<Inspect
 /// The constraint of `pull --semver` (DS: `semver=`): the reference must name a registry
 /// repository without a tag or digest, since the constraint picks the tag.
 pub fn pull_semver(reference: &str, constraint: &str) -> Result<SemverConstraint, Error> {
-    let reference = reference.trim();
-    let last = reference.rsplit('/').next().unwrap_or_default();
-    if last.contains(':') || last.contains('@') || reference.starts_with("oci:") {
-        return Err(Error::InvalidInput(format!(
-            "a version constraint picks the tag: name a registry repository without a tag or \
-             digest, not {reference:?}"
-        )));
-    }
+    TagListRequest::new(reference)
+        .check()
+        .map_err(|e| Error::InvalidInput(format!("a version constraint picks the tag: {e}")))?;
     SemverConstraint::parse(constraint)
 }
 

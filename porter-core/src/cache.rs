@@ -341,6 +341,26 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_download_dropped_after_its_last_byte_publishes_it_or_discards_wrong_bytes() {
+        let (_dir, cache, data, desc) = hello();
+        let mut d = start(&cache, &desc).await;
+        d.write(data.clone()).await.unwrap();
+        d.close().await;
+        assert!(cache.has_blob(&desc.digest, 11), "verified bytes are kept");
+        assert_eq!(ingest(&cache), Vec::<String>::new());
+
+        let wrong = Descriptor {
+            digest: Digest::of(b"other"),
+            ..desc.clone()
+        };
+        let mut d = start(&cache, &wrong).await;
+        d.write(data.clone()).await.unwrap();
+        d.close().await;
+        assert!(!cache.has_blob_any_size(&wrong.digest));
+        assert_eq!(ingest(&cache), Vec::<String>::new(), "wrong bytes go");
+    }
+
+    #[tokio::test]
     async fn damaged_partial_bytes_are_found_and_the_blob_is_fetched_again() {
         let (_dir, cache, data, desc) = hello();
         fs::write(cache.ingest_file(&desc.digest, PARTIAL_SUFFIX), b"jello").unwrap();

@@ -3,11 +3,12 @@
 //! A blocking thread hashes and writes what arrives into a spool file in `.ingest/`: under the
 //! blob's lease that is `<hex>.partial`, which outlives an interrupted download so the next one
 //! resumes from its bytes (re-hashed first, so they need not be trusted); without the lease (the
-//! holder stalled) a private temporary file. The blob is renamed into `blobs/` only when
-//! [`BlobDownload::finish`] found its size and digest right. Bytes that prove wrong are
-//! discarded. A download dropped without `finish` (a failed or cancelled transfer) publishes
-//! nothing and keeps its partial bytes; the lease is released only once the thread has flushed
-//! and closed the file, so the next holder never reads a file that is still being written.
+//! holder stalled) a private temporary file. The blob is renamed into `blobs/` only once its
+//! size and digest proved right, normally in [`BlobDownload::finish`]. Bytes that prove wrong
+//! are discarded. A download dropped without `finish` (a failed or cancelled transfer) keeps its
+//! partial bytes, or publishes the blob when every byte had arrived and proves right; the lease
+//! is released only once the thread has flushed and closed the file, so the next holder never
+//! reads a file that is still being written.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -302,9 +303,18 @@ impl Writer {
         Ok(())
     }
 
-    /// The transfer stopped without `finish`: partial bytes stay for the next download (an
-    /// empty partial file is removed), a private file goes. The lease is released last.
+    /// The transfer stopped without `finish`. When every byte had arrived the blob is
+    /// published if they prove right (a pull cancelled by a sibling's failure keeps what it
+    /// completed) and discarded if not. Otherwise partial bytes stay for the next download (an
+    /// empty partial file is removed) and a private file goes. The lease is released last.
     fn abandon(mut self) {
+        if self.written == self.size {
+            match self.complete() {
+                Ok(()) if self.publish().is_ok() => return,
+                Ok(()) => {}
+                Err(_) => self.written = 0,
+            }
+        }
         let _ = self.out.flush();
         if let Spool::Partial { path, .. } = &self.spool
             && self.written == 0

@@ -109,7 +109,27 @@ pub struct CopyOutcome {
 
 impl Porter {
     /// Copies `request.source` to `request.destination`: registry or layout on either side.
+    ///
+    /// Every blob is hashed as it leaves the cache; one that no longer matches its digest is
+    /// never committed at the destination. It is taken out of the cache and, online, the copy
+    /// runs once more, fetching it again (the rule a pull's export follows).
     pub async fn copy(
+        &self,
+        request: &CopyRequest,
+        progress: &dyn Progress,
+    ) -> Result<CopyOutcome> {
+        let err = match self.copy_once(request, progress).await {
+            Err(err) => err,
+            done => return done,
+        };
+        if !self.take_out_damaged(&err, false).await? {
+            return Err(err);
+        }
+        tracing::warn!("{err}; fetching it again");
+        self.copy_once(request, progress).await
+    }
+
+    async fn copy_once(
         &self,
         request: &CopyRequest,
         progress: &dyn Progress,
@@ -185,7 +205,8 @@ impl Porter {
             .cancel
             .run_until_cancelled(publish::publish(&target, &publication, &known, progress))
             .await
-            .unwrap_or(Err(Error::Cancelled))?;
+            .unwrap_or(Err(Error::Cancelled))
+            .map_err(|err| damaged_in_cache(err, self.cache(), &publication.blobs))?;
         tracing::info!(
             from = %request.source,
             to = %written,
@@ -207,6 +228,25 @@ impl Porter {
             bytes_copied: published.sent_bytes,
             bytes_downloaded: pulled.result.downloaded_bytes.unwrap_or(0),
         })
+    }
+}
+
+/// Every blob a copy publishes is read from the cache: one whose bytes did not hash to its
+/// digest on the way out is a damaged cached blob.
+fn damaged_in_cache(err: Error, cache: &Cache, blobs: &[Blob]) -> Error {
+    let Error::DigestMismatch {
+        expected, found, ..
+    } = err.root()
+    else {
+        return err;
+    };
+    match blobs.iter().find(|b| b.digest.to_string() == *expected) {
+        Some(blob) => Error::CorruptBlob {
+            digest: expected.clone(),
+            path: cache.blob_path(&blob.digest),
+            found: found.clone(),
+        },
+        None => err,
     }
 }
 

@@ -323,20 +323,28 @@ impl Porter {
             Err(err) => err,
             done => return done,
         };
+        if !self.take_out_damaged(&err, request.offline).await? {
+            return Err(err);
+        }
+        tracing::warn!("{err}; fetching it again");
+        self.pull_once(request, progress).await
+    }
+
+    /// The one rule for a cached blob found damaged while it was read (an export hashing what it
+    /// copies, a copy hashing what it uploads): it is taken out of the cache so nothing reuses
+    /// it, and `true` says the operation should run once more, which fetches it again. Offline,
+    /// or for any other error, `false`: the error stands.
+    pub(crate) async fn take_out_damaged(&self, err: &Error, offline: bool) -> Result<bool> {
         let damaged = match err.root() {
             Error::CorruptBlob { digest, .. } => digest.parse::<crate::digest::Digest>()?,
-            _ => return Err(err),
+            _ => return Ok(false),
         };
         let cache = self.cache.clone();
         blocking("removing a damaged blob", move || {
             cache.quarantine(&damaged)
         })
         .await?;
-        if self.settings.offline || request.offline {
-            return Err(err);
-        }
-        tracing::warn!("{err}; fetching it again");
-        self.pull_once(request, progress).await
+        Ok(!(self.settings.offline || offline))
     }
 
     async fn pull_once(

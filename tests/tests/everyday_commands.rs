@@ -547,7 +547,7 @@ fn cache_rm_removes_an_entry_and_only_the_blobs_nothing_else_uses() {
 }
 
 #[test]
-fn a_copy_never_uploads_a_cached_blob_that_no_longer_matches_its_digest() {
+fn a_copy_never_uploads_a_damaged_cached_blob_and_fetches_it_again_online() {
     let reg = Registry::start();
     let other = Registry::start();
     let index = six_platforms(&reg, "demo/six:1.0");
@@ -562,26 +562,64 @@ fn a_copy_never_uploads_a_cached_blob_that_no_longer_matches_its_digest() {
     // One byte of a cached layer flipped, same size: the cache's size check cannot see it.
     let layer = &index.platform("linux/arm64").manifest.layers[0].digest;
     let blob = user.cache().join("blobs/sha256").join(&layer[7..]);
-    let mut bytes = fs::read(&blob).unwrap();
-    bytes[0] ^= 0x20;
-    fs::write(&blob, &bytes).unwrap();
+    let damage = || {
+        let mut bytes = fs::read(&blob).unwrap();
+        bytes[0] ^= 0x20;
+        fs::write(&blob, &bytes).unwrap();
+    };
+    damage();
 
-    let target = other.reference("copy/six:1.0");
+    // Offline the blob cannot be fetched again: the copy fails naming it and commits nothing.
+    let layout = user.path().join("air-gap");
+    let target = format!("oci:{}:1.0", layout.display());
     let failed = user
+        .run_with(
+            &["copy", &reg.reference("demo/six:1.0"), &target],
+            &[("DS_OFFLINE", "1")],
+        )
+        .fails();
+    assert!(failed.contains(layer.as_str()), "{failed}");
+    assert!(failed.contains("is damaged"), "{failed}");
+    assert!(
+        !layout.join("blobs/sha256").join(&layer[7..]).exists(),
+        "the damaged bytes were never committed to the layout"
+    );
+    assert!(
+        !layout.join("index.json").exists()
+            || !fs::read_to_string(layout.join("index.json"))
+                .unwrap()
+                .contains("\"1.0\""),
+        "no tag names incomplete content"
+    );
+    assert!(
+        !blob.exists(),
+        "the damaged blob was taken out of the cache"
+    );
+
+    // Online the copy fetches it again and the destination gets the right bytes.
+    user.run(&[
+        "pull",
+        &reg.reference("demo/six:1.0"),
+        "--insecure",
+        "--all-arch",
+    ])
+    .ok();
+    damage();
+    let target = other.reference("copy/six:1.0");
+    let copied = user
         .run(&[
             "copy",
             &reg.reference("demo/six:1.0"),
             &target,
             "--insecure",
         ])
-        .fails();
-    assert!(failed.contains(layer.as_str()), "{failed}");
-    assert!(failed.contains("nothing was committed"), "{failed}");
-    let tag = other.raw_get("/v2/copy/six/manifests/1.0", None);
-    assert_eq!(tag.status, 404, "no tag names incomplete content");
-    let blob_there = other.raw_get(&format!("/v2/copy/six/blobs/{layer}"), None);
-    assert_eq!(
-        blob_there.status, 404,
-        "the damaged bytes were never committed"
-    );
+        .ok();
+    assert_eq!(copied["digest"], index.digest.as_str(), "{copied}");
+    assert!(copied["bytes_downloaded"].as_u64().unwrap() > 0, "{copied}");
+    let there = other.raw_get(&format!("/v2/copy/six/blobs/{layer}"), None);
+    assert_eq!(there.status, 200);
+    assert_eq!(&crate_digest(&there.body), layer, "the right bytes arrived");
+    let verified = user.run(&["cache", "verify"]).ok();
+    assert_eq!(verified["corrupt"], serde_json::json!([]), "{verified}");
+    assert_eq!(verified["missing"], serde_json::json!([]), "{verified}");
 }

@@ -552,13 +552,16 @@ fn a_copy_never_uploads_a_damaged_cached_blob_and_fetches_it_again_online() {
     let other = Registry::start();
     let index = six_platforms(&reg, "demo/six:1.0");
     let user = User::new();
-    user.run(&[
-        "pull",
-        &reg.reference("demo/six:1.0"),
-        "--insecure",
-        "--all-arch",
-    ])
-    .ok();
+    let pull_all = || {
+        user.run(&[
+            "pull",
+            &reg.reference("demo/six:1.0"),
+            "--insecure",
+            "--all-arch",
+        ])
+        .ok()
+    };
+    pull_all();
     // One byte of a cached layer flipped, same size: the cache's size check cannot see it.
     let layer = &index.platform("linux/arm64").manifest.layers[0].digest;
     let blob = user.cache().join("blobs/sha256").join(&layer[7..]);
@@ -597,13 +600,7 @@ fn a_copy_never_uploads_a_damaged_cached_blob_and_fetches_it_again_online() {
     );
 
     // Online the copy fetches it again and the destination gets the right bytes.
-    user.run(&[
-        "pull",
-        &reg.reference("demo/six:1.0"),
-        "--insecure",
-        "--all-arch",
-    ])
-    .ok();
+    pull_all();
     damage();
     let target = other.reference("copy/six:1.0");
     let copied = user
